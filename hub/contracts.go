@@ -1,0 +1,65 @@
+package hub
+
+import "github.com/wshub/wshub/wsproto"
+
+// Broker carries publications between gateway instances. The hub drives its
+// subscriptions lazily: Subscribe is called when a channel gets its first local
+// subscriber and Unsubscribe when it loses its last one, exactly once per
+// instance whatever the number of loops. Every method must return quickly and
+// is safe for concurrent use: callers are event loops that must never block.
+type Broker interface {
+	// Start begins delivering incoming publications to sink. Called once,
+	// before any other method.
+	Start(sink Sink) error
+	// Publish hands data (a JSON value, byte for byte what the publisher sent)
+	// to the broker for delivery to every subscriber of channel on every
+	// instance. done is called exactly once, possibly synchronously, possibly
+	// from another goroutine: nil once the broker accepted it, ErrUnavailable
+	// when the broker is down. data may be reused by the caller after Publish
+	// returns.
+	Publish(channel string, data []byte, done func(error))
+	// Subscribe starts receiving channel. done is called exactly once: nil as
+	// soon as every later publication on channel will reach the sink,
+	// ErrUnavailable when the broker is down (the hub then drops the
+	// subscribers it was holding for it and calls Unsubscribe).
+	Subscribe(channel string, done func(error))
+	// Unsubscribe stops receiving channel.
+	Unsubscribe(channel string)
+	// Ready reports whether the broker can currently publish and deliver.
+	Ready() bool
+	// Close releases the broker's connections.
+	Close() error
+}
+
+// Sink receives every publication the broker delivers to this instance.
+// Calls for one channel never overlap (the broker serializes them): that is
+// what gives every subscriber on every loop the same order. data is only valid
+// during the call.
+type Sink interface {
+	Deliver(channel string, data []byte)
+}
+
+// Poster runs fn on one event loop's goroutine. Post is safe from any
+// goroutine, never blocks, and batches: many posts may share one wake-up.
+// *eventloop.Loop implements it.
+type Poster interface {
+	Post(fn func())
+}
+
+// Conn is the hub's view of one WebSocket connection; *eventloop.Conn
+// implements it. Apart from ID and Loop, methods may only be called on the
+// goroutine of the loop that owns the connection.
+type Conn interface {
+	// ID is unique per process for the life of the process.
+	ID() uint64
+	// Loop is the index of the owning loop in the []Poster given to the hub.
+	Loop() int
+	// Send queues a shared frame (taking its own reference). It returns false
+	// when the connection is closing or was just dropped as a slow consumer.
+	Send(f *wsproto.Frame) bool
+	// Close sends a close frame after what is already queued, then closes.
+	Close(code uint16, reason string)
+	// Data and SetData hold the hub's per-connection state.
+	Data() any
+	SetData(v any)
+}
