@@ -1,15 +1,25 @@
 package wsproto
 
-import "strconv"
+import (
+	"encoding/binary"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/valyala/bytebufferpool"
+)
+
+// DefaultMaxMessage is the message size limit used when Init gets 0.
+const DefaultMaxMessage = 64 << 10
 
 // EventKind says what Decoder.Next produced.
 type EventKind uint8
 
 // Event kinds.
 const (
-	EventNone EventKind = iota
-	EventText
-	EventBinary
+	EventNone   EventKind = iota // a non-final fragment was absorbed; nothing to deliver yet
+	EventText                    // a complete, UTF-8 valid text message
+	EventBinary                  // a complete binary message
 	EventPing
 	EventPong
 	EventClose
@@ -17,13 +27,23 @@ const (
 
 // Event is one decoded message or control frame.
 type Event struct {
-	Kind        EventKind
-	Payload     []byte
-	CloseCode   uint16
+	Kind EventKind
+	// Payload is the complete message or control payload. It is valid until the
+	// next Next call or until the caller discards the input bytes.
+	Payload []byte
+	// CloseCode is the peer's code for EventClose (1005 when the close had no
+	// payload).
+	CloseCode uint16
+	// CloseReason is the peer's UTF-8 reason for EventClose (aliases the input).
 	CloseReason []byte
+	// Compressed is set on a data message whose first frame had RSV1 while
+	// compression is allowed (AllowCompressed): Payload is still deflated and
+	// its UTF-8 validity is the inflater's to check.
+	Compressed bool
 }
 
-// CloseError is a protocol violation by the peer.
+// CloseError is a protocol violation by the peer: close the connection with
+// Code (1002, 1007, 1009). Reason is a short text suitable for the close frame.
 type CloseError struct {
 	Code   uint16
 	Reason string
@@ -33,16 +53,235 @@ func (e *CloseError) Error() string {
 	return "websocket: close " + strconv.Itoa(int(e.Code)) + ": " + e.Reason
 }
 
-// Decoder decodes client frames.
+// The errors Next returns; shared so that a failure does not allocate.
+var (
+	errRSV           = &CloseError{CloseProtocolError, "reserved bits set"}
+	errOpcode        = &CloseError{CloseProtocolError, "unknown opcode"}
+	errUnmasked      = &CloseError{CloseProtocolError, "unmasked client frame"}
+	errControlFrag   = &CloseError{CloseProtocolError, "fragmented control frame"}
+	errControlLen    = &CloseError{CloseProtocolError, "control frame over 125 bytes"}
+	errLength64      = &CloseError{CloseProtocolError, "frame length top bit set"}
+	errContinuation  = &CloseError{CloseProtocolError, "continuation without a message"}
+	errInterleaved   = &CloseError{CloseProtocolError, "new message inside a fragmented one"}
+	errCloseLen      = &CloseError{CloseProtocolError, "close payload of 1 byte"}
+	errCloseCode     = &CloseError{CloseProtocolError, "invalid close code"}
+	errTooBig        = &CloseError{CloseTooBig, "message too big"}
+	errTextUTF8      = &CloseError{CloseInvalidPayload, "invalid UTF-8 in text"}
+	errCloseUTF8     = &CloseError{CloseInvalidPayload, "invalid UTF-8 in close reason"}
+	errRSVCompressed = &CloseError{CloseProtocolError, "RSV1 outside a message's first frame"}
+)
+
+// msgPool holds reassembly buffers of fragmented messages, apart from the
+// frame pool: its size calibration sees client messages only.
+var msgPool bytebufferpool.Pool
+
+// Decoder decodes client frames from the front of a byte slice. It lives in
+// every connection, so it is kept small (24 bytes on 64-bit) and holds a heap
+// buffer only while a fragmented message is being reassembled.
+// The zero value is unusable: call Init.
 type Decoder struct {
-	max int
+	msg        *bytebufferpool.ByteBuffer // reassembly buffer, nil when no fragmented message is held
+	max        int                        // message size limit
+	op         ws.OpCode                  // opcode of the fragmented message in progress, 0 = none
+	tail       uint8                      // bytes at the end of msg that start an incomplete UTF-8 sequence
+	compress   bool                       // RSV1 allowed on a message's first frame (permessage-deflate)
+	compressed bool                       // the message in progress had RSV1
 }
 
-// Init prepares the decoder.
-func (d *Decoder) Init(maxMessage int) { d.max = maxMessage }
+// Init prepares the decoder; maxMessage caps a message after reassembly and
+// therefore a single frame too (DefaultMaxMessage when <= 0).
+func (d *Decoder) Init(maxMessage int) {
+	d.Reset()
+	if maxMessage <= 0 {
+		maxMessage = DefaultMaxMessage
+	}
+	d.max = maxMessage
+	d.compress = false
+}
 
-// Next decodes at most one frame (skeleton: always needs more).
-func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) { return Event{}, 0, nil }
+// AllowCompressed is the permessage-deflate hook: when on, RSV1 is accepted on
+// the first frame of a data message and reported as Event.Compressed.
+func (d *Decoder) AllowCompressed(on bool) { d.compress = on }
 
-// Reset returns pooled buffers.
-func (d *Decoder) Reset() {}
+// Reset drops any message in progress and returns pooled buffers (connection
+// closed). The limit and compression setting are kept.
+func (d *Decoder) Reset() {
+	d.release()
+	d.op, d.tail, d.compressed = 0, 0, false
+}
+
+func (d *Decoder) release() {
+	if d.msg != nil {
+		msgPool.Put(d.msg)
+		d.msg = nil
+	}
+}
+
+// Next decodes at most one frame from the front of buf, unmasking it in place.
+//
+// n == 0 && err == nil: need more bytes (nothing consumed). n > 0: that many
+// bytes were one whole frame; ev.Kind == EventNone for a non-final fragment.
+// err != nil (always a *CloseError): stop reading and close with its Code; the
+// decoder is then only good for Reset.
+//
+// Every check that the first bytes allow is made before waiting for the
+// payload; in particular the length is checked against the limit as soon as
+// it is readable, and nothing is ever allocated on a declared length: a
+// fragment is copied into the reassembly buffer only once it has arrived.
+func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
+	if d.msg != nil && d.op == 0 {
+		// The previous call delivered the reassembled message; its Payload
+		// is no longer valid, so an idle connection holds no buffer.
+		d.release()
+	}
+	if len(buf) < 2 {
+		return ev, 0, nil
+	}
+	if err := d.checkHeader(buf[0], buf[1]); err != nil {
+		return ev, 0, err
+	}
+	op := ws.OpCode(buf[0] & 0x0f)
+	fin := buf[0]&0x80 != 0
+	length, hdr := uint64(buf[1]&0x7f), 2
+	switch length {
+	case 126:
+		if len(buf) < 4 {
+			return ev, 0, nil
+		}
+		length, hdr = uint64(binary.BigEndian.Uint16(buf[2:])), 4
+	case 127:
+		if len(buf) < 10 {
+			return ev, 0, nil
+		}
+		length, hdr = binary.BigEndian.Uint64(buf[2:]), 10
+		if length>>63 != 0 {
+			return ev, 0, errLength64
+		}
+	}
+	if !op.IsControl() {
+		// Non-minimal length encodings are legal (RFC 6455 §5.2 only says
+		// "minimal number of bytes MUST be used" for the sender), so accept.
+		held := uint64(0)
+		if op == ws.OpContinuation {
+			held = uint64(len(d.msg.B))
+		}
+		if length > uint64(d.max) || held+length > uint64(d.max) {
+			return ev, 0, errTooBig
+		}
+	}
+	hdr += 4 // mask key
+	if len(buf) < hdr || uint64(len(buf)-hdr) < length {
+		return ev, 0, nil
+	}
+	n = hdr + int(length)
+	payload := buf[hdr:n]
+	ws.Cipher(payload, [4]byte(buf[hdr-4:hdr]), 0)
+
+	switch op {
+	case ws.OpPing:
+		ev.Kind, ev.Payload = EventPing, payload
+	case ws.OpPong:
+		ev.Kind, ev.Payload = EventPong, payload
+	case ws.OpClose:
+		if err := parseClose(payload, &ev); err != nil {
+			return ev, 0, err
+		}
+	case ws.OpContinuation:
+		if err := d.appendFragment(payload, fin, &ev); err != nil {
+			return Event{}, 0, err
+		}
+	default: // text or binary opening a message
+		compressed := buf[0]&0x40 != 0
+		if fin {
+			if op == ws.OpText && !compressed && !utf8.Valid(payload) {
+				return ev, 0, errTextUTF8
+			}
+			ev.Kind, ev.Payload, ev.Compressed = kindOf(op), payload, compressed
+			return ev, n, nil
+		}
+		d.op, d.compressed, d.tail = op, compressed, 0
+		d.msg = msgPool.Get()
+		if err := d.appendFragment(payload, false, &ev); err != nil {
+			return Event{}, 0, err
+		}
+	}
+	return ev, n, nil
+}
+
+// checkHeader makes every check the first two header bytes allow.
+func (d *Decoder) checkHeader(b0, b1 byte) error {
+	op := ws.OpCode(b0 & 0x0f)
+	rsv := b0 & 0x70
+	switch op {
+	case ws.OpContinuation, ws.OpText, ws.OpBinary, ws.OpClose, ws.OpPing, ws.OpPong:
+	default:
+		return errOpcode
+	}
+	switch {
+	case rsv&^0x40 != 0 || rsv != 0 && !d.compress:
+		return errRSV
+	case op.IsControl() && b0&0x80 == 0:
+		return errControlFrag
+	case op.IsControl() && b1&0x7f > 125:
+		return errControlLen
+	case op == ws.OpContinuation && d.op == 0:
+		return errContinuation
+	case op != ws.OpContinuation && !op.IsControl() && d.op != 0:
+		return errInterleaved
+	case rsv != 0 && (op.IsControl() || op == ws.OpContinuation):
+		// RFC 7692 §6: RSV1 marks a whole message, set on its first frame only.
+		return errRSVCompressed
+	case b1&0x80 == 0:
+		return errUnmasked
+	}
+	return nil
+}
+
+// appendFragment adds one fragment's payload to the message in progress,
+// validating text as it goes, and delivers the message on the final fragment.
+func (d *Decoder) appendFragment(payload []byte, fin bool, ev *Event) error {
+	d.msg.B = append(d.msg.B, payload...)
+	if d.op == ws.OpText && !d.compressed {
+		// Re-check from the start of the incomplete sequence the previous
+		// fragment ended with: a code point may straddle fragments.
+		start := len(d.msg.B) - len(payload) - int(d.tail)
+		tail, ok := validUTF8Prefix(d.msg.B[start:], fin)
+		if !ok {
+			return errTextUTF8
+		}
+		d.tail = uint8(tail)
+	}
+	if fin {
+		ev.Kind, ev.Payload, ev.Compressed = kindOf(d.op), d.msg.B, d.compressed
+		d.op, d.compressed, d.tail = 0, false, 0 // msg is released by the next call
+	}
+	return nil
+}
+
+func kindOf(op ws.OpCode) EventKind {
+	if op == ws.OpText {
+		return EventText
+	}
+	return EventBinary
+}
+
+// parseClose fills ev from a close payload (RFC 6455 §5.5.1, §7.4).
+func parseClose(p []byte, ev *Event) error {
+	ev.Kind = EventClose
+	switch len(p) {
+	case 0:
+		ev.CloseCode = CloseNoStatus
+		return nil
+	case 1:
+		return errCloseLen
+	}
+	code := binary.BigEndian.Uint16(p)
+	if !ValidCloseCode(code) {
+		return errCloseCode
+	}
+	if !utf8.Valid(p[2:]) {
+		return errCloseUTF8
+	}
+	ev.CloseCode, ev.CloseReason = code, p[2:]
+	return nil
+}

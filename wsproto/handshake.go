@@ -1,11 +1,30 @@
 package wsproto
 
-// HandshakeConfig configures ParseHandshake.
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"unsafe"
+)
+
+// Default caps applied when the HandshakeConfig fields are zero.
+const (
+	DefaultMaxRequestBytes = 8192
+	DefaultMaxHeaders      = 64
+)
+
+// Subprotocol is the optional subprotocol of PROTOCOL.md, echoed when offered.
+const Subprotocol = "wshub.v1"
+
+// HandshakeConfig configures ParseHandshake. It is read-only during parsing and
+// may be shared by all loops.
 type HandshakeConfig struct {
-	MaxRequestBytes int                      // cap on the whole request incl. headers; default 8192 when 0
-	MaxHeaders      int                      // default 64 when 0
-	Paths           []string                 // accepted paths; other paths -> 404
-	CheckOrigin     func(origin string) bool // nil = allow all; false -> 403
+	MaxRequestBytes int      // cap on the whole request incl. headers; default 8192 when 0
+	MaxHeaders      int      // default 64 when 0
+	Paths           []string // accepted paths, e.g. {"/ws"}; other paths -> 404; empty = any path
+	// CheckOrigin decides on the Origin header ("" when the client sent none,
+	// as non-browser clients do). nil = allow all; false -> 403.
+	CheckOrigin func(origin string) bool
 }
 
 // HandshakeStatus is the outcome of ParseHandshake.
@@ -13,25 +32,473 @@ type HandshakeStatus uint8
 
 // Handshake outcomes.
 const (
-	HandshakeNeedMore HandshakeStatus = iota
-	HandshakeDone
-	HandshakeReject
+	HandshakeNeedMore HandshakeStatus = iota // request incomplete and still under the caps
+	HandshakeDone                            // valid upgrade: write Response, then speak WebSocket
+	HandshakeReject                          // write Response and close the connection
 )
 
-// Handshake is the result of ParseHandshake.
+// Handshake is the result of ParseHandshake. Its strings and Response do not
+// alias the input buffer, so they stay valid after the caller discards it.
 type Handshake struct {
-	Status        HandshakeStatus
-	Consumed      int
-	Code          int
+	Status HandshakeStatus
+	// Consumed is the length of the request (Done, or Reject of a complete
+	// request); bytes after it are the client's first frames: keep them. On a
+	// Reject before the request is complete it is the number of bytes examined.
+	Consumed int
+	// Code is 101 on Done; the HTTP status on Reject: 400 (malformed, method,
+	// http_version, upgrade, connection, host, key, version when missing,
+	// too_large, headers), 403 (origin), 404 (path), 426 (version not 13).
+	Code int
+	// Reason is a short stable reason for metrics/logs: "method", "http_version",
+	// "version", "upgrade", "connection", "key", "host", "path", "origin",
+	// "too_large", "headers", "malformed".
 	Reason        string
-	Path          string
-	Query         string
-	Authorization string
-	Subprotocol   bool
-	Response      []byte
+	Path          string // e.g. "/ws"
+	Query         string // raw query without '?', "" if none
+	Authorization string // raw Authorization header value, "" if none
+	Subprotocol   bool   // client offered wshub.v1 (echoed in Response)
+	// Response is the complete HTTP response to write. Error responses are
+	// shared and must not be modified.
+	Response []byte
 }
 
-// ParseHandshake examines the bytes received so far (skeleton: always NeedMore).
+// Reject reasons (Handshake.Reason).
+const (
+	reasonMalformed   = "malformed"
+	reasonMethod      = "method"
+	reasonHTTPVersion = "http_version"
+	reasonVersion     = "version"
+	reasonUpgrade     = "upgrade"
+	reasonConnection  = "connection"
+	reasonKey         = "key"
+	reasonHost        = "host"
+	reasonPath        = "path"
+	reasonOrigin      = "origin"
+	reasonTooLarge    = "too_large"
+	reasonHeaders     = "headers"
+)
+
+// ParseHandshake examines the bytes received so far. It returns NeedMore when
+// the request is incomplete and still under the caps, and Reject as soon as it
+// is certain the request is bad (including over the cap). It keeps no state:
+// call it again with the grown buffer. The outcome does not depend on how the
+// bytes were split across calls.
+//
+// Status choices: PROTOCOL.md says a request that is not a valid upgrade gets
+// 400, so a wrong method or an oversized request is 400 (not 405/431); only a
+// Sec-WebSocket-Version other than 13 gets 426 (a missing one is 400, as in
+// gobwas/ws). The path is checked right after the request line, so a plain GET
+// of another path is 404 whatever its headers.
 func ParseHandshake(buf []byte, cfg *HandshakeConfig) Handshake {
+	if cfg == nil {
+		cfg = &defaultConfig
+	}
+	maxBytes, maxHeaders := cfg.MaxRequestBytes, cfg.MaxHeaders
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxRequestBytes
+	}
+	if maxHeaders <= 0 {
+		maxHeaders = DefaultMaxHeaders
+	}
+	// Only the first maxBytes bytes may hold the request; looking no further
+	// keeps the outcome independent of how much extra the client sent.
+	scan := buf
+	if len(scan) > maxBytes {
+		scan = scan[:maxBytes]
+	}
+
+	line, rest, ok := cutLine(scan)
+	if !ok {
+		if !isTokenPrefix(scan) {
+			return reject(len(scan), 400, reasonMalformed)
+		}
+		return needMore(len(buf), len(scan), maxBytes)
+	}
+	if line == nil {
+		return reject(len(scan)-len(rest), 400, reasonMalformed)
+	}
+	var rl requestLine
+	if code, reason := rl.parse(line, cfg); code != 0 {
+		return reject(len(scan)-len(rest), code, reason)
+	}
+
+	var h headers
+	for count := 0; ; count++ {
+		line, rest, ok = cutLine(rest)
+		if !ok {
+			return needMore(len(buf), len(scan), maxBytes)
+		}
+		if line == nil {
+			return reject(len(scan)-len(rest), 400, reasonMalformed)
+		}
+		if len(line) == 0 {
+			break
+		}
+		if count == maxHeaders {
+			return reject(len(scan)-len(rest), 400, reasonHeaders)
+		}
+		if !h.add(line) {
+			return reject(len(scan)-len(rest), 400, reasonMalformed)
+		}
+	}
+	consumed := len(scan) - len(rest)
+	if code, reason := h.check(cfg); code != 0 {
+		return reject(consumed, code, reason)
+	}
+	return accept(consumed, &rl, &h)
+}
+
+var defaultConfig HandshakeConfig
+
+func needMore(have, scanned, maxBytes int) Handshake {
+	if have >= maxBytes {
+		return reject(scanned, 400, reasonTooLarge)
+	}
 	return Handshake{Status: HandshakeNeedMore}
+}
+
+func reject(consumed, code int, reason string) Handshake {
+	return Handshake{
+		Status:   HandshakeReject,
+		Consumed: consumed,
+		Code:     code,
+		Reason:   reason,
+		Response: RejectResponse(code),
+	}
+}
+
+// cutLine splits off the first line of b. ok is false when b holds no complete
+// line. A line ends in CRLF or a bare LF (RFC 9112 §2.2 lets a recipient accept
+// it); line is nil when it contains a bare CR or NUL, which are never legal in a
+// request head and a known request-smuggling vector.
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return nil, nil, false
+	}
+	line, rest = b[:i], b[i+1:]
+	if i > 0 && line[i-1] == '\r' {
+		line = line[:i-1]
+	}
+	if bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0 {
+		return nil, rest, true
+	}
+	return line, rest, true
+}
+
+// requestLine holds the parts of "GET /path?query HTTP/1.1".
+type requestLine struct {
+	path  []byte
+	query []byte
+	// known is the cfg.Paths entry equal to path, so that Handshake.Path needs
+	// no copy; anyPath is set instead when cfg.Paths is empty.
+	known   string
+	anyPath bool
+}
+
+// parse checks the request line. It returns a non-zero HTTP status on failure.
+func (rl *requestLine) parse(line []byte, cfg *HandshakeConfig) (int, string) {
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return 400, reasonMalformed
+	}
+	method, rest := line[:sp], line[sp+1:]
+	sp = bytes.IndexByte(rest, ' ')
+	if sp <= 0 {
+		return 400, reasonMalformed
+	}
+	target, version := rest[:sp], rest[sp+1:]
+	for _, c := range target {
+		if c <= ' ' || c == 0x7f {
+			return 400, reasonMalformed
+		}
+	}
+	if !validHTTPVersion(version) {
+		return 400, reasonMalformed
+	}
+	rl.path = target
+	if q := bytes.IndexByte(target, '?'); q >= 0 {
+		rl.path, rl.query = target[:q], target[q+1:]
+	}
+	rl.anyPath = len(cfg.Paths) == 0
+	if !rl.anyPath && !rl.match(cfg.Paths) {
+		return 404, reasonPath
+	}
+	if string(method) != "GET" {
+		return 400, reasonMethod
+	}
+	// HTTP/1.1 or later: an HTTP/1.0 client cannot upgrade (RFC 6455 §4.1).
+	if version[5] < '1' || version[5] == '1' && version[7] < '1' {
+		return 400, reasonHTTPVersion
+	}
+	return 0, ""
+}
+
+// match looks the path up in paths, recording the entry found.
+func (rl *requestLine) match(paths []string) bool {
+	for _, p := range paths {
+		if string(rl.path) == p {
+			rl.known = p
+			return true
+		}
+	}
+	return false
+}
+
+// validHTTPVersion reports whether v is "HTTP/" DIGIT "." DIGIT.
+func validHTTPVersion(v []byte) bool {
+	return len(v) == 8 && string(v[:5]) == "HTTP/" && isDigit(v[5]) && v[6] == '.' && isDigit(v[7])
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// headers collects what the upgrade needs from the header lines.
+type headers struct {
+	host, upgrade, connection bool
+	hostDup                   bool
+	versionCount              uint8 // saturates at 2: only 0, 1 or "several" matter
+	keyCount                  uint8 // same
+	subprotocol               bool
+	version                   []byte
+	key                       []byte
+	origin                    []byte
+	authorization             []byte
+	hasOrigin, hasAuth        bool
+}
+
+// add records one header line; false when the line is malformed.
+func (h *headers) add(line []byte) bool {
+	if line[0] == ' ' || line[0] == '\t' {
+		return false // obsolete line folding (RFC 9112 §5.2: reject with 400)
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 || !isToken(line[:colon]) {
+		return false // includes whitespace before the colon (RFC 9112 §5.1)
+	}
+	name, value := line[:colon], trimOWS(line[colon+1:])
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	// Dispatch on the length first: a cheap switch before any case folding.
+	switch len(name) {
+	case 4:
+		if bytes.EqualFold(name, []byte("host")) {
+			h.hostDup = h.host
+			h.host = true
+		}
+	case 6:
+		if bytes.EqualFold(name, []byte("origin")) && !h.hasOrigin {
+			h.origin, h.hasOrigin = value, true
+		}
+	case 7:
+		if bytes.EqualFold(name, []byte("upgrade")) {
+			h.upgrade = h.upgrade || hasToken(value, "websocket")
+		}
+	case 10:
+		if bytes.EqualFold(name, []byte("connection")) {
+			h.connection = h.connection || hasToken(value, "upgrade")
+		}
+	case 13:
+		if bytes.EqualFold(name, []byte("authorization")) && !h.hasAuth {
+			h.authorization, h.hasAuth = value, true
+		}
+	case 17:
+		if bytes.EqualFold(name, []byte("sec-websocket-key")) {
+			h.key = value
+			h.keyCount = min(h.keyCount+1, 2)
+		}
+	case 21:
+		if bytes.EqualFold(name, []byte("sec-websocket-version")) {
+			h.version = value
+			h.versionCount = min(h.versionCount+1, 2)
+		}
+	case 22:
+		if bytes.EqualFold(name, []byte("sec-websocket-protocol")) {
+			// Subprotocol names are case-sensitive (RFC 6455 §4.1).
+			h.subprotocol = h.subprotocol || hasTokenExact(value, Subprotocol)
+		}
+	}
+	return true
+}
+
+// check validates the collected headers once the request is complete.
+func (h *headers) check(cfg *HandshakeConfig) (int, string) {
+	switch {
+	case !h.host || h.hostDup:
+		return 400, reasonHost
+	case !h.upgrade:
+		return 400, reasonUpgrade
+	case !h.connection:
+		return 400, reasonConnection
+	case h.versionCount == 0:
+		return 400, reasonVersion
+	case h.versionCount > 1 || string(h.version) != "13":
+		return 426, reasonVersion
+	case h.keyCount != 1 || !validKey(h.key):
+		return 400, reasonKey
+	}
+	if cfg.CheckOrigin != nil && !cfg.CheckOrigin(string(h.origin)) {
+		return 403, reasonOrigin
+	}
+	return 0, ""
+}
+
+// validKey reports whether key is base64 of exactly 16 bytes (RFC 6455 §4.1).
+func validKey(key []byte) bool {
+	if len(key) != 24 {
+		return false
+	}
+	var dst [18]byte
+	n, err := base64.StdEncoding.Decode(dst[:], key)
+	return err == nil && n == 16
+}
+
+// acceptGUID is the fixed GUID of RFC 6455 §1.3.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key value into a
+// 28-byte array, without allocating.
+func AcceptKey(key []byte) (out [28]byte) {
+	var in [64]byte // keys are validated to 24 bytes; larger input falls back to the heap
+	p := append(in[:0], key...)
+	p = append(p, acceptGUID...)
+	sum := sha1.Sum(p)
+	base64.StdEncoding.Encode(out[:], sum[:])
+	return out
+}
+
+const (
+	resp101      = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+	respProtocol = "\r\nSec-WebSocket-Protocol: " + Subprotocol
+)
+
+// accept builds the Done result. Response, Query, Authorization (and Path when
+// any path is allowed) share one allocation: the strings are views of the bytes
+// after the response, which nothing ever writes again.
+func accept(consumed int, rl *requestLine, h *headers) Handshake {
+	size := len(resp101) + 28 + 4 + len(rl.query) + len(h.authorization)
+	if h.subprotocol {
+		size += len(respProtocol)
+	}
+	if rl.anyPath {
+		size += len(rl.path)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, resp101...)
+	acc := AcceptKey(h.key)
+	b = append(b, acc[:]...)
+	if h.subprotocol {
+		b = append(b, respProtocol...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	hs := Handshake{
+		Status:      HandshakeDone,
+		Consumed:    consumed,
+		Code:        101,
+		Path:        rl.known,
+		Subprotocol: h.subprotocol,
+		Response:    b[:len(b):len(b)],
+	}
+	hs.Query, b = tailString(b, rl.query)
+	hs.Authorization, b = tailString(b, h.authorization)
+	if rl.anyPath {
+		hs.Path, _ = tailString(b, rl.path)
+	}
+	return hs
+}
+
+// tailString appends s to b (which has the capacity) and returns it as a string
+// viewing b's new tail.
+func tailString(b, s []byte) (string, []byte) {
+	if len(s) == 0 {
+		return "", b
+	}
+	n := len(b)
+	b = append(b, s...)
+	return unsafe.String(&b[n], len(s)), b
+}
+
+// trimOWS removes optional whitespace (SP, HTAB) at both ends.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// hasToken reports whether the comma-separated list contains token,
+// compared case-insensitively (Upgrade and Connection values).
+func hasToken(list []byte, token string) bool {
+	for len(list) > 0 {
+		var item []byte
+		item, list = cutComma(list)
+		if bytes.EqualFold(item, []byte(token)) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasTokenExact is hasToken with a case-sensitive comparison.
+func hasTokenExact(list []byte, token string) bool {
+	for len(list) > 0 {
+		var item []byte
+		item, list = cutComma(list)
+		if string(item) == token {
+			return true
+		}
+	}
+	return false
+}
+
+func cutComma(list []byte) (item, rest []byte) {
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		return trimOWS(list[:i]), list[i+1:]
+	}
+	return trimOWS(list), nil
+}
+
+// tokenChars marks the tchar set of RFC 9110 §5.6.2.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// isTokenPrefix reports whether an incomplete first line may still become a
+// valid request line: its method part holds token characters only. This lets
+// a TLS ClientHello or binary junk be refused at once instead of after the
+// handshake timeout, with the same outcome as when the whole line is present.
+func isTokenPrefix(b []byte) bool {
+	for _, c := range b {
+		if c == ' ' {
+			return true
+		}
+		if !tokenChars[c] && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
