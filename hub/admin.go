@@ -1,0 +1,130 @@
+package hub
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AdminHandler serves the admin API: POST /api/publish, GET /healthz,
+// GET /readyz (200 while ready() is true, else 503) and GET /metrics from g.
+// It is the *http.ServeMux of NewAdminMux, so callers may add routes.
+func AdminHandler(h *Hub, ready func() bool, g prometheus.Gatherer) http.Handler {
+	return NewAdminMux(h, ready, g)
+}
+
+// NewAdminMux returns the admin routes on a ServeMux the caller can extend
+// (e.g. with /api/send later).
+func NewAdminMux(h *Hub, ready func() bool, g prometheus.Gatherer) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/publish", h.servePublish)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !getOnly(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !getOnly(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil && !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	if g != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+func getOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// servePublish handles POST /api/publish {"channel": "...", "data": ...}.
+func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeAPIError(w, &Error{405, "use POST"})
+		return
+	}
+	// The body may hold the data plus the channel and JSON punctuation.
+	limit := int64(h.cfg.MaxPublish) + 1024
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		writeAPIError(w, &Error{400, "reading the body: " + err.Error()})
+		return
+	}
+	if int64(len(body)) > limit {
+		writeAPIError(w, h.errTooBig)
+		return
+	}
+	channel, data, perr := parsePublishBody(body)
+	if perr != nil {
+		writeAPIError(w, perr)
+		return
+	}
+	if err := h.Publish(r.Context(), string(channel), data); err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{500, err.Error()}
+		}
+		writeAPIError(w, e)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true}`)
+}
+
+var errBodyNotObject = &Error{400, "body must be a JSON object with channel and data"}
+
+// parsePublishBody extracts channel and data from the API body with the same
+// scanner as client commands (data is kept byte for byte).
+func parsePublishBody(body []byte) (channel, data []byte, err *Error) {
+	if !utf8.Valid(body) {
+		return nil, nil, &Error{400, "body is not valid UTF-8"}
+	}
+	var fs fields
+	if perr := scanFields(body, &fs); perr != nil {
+		if perr == errNotObject {
+			perr = errBodyNotObject
+		}
+		return nil, nil, perr
+	}
+	switch {
+	case !fs.channel.present:
+		return nil, nil, errMissingChan
+	case fs.channel.kind != kindString:
+		return nil, nil, errChanType
+	case !fs.data.present:
+		return nil, nil, errMissingData
+	}
+	return fs.channel.str(), fs.data.val, nil
+}
+
+func writeAPIError(w http.ResponseWriter, e *Error) {
+	b := append([]byte(`{"error":{"code":`), strconv.Itoa(e.Code)...)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, e.Message)
+	b = append(b, "}}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Code)
+	w.Write(b)
+}

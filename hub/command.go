@@ -1,0 +1,250 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// opKind is a client command's op (PROTOCOL.md).
+type opKind uint8
+
+const (
+	opInvalid opKind = iota // malformed or unknown command (metrics only)
+	opSubscribe
+	opUnsubscribe
+	opPublish
+	opPing
+	numOps
+)
+
+var opNames = [numOps]string{"invalid", "subscribe", "unsubscribe", "publish", "ping"}
+
+// command is one parsed client command. Its slices point into the message
+// (or, for the rare escaped channel name, into a fresh copy).
+type command struct {
+	op       opKind
+	hasID    bool
+	hasSince bool
+	id       uint64
+	channel  []byte
+	data     []byte
+}
+
+// rawField is one top-level member of interest as found by the scanner.
+type rawField struct {
+	present bool
+	escaped bool // string with escapes: its value differs from its raw bytes
+	kind    jsonKind
+	val     []byte // the value's bytes, quotes included for strings
+}
+
+// str returns a string field's value: its raw bytes between the quotes, or a
+// decoded copy when it has escapes.
+func (f *rawField) str() []byte {
+	if f.escaped {
+		return unescape(f.val)
+	}
+	return f.val[1 : len(f.val)-1]
+}
+
+// Errors that need no formatting are built once.
+var (
+	errNotObject   = &Error{400, "command must be a JSON object"}
+	errBadID       = &Error{400, "id must be a non-negative integer"}
+	errMissingOp   = &Error{400, "missing op"}
+	errOpType      = &Error{400, "op must be a string"}
+	errMissingChan = &Error{400, "missing channel"}
+	errChanType    = &Error{400, "channel must be a string"}
+	errMissingData = &Error{400, "missing data"}
+	errSinceType   = &Error{400, "since must be an offset (a string or a non-negative integer)"}
+	errEmptyChan   = &Error{422, "channel name is empty"}
+	errLongChan    = &Error{422, "channel name is longer than 255 bytes"}
+)
+
+// fields are the top-level members a command or API body may carry.
+type fields struct {
+	op, id, channel, data, since rawField
+}
+
+// scanFields validates msg as one JSON object and locates its known members
+// (the last of duplicates wins; unknown members are validated and ignored).
+func scanFields(msg []byte, fs *fields) *Error {
+	i := skipSpace(msg, 0)
+	if i >= len(msg) || msg[i] != '{' {
+		_, end, serr := scanValue(msg, i, 0)
+		switch {
+		case serr != nil:
+			return malformed(serr.off, serr.msg)
+		case skipSpace(msg, end) != len(msg):
+			return malformed(skipSpace(msg, end), "unexpected data after the value")
+		}
+		return errNotObject
+	}
+	i = skipSpace(msg, i+1)
+	if i < len(msg) && msg[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(msg) || msg[i] != '"' {
+				return malformed(i, "expected a string key")
+			}
+			kend, kesc, serr := scanString(msg, i)
+			if serr != nil {
+				return malformed(serr.off, serr.msg)
+			}
+			key := msg[i+1 : kend-1]
+			if kesc {
+				key = unescape(msg[i:kend]) // never done by sane clients
+			}
+			i = skipSpace(msg, kend)
+			if i >= len(msg) || msg[i] != ':' {
+				return malformed(i, "expected ':' after a key")
+			}
+			i = skipSpace(msg, i+1)
+			kind, vend, serr := scanValue(msg, i, 1)
+			if serr != nil {
+				return malformed(serr.off, serr.msg)
+			}
+			f := rawField{present: true, kind: kind, val: msg[i:vend]}
+			if kind == kindString {
+				f.escaped = bytes.IndexByte(f.val, '\\') >= 0
+			}
+			switch string(key) {
+			case "op":
+				fs.op = f
+			case "id":
+				fs.id = f
+			case "channel":
+				fs.channel = f
+			case "data":
+				fs.data = f
+			case "since":
+				fs.since = f
+			}
+			i = skipSpace(msg, vend)
+			if i >= len(msg) {
+				return malformed(i, "unexpected end of input")
+			}
+			if msg[i] == '}' {
+				i++
+				break
+			}
+			if msg[i] != ',' {
+				return malformed(i, "expected ',' or '}'")
+			}
+			i = skipSpace(msg, i+1)
+		}
+	}
+	if i = skipSpace(msg, i); i != len(msg) {
+		return malformed(i, "unexpected data after the object")
+	}
+	return nil
+}
+
+// parseCommand parses msg into cmd. On failure cmd.hasID tells whether the
+// error reply may carry the command's id (never for malformed JSON or a bad
+// id), and cmd.op is set when the op was recognised.
+func parseCommand(msg []byte, cmd *command) *Error {
+	*cmd = command{}
+	var fs fields
+	if err := scanFields(msg, &fs); err != nil {
+		return err
+	}
+	op, id, ch, data, since := &fs.op, &fs.id, &fs.channel, &fs.data, &fs.since
+	if id.present {
+		v, ok := parseID(*id)
+		if !ok {
+			return errBadID
+		}
+		cmd.id, cmd.hasID = v, true
+	}
+	if !op.present {
+		return errMissingOp
+	}
+	if op.kind != kindString {
+		return errOpType
+	}
+	name := op.str()
+	switch string(name) {
+	case "subscribe":
+		cmd.op = opSubscribe
+	case "unsubscribe":
+		cmd.op = opUnsubscribe
+	case "publish":
+		cmd.op = opPublish
+	case "ping":
+		cmd.op = opPing
+		return nil
+	default:
+		return &Error{400, "unknown op " + strconv.Quote(truncate(string(name), 64))}
+	}
+
+	if !ch.present {
+		return errMissingChan
+	}
+	if ch.kind != kindString {
+		return errChanType
+	}
+	cmd.channel = ch.str()
+	switch cmd.op {
+	case opPublish:
+		if !data.present {
+			return errMissingData
+		}
+		cmd.data = data.val
+	case opSubscribe:
+		if since.present {
+			if _, ok := parseID(*since); !ok && since.kind != kindString {
+				return errSinceType
+			}
+			cmd.hasSince = true
+		}
+	}
+	return nil
+}
+
+// parseID accepts a JSON integer without sign, fraction or exponent that fits
+// in a uint64.
+func parseID(f rawField) (uint64, bool) {
+	if f.kind != kindNumber {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range f.val {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
+
+// unescape decodes a JSON string (quotes included) that contains escapes.
+// The scanner has validated it, so decoding cannot fail.
+func unescape(quoted []byte) []byte {
+	var s string
+	_ = json.Unmarshal(quoted, &s)
+	return []byte(s)
+}
+
+// malformed reports a JSON syntax error with its position.
+func malformed(off int, what string) *Error {
+	return &Error{400, "malformed JSON at byte " + strconv.Itoa(off) + ": " + what}
+}
+
+// truncate shortens s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,143 @@
+package hub
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/cpu"
+
+	"github.com/wshub/wshub/wsproto"
+)
+
+// loopState is the hub's side of one event loop: the inbox that carries
+// publications to it and the state only its goroutine touches.
+type loopState struct {
+	idx    int32
+	poster Poster
+	run    func() // cached l.runInbox, so posting it does not allocate
+
+	mu    sync.Mutex
+	inbox []inboxItem // filled by Deliver, drained by runInbox
+	spare []inboxItem // the other buffer of the swap; nil while in use
+
+	// Loop goroutine only.
+	scratch []byte
+	freePub []*pubReq
+
+	stats loopStats
+	_     cpu.CacheLinePad
+}
+
+// inboxItem is one publication for one loop: the shared frame and the
+// channel's members on that loop.
+type inboxItem struct {
+	ls *loopSubs
+	f  *wsproto.Frame
+	t  int64 // monotonic ns at Deliver, for the latency histogram
+}
+
+func newLoopState(i int, p Poster) *loopState {
+	l := &loopState{idx: int32(i), poster: p, scratch: make([]byte, 0, 256)}
+	l.run = l.runInbox
+	return l
+}
+
+// clockBase anchors monotonic timestamps.
+var clockBase = time.Now()
+
+func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+// message frame layout: {"op":"message","channel":"<ch>","data":<data>}
+const (
+	msgHead = `{"op":"message","channel":"`
+	msgMid  = `","data":`
+)
+
+// Deliver is the broker's Sink: it encodes the message frame once and queues
+// it on every loop holding subscribers of channel, one item per loop. Calls
+// for one channel never overlap (Sink contract), and every loop's inbox is
+// FIFO, so all subscribers see one order.
+func (h *Hub) Deliver(channel string, data []byte) {
+	sh := h.reg.shardOfString(channel)
+	sh.publications.Add(1)
+	sh.mu.RLock()
+	ch := sh.m[channel]
+	if ch == nil || len(ch.active) == 0 {
+		sh.mu.RUnlock()
+		return
+	}
+	f, p := wsproto.BuildFrame(ws.OpText, len(msgHead)+len(channel)+len(msgMid)+len(data)+1)
+	n := copy(p, msgHead)
+	n += copy(p[n:], channel)
+	n += copy(p[n:], msgMid)
+	n += copy(p[n:], data)
+	p[n] = '}'
+	t := nanotime()
+	for _, ls := range ch.active {
+		f.Retain()
+		h.loops[ls.loop].push(ls, f, t)
+	}
+	sh.mu.RUnlock()
+	f.Release()
+}
+
+// push queues one item; only the push that finds the inbox empty posts the
+// drain, so a burst costs one Post.
+func (l *loopState) push(ls *loopSubs, f *wsproto.Frame, t int64) {
+	l.mu.Lock()
+	first := len(l.inbox) == 0
+	l.inbox = append(l.inbox, inboxItem{ls: ls, f: f, t: t})
+	l.mu.Unlock()
+	if first {
+		l.poster.Post(l.run)
+	}
+}
+
+// runInbox drains the inbox on the loop goroutine: each item's frame goes to
+// every confirmed local member, then the loop's reference is released.
+func (l *loopState) runInbox() {
+	l.mu.Lock()
+	items := l.inbox
+	l.inbox, l.spare = l.spare, nil
+	l.mu.Unlock()
+
+	var sent, dropped uint64
+	for i := range items {
+		it := &items[i]
+		for j := range it.ls.members {
+			m := &it.ls.members[j]
+			if m.wait != 0 {
+				continue // its subscribe is not confirmed yet
+			}
+			if m.conn.Send(it.f) {
+				sent++
+			} else {
+				dropped++
+			}
+		}
+		it.f.Release()
+		l.stats.latency.observe(nanotime() - it.t)
+		*it = inboxItem{}
+	}
+	l.stats.deliveries.Add(sent)
+	if dropped != 0 {
+		l.stats.dropped.Add(dropped)
+	}
+
+	l.mu.Lock()
+	l.spare = items[:0]
+	l.mu.Unlock()
+}
+
+// reply sends a composed reply and keeps the grown scratch buffer.
+func (l *loopState) reply(c Conn, b []byte) {
+	l.scratch = b[:0]
+	sendJSON(c, b)
+}
+
+// replyError sends an error reply and counts it.
+func (l *loopState) replyError(c Conn, hasID bool, id uint64, e *Error) {
+	l.stats.errors[codeIndex(e.Code)].Add(1)
+	l.reply(c, appendError(l.scratch[:0], hasID, id, e))
+}

@@ -1,0 +1,171 @@
+// Package hub holds channels and subscriptions, speaks the client protocol
+// (PROTOCOL.md), drives lazy broker subscriptions and fans publications out to
+// the event loops. It never touches sockets: connections are reached through
+// Conn and loops through Poster.
+package hub
+
+import (
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Hub.
+type Config struct {
+	// MaxPublish is the largest publish data in bytes; larger gets 413.
+	// 0 means 65536.
+	MaxPublish int
+	// Metrics registers the hub's metrics when non-nil.
+	Metrics prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// PublishTimeout bounds how long Publish (HTTP API) waits for the broker;
+	// 0 means 5 seconds.
+	PublishTimeout time.Duration
+}
+
+// Hub routes commands from connections and publications from the broker.
+// OnOpen, OnText and OnClose run on the connection's loop goroutine; Deliver
+// and Publish on any goroutine.
+type Hub struct {
+	cfg    Config
+	log    *slog.Logger
+	broker Broker
+	reg    *registry
+	loops  []*loopState
+
+	errTooBig *Error
+	stats     hubStats
+}
+
+// New builds a hub over broker b and the event loops; loops[i] runs the
+// connections whose Conn.Loop() is i. The caller starts b with the hub as
+// its Sink.
+func New(cfg Config, b Broker, loops []Poster) *Hub {
+	if cfg.MaxPublish <= 0 {
+		cfg.MaxPublish = 65536
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b}
+	h.errTooBig = &Error{413, "data is larger than the publish limit of " + strconv.Itoa(cfg.MaxPublish) + " bytes"}
+	h.loops = make([]*loopState, len(loops))
+	for i, p := range loops {
+		h.loops[i] = newLoopState(i, p)
+	}
+	h.reg = newRegistry(b, loops, h)
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(&collector{h: h}); err != nil {
+			h.log.Warn("hub metrics not registered", "err", err)
+		}
+	}
+	return h
+}
+
+// state returns c's hub state, creating it if OnOpen was skipped.
+func (h *Hub) state(c Conn) *connState {
+	if cs, _ := c.Data().(*connState); cs != nil {
+		return cs
+	}
+	cs := &connState{conn: c, loop: int32(c.Loop())}
+	c.SetData(cs)
+	return cs
+}
+
+// OnOpen attaches the hub's state to a new connection.
+func (h *Hub) OnOpen(c Conn) { h.state(c) }
+
+// OnClose drops every subscription of c. Replies still on their way to c are
+// discarded: its closed flag is checked on its loop.
+func (h *Hub) OnClose(c Conn) {
+	cs, _ := c.Data().(*connState)
+	if cs == nil {
+		return
+	}
+	h.reg.closeConn(cs)
+	c.SetData(nil)
+}
+
+// OnText handles one client command (one complete text message).
+func (h *Hub) OnText(c Conn, msg []byte) {
+	cs := h.state(c)
+	l := h.loops[cs.loop]
+	var cmd command
+	err := parseCommand(msg, &cmd)
+	l.stats.commands[cmd.op].Add(1)
+	if err != nil {
+		l.replyError(c, cmd.hasID, cmd.id, err)
+		return
+	}
+	switch cmd.op {
+	case opPing:
+		l.reply(c, appendPong(l.scratch[:0], cmd.hasID, cmd.id))
+	case opSubscribe:
+		h.subscribe(l, cs, &cmd)
+	case opUnsubscribe:
+		h.unsubscribe(l, cs, &cmd)
+	case opPublish:
+		h.publish(l, cs, &cmd)
+	}
+}
+
+func (h *Hub) subscribe(l *loopState, cs *connState, cmd *command) {
+	if err := validChannel(cmd.channel); err != nil {
+		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
+		return
+	}
+	var flags uint8
+	if cmd.hasID {
+		flags |= mHasID
+	}
+	if cmd.hasSince {
+		flags |= mSince
+	}
+	switch h.reg.subscribe(cs, cmd.channel, cmd.id, flags) {
+	case subOK, subAlready:
+		if cmd.hasID {
+			l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, cmd.hasSince))
+		}
+	}
+}
+
+func (h *Hub) unsubscribe(l *loopState, cs *connState, cmd *command) {
+	if err := validChannel(cmd.channel); err != nil {
+		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
+		return
+	}
+	m, ok := h.reg.unsubscribe(cs, cmd.channel)
+	if !ok {
+		l.replyError(cs.conn, cmd.hasID, cmd.id, errNotSubscribed)
+		return
+	}
+	if m.wait != 0 && m.flags&mHasID != 0 {
+		// The subscribe it cancels still owes its one answer: it did not
+		// fail, it was superseded.
+		l.reply(cs.conn, appendOK(l.scratch[:0], m.id, m.flags&mSince != 0))
+	}
+	if cmd.hasID {
+		l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, false))
+	}
+}
+
+// confirmed answers a subscribe once the broker confirmed it (member's loop).
+func (h *Hub) confirmed(m *member) {
+	if m.flags&mHasID != 0 && !m.cs.closed {
+		l := h.loops[m.cs.loop]
+		l.reply(m.conn, appendOK(l.scratch[:0], m.id, m.flags&mSince != 0))
+	}
+}
+
+// failed answers a subscribe whose broker subscription failed (member's loop).
+func (h *Hub) failed(m *member) {
+	if !m.cs.closed {
+		h.loops[m.cs.loop].replyError(m.conn, m.flags&mHasID != 0, m.id, errUnavailable)
+	}
+}

@@ -1,0 +1,140 @@
+package hub
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Hot counters live per loop (each loop writes its own cache lines) and are
+// summed when Prometheus scrapes.
+
+// loopStats are one loop's counters.
+type loopStats struct {
+	commands   [numOps]atomic.Uint64
+	errors     [numCodes]atomic.Uint64
+	deliveries atomic.Uint64 // frames handed to Conn.Send and accepted
+	dropped    atomic.Uint64 // Conn.Send refused (closing or slow consumer)
+	latency    histogram
+}
+
+// hubStats are counters outside the loops.
+type hubStats struct {
+	apiPublishes atomic.Uint64
+}
+
+// latencyBounds are the fan-out latency bucket upper bounds in seconds.
+var latencyBounds = [...]float64{
+	5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+	1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1,
+}
+
+var latencyBoundsNs = func() (ns [len(latencyBounds)]int64) {
+	for i, b := range latencyBounds {
+		ns[i] = int64(b * 1e9)
+	}
+	return
+}()
+
+// histogram is a lock-free fixed-bucket histogram for one loop.
+type histogram struct {
+	counts [len(latencyBounds) + 1]atomic.Uint64 // one per bound, then +Inf
+	sumNs  atomic.Int64
+}
+
+func (h *histogram) observe(ns int64) {
+	i := 0
+	for i < len(latencyBoundsNs) && ns > latencyBoundsNs[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(ns)
+}
+
+var (
+	descCommands = prometheus.NewDesc("wshub_hub_commands_total",
+		"Client commands received, by op (invalid: malformed or unknown).", []string{"op"}, nil)
+	descErrors = prometheus.NewDesc("wshub_hub_errors_total",
+		"Error replies sent to clients, by code.", []string{"code"}, nil)
+	descPublications = prometheus.NewDesc("wshub_hub_publications_total",
+		"Publications the broker delivered to this instance.", nil, nil)
+	descAPIPublishes = prometheus.NewDesc("wshub_hub_api_publishes_total",
+		"Valid publishes received through the HTTP API.", nil, nil)
+	descDeliveries = prometheus.NewDesc("wshub_hub_deliveries_total",
+		"Message frames queued to subscribers.", nil, nil)
+	descDropped = prometheus.NewDesc("wshub_hub_deliveries_dropped_total",
+		"Message frames a connection refused (closing or slow consumer).", nil, nil)
+	descChannels = prometheus.NewDesc("wshub_hub_channels",
+		"Channels with local subscribers or a broker operation in flight.", nil, nil)
+	descSubscriptions = prometheus.NewDesc("wshub_hub_subscriptions",
+		"Local subscriptions (connection, channel).", nil, nil)
+	descBrokerSubs = prometheus.NewDesc("wshub_hub_broker_subscriptions",
+		"Channels subscribed at the broker.", nil, nil)
+	descLatency = prometheus.NewDesc("wshub_hub_fanout_latency_seconds",
+		"Time from Deliver to the loop handing the frame to its subscribers.", nil, nil)
+)
+
+// collector exports the hub's metrics.
+type collector struct{ h *Hub }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCommands, descErrors, descPublications, descAPIPublishes,
+		descDeliveries, descDropped, descChannels, descSubscriptions, descBrokerSubs, descLatency} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	h := c.h
+	var cmds [numOps]uint64
+	var errs [numCodes]uint64
+	var deliveries, dropped uint64
+	var buckets [len(latencyBounds) + 1]uint64
+	var sumNs int64
+	for _, l := range h.loops {
+		s := &l.stats
+		for i := range cmds {
+			cmds[i] += s.commands[i].Load()
+		}
+		for i := range errs {
+			errs[i] += s.errors[i].Load()
+		}
+		deliveries += s.deliveries.Load()
+		dropped += s.dropped.Load()
+		for i := range buckets {
+			buckets[i] += s.latency.counts[i].Load()
+		}
+		sumNs += s.latency.sumNs.Load()
+	}
+	for i, n := range cmds {
+		ch <- prometheus.MustNewConstMetric(descCommands, prometheus.CounterValue, float64(n), opNames[i])
+	}
+	for i, n := range errs {
+		code := "other"
+		if i < len(errorCodes) {
+			code = strconv.Itoa(errorCodes[i])
+		}
+		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(n), code)
+	}
+	var pubs uint64
+	for i := range h.reg.shards {
+		pubs += h.reg.shards[i].publications.Load()
+	}
+	ch <- prometheus.MustNewConstMetric(descPublications, prometheus.CounterValue, float64(pubs))
+	ch <- prometheus.MustNewConstMetric(descAPIPublishes, prometheus.CounterValue, float64(h.stats.apiPublishes.Load()))
+	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(deliveries))
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(dropped))
+	ch <- prometheus.MustNewConstMetric(descChannels, prometheus.GaugeValue, float64(h.reg.channels.Load()))
+	ch <- prometheus.MustNewConstMetric(descSubscriptions, prometheus.GaugeValue, float64(h.reg.members.Load()))
+	ch <- prometheus.MustNewConstMetric(descBrokerSubs, prometheus.GaugeValue, float64(h.reg.brokerSubs.Load()))
+
+	cum := make(map[float64]uint64, len(latencyBounds))
+	var total uint64
+	for i, b := range latencyBounds {
+		total += buckets[i]
+		cum[b] = total
+	}
+	total += buckets[len(latencyBounds)]
+	ch <- prometheus.MustNewConstHistogram(descLatency, total, float64(sumNs)/1e9, cum)
+}

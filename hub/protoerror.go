@@ -1,0 +1,78 @@
+package hub
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Error is a failed client command or API call: Code is the PROTOCOL.md error
+// code (400, 404, 413, 422, 503 ...) and Message says what was wrong.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string { return strconv.Itoa(e.Code) + " " + e.Message }
+
+// Unwrap makes a 503 match ErrUnavailable with errors.Is.
+func (e *Error) Unwrap() error {
+	if e.Code == 503 {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// errorCodes lists the codes counted by the errors metric, in index order.
+var errorCodes = [...]int{400, 403, 404, 413, 422, 429, 503}
+
+// numCodes is the number of error counter slots: errorCodes plus "other".
+const numCodes = len(errorCodes) + 1
+
+// codeIndex maps a code to its counter slot (the last one for other codes).
+func codeIndex(code int) int {
+	for i, c := range errorCodes {
+		if c == code {
+			return i
+		}
+	}
+	return len(errorCodes)
+}
+
+var (
+	errNotSubscribed = &Error{404, "not subscribed to this channel"}
+	errUnavailable   = &Error{503, "broker unavailable, retry later"}
+	errTimeout       = &Error{503, "broker did not confirm in time, retry later"}
+)
+
+// validChannel checks a channel name: 1 to 255 bytes of A-Z a-z 0-9 _ - . : @ / =.
+func validChannel[T string | []byte](name T) *Error {
+	if len(name) == 0 {
+		return errEmptyChan
+	}
+	if len(name) > 255 {
+		return errLongChan
+	}
+	for i := 0; i < len(name); i++ {
+		if !channelByte[name[i]] {
+			return &Error{422, "channel name has invalid character " + quoteCharAt(string(name), i) + " at byte " + strconv.Itoa(i)}
+		}
+	}
+	return nil
+}
+
+// channelByte marks the bytes allowed in a channel name.
+var channelByte = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.:@/=") {
+		t[c] = true
+	}
+	return t
+}()
+
+// quoteCharAt quotes the character starting at name[i] for an error message.
+func quoteCharAt(name string, i int) string {
+	r, n := utf8.DecodeRuneInString(name[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return strconv.Quote(name[i : i+1])
+	}
+	return strconv.QuoteRune(r)
+}

@@ -1,0 +1,439 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The subscription registry: channel -> loops holding subscribers -> members.
+//
+// Ownership keeps locking off the hot paths:
+//   - a loopSubs (one channel's members on one loop) is read and written only
+//     on that loop's goroutine, so fan-out and (un)subscribe touch it freely;
+//   - the shard map and each channel's list of active loops and broker state
+//     are shared, guarded by the shard's RWMutex; a loop takes the write lock
+//     only when it gains its first or loses its last member of a channel.
+//
+// The registry starts no goroutines: it calls the broker and posts to loops,
+// and is driven by tests with fakes for both.
+
+// numShards spreads channels over independent locks.
+const numShards = 64
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]*channel
+	// publications counts Deliver calls for channels of this shard; kept here
+	// so concurrent publishers on different channels do not share a line.
+	publications atomic.Uint64
+	_            cpu.CacheLinePad
+}
+
+// brokerState is where a channel's broker subscription stands.
+type brokerState uint8
+
+const (
+	bIdle      brokerState = iota // not subscribed at the broker
+	bPending                      // Subscribe called, done not yet
+	bConfirmed                    // done(nil): publications flow
+	bFailed                       // done(err): its Unsubscribe is still owed
+)
+
+// channel is one channel with at least one local member or a broker
+// operation in flight.
+type channel struct {
+	name string
+	sh   *shard
+	// st packs epoch<<2 | brokerState so that a loop joining an active
+	// channel reads it without the lock. Written under sh.mu.
+	st atomic.Uint64
+
+	// Guarded by sh.mu.
+	active  []*loopSubs // loops holding members; Deliver fans out to these
+	epoch   uint32      // number of the latest Subscribe call (never 0)
+	bstate  brokerState
+	needSub bool // a member waits for a fresh Subscribe (state idle or failed)
+	busy    bool // a goroutine is issuing broker calls for this channel
+}
+
+func (ch *channel) state() (brokerState, uint32) {
+	v := ch.st.Load()
+	return brokerState(v & 3), uint32(v >> 2)
+}
+
+// setState records the broker state; caller holds ch.sh.mu.
+func (ch *channel) setState(s brokerState) {
+	ch.bstate = s
+	ch.st.Store(uint64(ch.epoch)<<2 | uint64(s))
+}
+
+// nextEpoch is the epoch the next Subscribe call will carry; 0 means
+// "confirmed" in a member, so it is skipped on wrap-around.
+func (ch *channel) nextEpoch() uint32 {
+	if e := ch.epoch + 1; e != 0 {
+		return e
+	}
+	return 1
+}
+
+// loopSubs holds one channel's members on one loop.
+type loopSubs struct {
+	ch      *channel
+	loop    int32
+	pos     int32    // index in ch.active; guarded by sh.mu
+	members []member // loop-owned
+}
+
+// Member flags.
+const (
+	mHasID uint8 = 1 << iota // the pending subscribe carried an id
+	mSince                   // the pending subscribe carried since
+)
+
+// member is one connection's subscription as seen by fan-out.
+type member struct {
+	conn  Conn
+	cs    *connState
+	id    uint64 // id of the subscribe awaiting its reply
+	wait  uint32 // epoch whose confirmation it awaits; 0 once confirmed
+	flags uint8
+}
+
+// connState is the hub's per-connection state (Conn.SetData).
+type connState struct {
+	conn   Conn
+	loop   int32
+	closed bool
+	subs   []connSub
+}
+
+// connSub locates one of the connection's members.
+type connSub struct {
+	ls  *loopSubs
+	idx int32
+}
+
+// find returns the index in cs.subs of the channel name, or -1.
+func (cs *connState) find(name []byte) int {
+	for k := range cs.subs {
+		if cs.subs[k].ls.ch.name == string(name) {
+			return k
+		}
+	}
+	return -1
+}
+
+// setIdx records that the member for ls moved to index i.
+func (cs *connState) setIdx(ls *loopSubs, i int) {
+	for k := range cs.subs {
+		if cs.subs[k].ls == ls {
+			cs.subs[k].idx = int32(i)
+			return
+		}
+	}
+}
+
+// registryEvents receives the outcome of pending subscriptions, on the
+// member's loop goroutine.
+type registryEvents interface {
+	confirmed(m *member)
+	// failed is called after m was removed (its broker subscription failed).
+	failed(m *member)
+}
+
+// registry is the channel table plus the lazy broker subscriptions.
+type registry struct {
+	shards  [numShards]shard
+	broker  Broker
+	posters []Poster
+	events  registryEvents
+
+	channels   atomic.Int64 // channels in the table (gauge)
+	brokerSubs atomic.Int64 // Subscribe calls minus Unsubscribe calls (gauge)
+	members    atomic.Int64 // local subscriptions (gauge)
+}
+
+func newRegistry(b Broker, posters []Poster, ev registryEvents) *registry {
+	r := &registry{broker: b, posters: posters, events: ev}
+	for i := range r.shards {
+		r.shards[i].m = make(map[string]*channel)
+	}
+	return r
+}
+
+// fnv1a hashes a channel name to pick its shard.
+func fnv1a[T string | []byte](s T) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+func (r *registry) shardOf(name []byte) *shard { return &r.shards[fnv1a(name)%numShards] }
+
+func (r *registry) shardOfString(name string) *shard { return &r.shards[fnv1a(name)%numShards] }
+
+// subResult tells the caller of subscribe what to answer now.
+type subResult uint8
+
+const (
+	subOK      subResult = iota // subscribed and confirmed: answer ok now
+	subPending                  // the answer comes through registryEvents
+	subAlready                  // the connection already holds it: answer ok now
+)
+
+// subscribe adds cs to channel name on loop (the caller's loop goroutine).
+// name must be valid.
+func (r *registry) subscribe(cs *connState, name []byte, id uint64, flags uint8) subResult {
+	if cs.find(name) >= 0 {
+		return subAlready
+	}
+	loop := int(cs.loop)
+	sh := r.shardOf(name)
+	sh.mu.RLock()
+	ch := sh.m[string(name)]
+	var ls *loopSubs
+	if ch != nil {
+		ls = ch.loopSubs(loop)
+	}
+	sh.mu.RUnlock()
+
+	var idx int
+	if ls != nil {
+		// This loop already holds members, so ls stays active until this
+		// goroutine removes the last one: joining it needs no lock.
+		idx = r.add(cs, ls, id, flags)
+		switch st, e := ch.state(); st {
+		case bConfirmed:
+			return subOK
+		case bPending:
+			ls.members[idx].wait = e
+			return subPending
+		}
+		sh.mu.Lock() // idle or failed: a new Subscribe is needed
+	} else {
+		sh.mu.Lock()
+		ch = sh.m[string(name)]
+		if ch == nil {
+			ch = &channel{name: string(name), sh: sh}
+			sh.m[ch.name] = ch
+			r.channels.Add(1)
+		}
+		ls = &loopSubs{ch: ch, loop: int32(loop), pos: int32(len(ch.active))}
+		ch.active = append(ch.active, ls)
+		idx = r.add(cs, ls, id, flags)
+	}
+	// Under sh.mu: the state cannot change until we unlock.
+	var run bool
+	switch ch.bstate {
+	case bConfirmed:
+		sh.mu.Unlock()
+		return subOK
+	case bPending:
+		ls.members[idx].wait = ch.epoch
+	default:
+		ch.needSub = true
+		ls.members[idx].wait = ch.nextEpoch()
+		run = ch.claim()
+	}
+	sh.mu.Unlock()
+	if run {
+		r.reconcile(ch)
+	}
+	return subPending
+}
+
+// loopSubs finds loop's members of ch; caller holds ch.sh.mu (read or write).
+func (ch *channel) loopSubs(loop int) *loopSubs {
+	for _, ls := range ch.active {
+		if int(ls.loop) == loop {
+			return ls
+		}
+	}
+	return nil
+}
+
+// add appends a member for cs to ls and returns its index.
+func (r *registry) add(cs *connState, ls *loopSubs, id uint64, flags uint8) int {
+	idx := len(ls.members)
+	ls.members = append(ls.members, member{conn: cs.conn, cs: cs, id: id, flags: flags})
+	cs.subs = append(cs.subs, connSub{ls: ls, idx: int32(idx)})
+	r.members.Add(1)
+	return idx
+}
+
+// unsubscribe removes cs from channel name, returning the removed member
+// (the caller answers a still pending subscribe) or false when cs did not
+// hold it.
+func (r *registry) unsubscribe(cs *connState, name []byte) (member, bool) {
+	k := cs.find(name)
+	if k < 0 {
+		return member{}, false
+	}
+	return r.remove(cs, k), true
+}
+
+// closeConn removes every subscription of a closing connection.
+func (r *registry) closeConn(cs *connState) {
+	cs.closed = true
+	for k := len(cs.subs) - 1; k >= 0; k-- {
+		r.remove(cs, k)
+	}
+	cs.subs = nil
+}
+
+// remove deletes cs.subs[k] and its member (swap-remove in both slices).
+func (r *registry) remove(cs *connState, k int) member {
+	s := cs.subs[k]
+	ls, i := s.ls, int(s.idx)
+	m := ls.members[i]
+	last := len(ls.members) - 1
+	if i != last {
+		moved := ls.members[last]
+		ls.members[i] = moved
+		moved.cs.setIdx(ls, i)
+	}
+	ls.members[last] = member{}
+	ls.members = ls.members[:last]
+
+	n := len(cs.subs) - 1
+	cs.subs[k] = cs.subs[n]
+	cs.subs[n] = connSub{}
+	cs.subs = cs.subs[:n]
+	r.members.Add(-1)
+
+	if last == 0 {
+		r.leave(ls)
+	}
+	return m
+}
+
+// leave retires ls, whose last member just left; when it was the channel's
+// last loop the broker subscription is dropped.
+func (r *registry) leave(ls *loopSubs) {
+	ch := ls.ch
+	sh := ch.sh
+	sh.mu.Lock()
+	n := len(ch.active) - 1
+	moved := ch.active[n]
+	ch.active[ls.pos] = moved
+	moved.pos = ls.pos
+	ch.active[n] = nil
+	ch.active = ch.active[:n]
+	run := n == 0 && ch.claim()
+	sh.mu.Unlock()
+	if run {
+		r.reconcile(ch)
+	}
+}
+
+// claim makes the caller the one goroutine issuing broker calls for ch;
+// caller holds ch.sh.mu.
+func (ch *channel) claim() bool {
+	if ch.busy {
+		return false // the busy goroutine re-checks the state before leaving
+	}
+	ch.busy = true
+	return true
+}
+
+// reconcile brings the broker subscription in line with the members: it
+// issues Subscribe or Unsubscribe, outside the lock, one at a time, until
+// nothing is owed, then releases the claim and drops the channel when it is
+// empty. Only the claimant runs it, so calls for a channel reach the broker
+// in order and strictly alternate Subscribe, Unsubscribe.
+func (r *registry) reconcile(ch *channel) {
+	sh := ch.sh
+	sh.mu.Lock()
+	for {
+		switch {
+		case ch.bstate == bFailed || (len(ch.active) == 0 && ch.bstate != bIdle):
+			ch.setState(bIdle)
+			sh.mu.Unlock()
+			r.brokerSubs.Add(-1)
+			r.broker.Unsubscribe(ch.name)
+			sh.mu.Lock()
+		case ch.bstate == bIdle && ch.needSub && len(ch.active) > 0:
+			ch.needSub = false
+			ch.epoch = ch.nextEpoch()
+			ch.setState(bPending)
+			e := ch.epoch
+			sh.mu.Unlock()
+			r.brokerSubs.Add(1)
+			r.broker.Subscribe(ch.name, func(err error) { r.subscribed(ch, e, err) })
+			sh.mu.Lock()
+		default:
+			ch.busy = false
+			if len(ch.active) == 0 && ch.bstate == bIdle {
+				ch.needSub = false
+				if sh.m[ch.name] == ch {
+					delete(sh.m, ch.name)
+					r.channels.Add(-1)
+				}
+			}
+			sh.mu.Unlock()
+			return
+		}
+	}
+}
+
+// subscribed is the broker's answer to the Subscribe of epoch e; any
+// goroutine, possibly inside the Subscribe call.
+func (r *registry) subscribed(ch *channel, e uint32, err error) {
+	sh := ch.sh
+	sh.mu.Lock()
+	if ch.bstate != bPending || ch.epoch != e {
+		sh.mu.Unlock() // superseded: its members left already
+		return
+	}
+	run := false
+	if err == nil {
+		ch.setState(bConfirmed)
+	} else {
+		ch.setState(bFailed)
+		run = ch.claim()
+	}
+	// Every member waiting for e is on a loop active now: it joined while
+	// the state was pending e, and its loop stays active while it is there.
+	targets := make([]*loopSubs, len(ch.active))
+	copy(targets, ch.active)
+	sh.mu.Unlock()
+	ok := err == nil
+	for _, ls := range targets {
+		r.posters[ls.loop].Post(func() { r.settle(ls, e, ok) })
+	}
+	if run {
+		r.reconcile(ch)
+	}
+}
+
+// settle runs on ls's loop: members waiting for epoch e learn the outcome.
+func (r *registry) settle(ls *loopSubs, e uint32, ok bool) {
+	if ok {
+		for i := range ls.members {
+			if m := &ls.members[i]; m.wait == e {
+				m.wait = 0
+				r.events.confirmed(m)
+			}
+		}
+		return
+	}
+	// Backwards, so that swap-remove only moves members already visited.
+	for i := len(ls.members) - 1; i >= 0; i-- {
+		if i >= len(ls.members) || ls.members[i].wait != e {
+			continue
+		}
+		cs := ls.members[i].cs
+		for k := range cs.subs {
+			if cs.subs[k].ls == ls {
+				m := r.remove(cs, k)
+				r.events.failed(&m)
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package hub
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wshub/wshub/wsproto"
+)
+
+// Replies are composed in a per-loop scratch buffer, then copied into a pooled
+// frame: they are small and their length is only known once written.
+
+// sendJSON sends payload to c as one text message.
+func sendJSON(c Conn, payload []byte) bool {
+	f, p := wsproto.BuildFrame(ws.OpText, len(payload))
+	copy(p, payload)
+	ok := c.Send(f)
+	f.Release()
+	return ok
+}
+
+func appendID(b []byte, hasID bool, id uint64) []byte {
+	if hasID {
+		b = append(b, `,"id":`...)
+		b = strconv.AppendUint(b, id, 10)
+	}
+	return b
+}
+
+// appendOK writes {"op":"ok","id":N} and, for a subscribe with since,
+// "recovered":false (there is no history to recover from yet).
+func appendOK(b []byte, id uint64, unrecovered bool) []byte {
+	b = append(b, `{"op":"ok"`...)
+	b = appendID(b, true, id)
+	if unrecovered {
+		b = append(b, `,"recovered":false`...)
+	}
+	return append(b, '}')
+}
+
+// appendError writes {"op":"error","id":N,"code":C,"message":"..."}.
+func appendError(b []byte, hasID bool, id uint64, e *Error) []byte {
+	b = append(b, `{"op":"error"`...)
+	b = appendID(b, hasID, id)
+	b = append(b, `,"code":`...)
+	b = strconv.AppendInt(b, int64(e.Code), 10)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, e.Message)
+	return append(b, '}')
+}
+
+func appendPong(b []byte, hasID bool, id uint64) []byte {
+	b = append(b, `{"op":"pong"`...)
+	b = appendID(b, hasID, id)
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString writes s as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}
