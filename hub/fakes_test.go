@@ -207,7 +207,7 @@ type fakeBroker struct {
 	hold    bool
 	pubErr  error
 	subErr  error
-	calls   []string          // "sub ch", "unsub ch" in call order
+	calls   []string // "sub ch", "unsub ch" in call order
 	pending map[string][]func(error)
 	subs    map[string]int // current Subscribe minus Unsubscribe per channel
 	bad     []string       // protocol violations seen (double Subscribe ...)
