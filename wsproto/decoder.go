@@ -28,7 +28,8 @@ const (
 // Event is one decoded message or control frame.
 type Event struct {
 	Kind EventKind
-	// Payload is the complete message or control payload. It is valid until the
+	// Payload is the complete message or control payload (for EventClose the
+	// raw close payload, code included, ready to echo). It is valid until the
 	// next Next call or until the caller discards the input bytes.
 	Payload []byte
 	// CloseCode is the peer's code for EventClose (1005 when the close had no
@@ -267,7 +268,7 @@ func kindOf(op ws.OpCode) EventKind {
 
 // parseClose fills ev from a close payload (RFC 6455 §5.5.1, §7.4).
 func parseClose(p []byte, ev *Event) error {
-	ev.Kind = EventClose
+	ev.Kind, ev.Payload = EventClose, p // the raw payload, to echo in the reply
 	switch len(p) {
 	case 0:
 		ev.CloseCode = CloseNoStatus
