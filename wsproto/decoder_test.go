@@ -9,11 +9,11 @@ import (
 	"unsafe"
 )
 
-func evText(s string) rec   { return rec{Kind: EventText, Payload: s} }
-func evBin(s string) rec    { return rec{Kind: EventBinary, Payload: s} }
-func evPing(s string) rec   { return rec{Kind: EventPing, Payload: s} }
-func evPong(s string) rec   { return rec{Kind: EventPong, Payload: s} }
-func evFrag() rec           { return rec{Kind: EventNone} }
+func evText(s string) rec { return rec{Kind: EventText, Payload: s} }
+func evBin(s string) rec  { return rec{Kind: EventBinary, Payload: s} }
+func evPing(s string) rec { return rec{Kind: EventPing, Payload: s} }
+func evPong(s string) rec { return rec{Kind: EventPong, Payload: s} }
+func evFrag() rec         { return rec{Kind: EventNone} }
 func evClose(code uint16, reason string) rec {
 	p := ""
 	if code != CloseNoStatus {

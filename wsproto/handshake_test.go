@@ -52,7 +52,7 @@ type handshakeCase struct {
 	code    int
 	reason  string
 	check   func(t *testing.T, hs Handshake) // extra checks on Done
-	trailer string                          // bytes sent after the request (pipelined frames)
+	trailer string                           // bytes sent after the request (pipelined frames)
 }
 
 func handshakeCases() []handshakeCase {
@@ -268,7 +268,9 @@ func checkRejectResponse(t *testing.T, hs Handshake) {
 	}
 }
 
-func itoa(n int) string { return string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10)) }
+func itoa(n int) string {
+	return string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))
+}
 
 // TestHandshakeResultOutlivesBuffer checks that nothing in a Done result
 // aliases the input, which the event loop reuses for the next read.

@@ -53,10 +53,10 @@ func (f frameSpec) encode() []byte {
 	return out
 }
 
-func text(s string) frameSpec     { return frameSpec{fin: true, op: 1, payload: []byte(s)} }
-func bin(s string) frameSpec     { return frameSpec{fin: true, op: 2, payload: []byte(s)} }
-func ping(s string) frameSpec     { return frameSpec{fin: true, op: 9, payload: []byte(s)} }
-func pong(s string) frameSpec     { return frameSpec{fin: true, op: 10, payload: []byte(s)} }
+func text(s string) frameSpec { return frameSpec{fin: true, op: 1, payload: []byte(s)} }
+func bin(s string) frameSpec  { return frameSpec{fin: true, op: 2, payload: []byte(s)} }
+func ping(s string) frameSpec { return frameSpec{fin: true, op: 9, payload: []byte(s)} }
+func pong(s string) frameSpec { return frameSpec{fin: true, op: 10, payload: []byte(s)} }
 func frag(op byte, s string) frameSpec {
 	return frameSpec{op: op, payload: []byte(s)}
 }
