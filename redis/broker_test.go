@@ -1,0 +1,167 @@
+package redis
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wshub/wshub/hub"
+)
+
+// Publications from two instances reach the subscribers of both in one order,
+// and Redis sees exactly one subscription per instance per channel.
+func TestTwoInstancesOneOrder(t *testing.T) {
+	srv := startRedis(t)
+	a, sa := startBroker(t, Config{URL: srv.url(), InstanceID: "a"})
+	b, sb := startBroker(t, Config{URL: srv.url(), InstanceID: "b"})
+	admin := srv.client()
+	const ch = "room:42"
+	must(t, subscribe(t, a, ch))
+	must(t, subscribe(t, b, ch))
+	if n := numsub(t, admin, ch, false); n != 2 {
+		t.Fatalf("NUMSUB %s = %d, want 2 (one per instance)", ch, n)
+	}
+
+	const per = 200
+	var wg sync.WaitGroup
+	for _, p := range []*Broker{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				p.Publish(ch, []byte(fmt.Sprintf(`{"from":%q,"i":%d}`, p.InstanceID(), i)), func(err error) {
+					if err != nil {
+						t.Errorf("publish: %v", err)
+					}
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, 5*time.Second, func() bool { return len(sa.get(ch)) == 2*per && len(sb.get(ch)) == 2*per }, "all messages on both")
+	ga, gb := sa.get(ch), sb.get(ch)
+	for i := range ga {
+		if ga[i] != gb[i] {
+			t.Fatalf("order differs at %d: %s vs %s", i, ga[i], gb[i])
+		}
+	}
+	// Each instance's own publications keep their order.
+	last := map[string]int{"a": -1, "b": -1}
+	for _, m := range ga {
+		var from string
+		var i int
+		fmt.Sscanf(m, `{"from":%q,"i":%d}`, &from, &i)
+		if i != last[from]+1 {
+			t.Fatalf("publications of %s out of order: %d after %d", from, i, last[from])
+		}
+		last[from] = i
+	}
+
+	a.Unsubscribe(ch)
+	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, ch, false) == 1 }, "NUMSUB 1 after a's unsubscribe")
+	b.Unsubscribe(ch)
+	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, ch, false) == 0 }, "NUMSUB 0 after both unsubscribed")
+	if s := a.Stats(); s.SubscribedChannels != 1 { // the instance channel
+		t.Fatalf("a still counts %d subscribed channels, want 1 (its own)", s.SubscribedChannels)
+	}
+}
+
+// Many Subscribe calls at once travel in a few SUBSCRIBE commands.
+func TestSubscribeBatched(t *testing.T) {
+	srv := startRedis(t)
+	b, sink := startBroker(t, Config{URL: srv.url(), SubscribeBatch: 100})
+	admin := srv.client()
+	before := commandCalls(t, admin, "subscribe")
+	const n = 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		b.Subscribe("c"+strconv.Itoa(i), func(err error) { errs <- err; wg.Done() })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	calls := commandCalls(t, admin, "subscribe") - before
+	t.Logf("%d channels subscribed with %d SUBSCRIBE commands", n, calls)
+	if calls > 30 || calls < n/100 {
+		t.Fatalf("%d SUBSCRIBE commands for %d channels: not batched (batch size 100)", calls, n)
+	}
+	for _, i := range []int{0, 499, 999} {
+		if got := numsub(t, admin, "c"+strconv.Itoa(i), false); got != 1 {
+			t.Fatalf("NUMSUB c%d = %d", i, got)
+		}
+	}
+	must(t, publish(t, b, "c999", `"x"`))
+	eventually(t, 2*time.Second, func() bool { return sink.has("c999", `"x"`) }, "delivery on c999")
+
+	for i := range n {
+		b.Unsubscribe("c" + strconv.Itoa(i))
+	}
+	eventually(t, 2*time.Second, func() bool { return b.Stats().SubscribedChannels == 1 }, "all unsubscribed")
+	if got := numsub(t, admin, "c499", false); got != 0 {
+		t.Fatalf("NUMSUB c499 = %d after unsubscribe", got)
+	}
+}
+
+// Subscribe/Unsubscribe churn on one channel settles on the last call, and
+// every done is called exactly once.
+func TestSubscribeChurn(t *testing.T) {
+	srv := startRedis(t)
+	b, _ := startBroker(t, Config{URL: srv.url()})
+	admin := srv.client()
+	var mu sync.Mutex
+	calls := 0
+	for i := range 100 {
+		b.Subscribe("churn", func(err error) {
+			if err != nil {
+				t.Errorf("subscribe %d: %v", i, err)
+			}
+			mu.Lock()
+			calls++
+			mu.Unlock()
+		})
+		if i < 99 {
+			b.Unsubscribe("churn")
+		}
+	}
+	eventually(t, 2*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return calls == 100 }, "every done called")
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	if calls != 100 {
+		t.Fatalf("done called %d times for 100 subscribes", calls)
+	}
+	mu.Unlock()
+	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, "churn", false) == 1 }, "final state subscribed")
+	b.Unsubscribe("churn")
+	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, "churn", false) == 0 }, "final unsubscribe")
+}
+
+// Internal channels cannot be subscribed through the hub API, and nothing works before Start.
+func TestSubscribeRefusals(t *testing.T) {
+	srv := startRedis(t)
+	b, err := New(fastConfig(Config{URL: srv.url(), InstanceID: "x"}))
+	must(t, err)
+	defer b.Close()
+	if err := subscribe(t, b, "room"); err != hub.ErrUnavailable {
+		t.Fatalf("subscribe before Start: %v", err)
+	}
+	if err := publish(t, b, "room", "1"); err != hub.ErrUnavailable {
+		t.Fatalf("publish before Start: %v", err)
+	}
+	must(t, b.Start(newRecSink()))
+	eventually(t, 5*time.Second, b.Ready, "ready")
+	if err := subscribe(t, b, "ws#inst:x"); err != hub.ErrUnavailable {
+		t.Fatalf("subscribe to an internal channel: %v", err)
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("New without URL or cluster accepted")
+	}
+	if _, err := New(Config{URL: srv.url(), InstanceID: "bad id"}); err == nil {
+		t.Fatal("instance id with a space accepted")
+	}
+}

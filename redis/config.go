@@ -1,0 +1,148 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config selects the Redis deployment and tunes the broker. Exactly one of URL
+// and ClusterAddrs must be set. Zero durations and sizes take the defaults
+// documented on each field.
+type Config struct {
+	// URL of a standalone Redis, e.g. "redis://127.0.0.1:6379/0".
+	URL string
+	// ClusterAddrs are seed nodes ("host:port") of a Redis Cluster; the broker
+	// then uses sharded pub/sub with one subscription connection per master.
+	ClusterAddrs []string
+	// InstanceID names this gateway process in Redis; it must be unique among
+	// live instances. Default: DefaultInstanceID().
+	InstanceID string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics registers the broker's metrics when not nil.
+	Metrics prometheus.Registerer
+
+	// CommandTimeout bounds every Redis command (publish, subscribe, registry
+	// batches, probes' publish). Default 2s.
+	CommandTimeout time.Duration
+	// DialTimeout bounds connecting plus the HELLO handshake. Default 1s.
+	DialTimeout time.Duration
+	// ProbeInterval is how often each subscription connection sends itself a
+	// probe message. Default 1s.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe may take to come back before the
+	// connection is declared dead and reconnected. Default 2s.
+	ProbeTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the jittered exponential backoff between
+	// reconnect attempts. Defaults 50ms and 1s (so a recovered Redis is back in
+	// use within about a second).
+	MinBackoff, MaxBackoff time.Duration
+	// SubscribeBatch is the maximum number of channels per SUBSCRIBE or
+	// UNSUBSCRIBE command. Default 512.
+	SubscribeBatch int
+	// PublishWorkers is the number of goroutines issuing PUBLISH; a channel
+	// always maps to the same worker, which keeps this instance's publications
+	// on one channel in order. Default 4.
+	PublishWorkers int
+	// PublishQueue is each worker's queue length; a publication that finds
+	// the queue full fails with hub.ErrUnavailable. Default 4096.
+	PublishQueue int
+	// PublishBatch is the maximum number of PUBLISH commands a worker
+	// pipelines in one round trip. Default 256.
+	PublishBatch int
+	// ClusterRefresh is how often the cluster slot map is re-read even without
+	// a reason to. Default 5s.
+	ClusterRefresh time.Duration
+}
+
+// DefaultInstanceID returns host, pid and a random suffix, e.g. "web1-4242-9f3a1c".
+func DefaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "wshub"
+	}
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(rand.Uint64()&0xffffff, 16)
+}
+
+func (c *Config) setDefaults() error {
+	if (c.URL == "") == (len(c.ClusterAddrs) == 0) {
+		return errors.New("redis: set exactly one of URL and ClusterAddrs")
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = DefaultInstanceID()
+	}
+	for i := 0; i < len(c.InstanceID); i++ {
+		if b := c.InstanceID[i]; b <= ' ' || b == '|' || b == '{' || b == '}' || b >= 0x7f {
+			return fmt.Errorf("redis: instance id %q: byte %q not allowed", c.InstanceID, b)
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	durs := []struct {
+		p *time.Duration
+		d time.Duration
+	}{
+		{&c.CommandTimeout, 2 * time.Second},
+		{&c.DialTimeout, time.Second},
+		{&c.ProbeInterval, time.Second},
+		{&c.ProbeTimeout, 2 * time.Second},
+		{&c.MinBackoff, 50 * time.Millisecond},
+		{&c.MaxBackoff, time.Second},
+		{&c.ClusterRefresh, 5 * time.Second},
+	}
+	for _, d := range durs {
+		if *d.p < 0 {
+			return errors.New("redis: negative duration in Config")
+		}
+		if *d.p == 0 {
+			*d.p = d.d
+		}
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = c.MinBackoff
+	}
+	ints := []struct {
+		p *int
+		d int
+	}{
+		{&c.SubscribeBatch, 512},
+		{&c.PublishWorkers, 4},
+		{&c.PublishQueue, 4096},
+		{&c.PublishBatch, 256},
+	}
+	for _, n := range ints {
+		if *n.p < 0 {
+			return errors.New("redis: negative size in Config")
+		}
+		if *n.p == 0 {
+			*n.p = n.d
+		}
+	}
+	return nil
+}
+
+// backoff is a jittered exponential delay: each value is uniform in
+// [cur/2, cur], cur doubling from min up to max.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else if b.cur *= 2; b.cur > b.max {
+		b.cur = b.max
+	}
+	half := b.cur / 2
+	return half + rand.N(half+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }

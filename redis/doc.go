@@ -1,0 +1,33 @@
+// Package redis is wshub's Redis backend: a hub.Broker on rueidis that shares
+// one pub/sub connection per instance (one per shard on a Redis Cluster) among
+// all event loops, survives Redis restarts, stalls and slot moves, plus a
+// connection registry with fenced instance heartbeats and addressed sends.
+//
+// # Redis names
+//
+//	<channel>                 hub channels, verbatim (PUBLISH/SUBSCRIBE, or
+//	                          SPUBLISH/SSUBSCRIBE on a cluster)
+//	ws#inst:<instance>        the instance's own channel: liveness probes and
+//	                          addressed sends for that instance
+//	ws#probe:<instance>:{tag} cluster only: one probe channel per shard, the
+//	                          tag chosen so that the shard owns its slot
+//	ws:conn:<conn>            hash {instance, user, connected_at (unix ms)}, TTL
+//	ws:user:<user>            set of "<instance>|<conn>", TTL
+//	ws:instance:<instance>    heartbeat, JSON {"conns":n,"ts":unix ms}, short TTL
+//	ws:instances              sorted set: instance -> heartbeat expiry (unix ms)
+//
+// Internal channels contain '#', which is not allowed in client channel names
+// (PROTOCOL.md), so no client can subscribe to or forge them.
+//
+// # Instance channel envelope
+//
+// Every payload on ws#inst:<instance> starts with one type byte:
+//
+//	P<seq>                          liveness probe sent by the instance itself
+//	D<n>\n(<len>:<conn>){n}<data>   addressed send: data for each of the n
+//	                                local connections (len is the decimal
+//	                                byte length of the connection id)
+//
+// data is the JSON value exactly as the sender gave it. Unknown types and
+// malformed envelopes are counted as dropped.
+package redis

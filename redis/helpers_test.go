@@ -1,0 +1,147 @@
+package redis
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recSink records deliveries per channel.
+type recSink struct {
+	mu   sync.Mutex
+	msgs map[string][]string
+}
+
+func newRecSink() *recSink { return &recSink{msgs: make(map[string][]string)} }
+
+func (s *recSink) Deliver(channel string, data []byte) {
+	s.mu.Lock()
+	s.msgs[channel] = append(s.msgs[channel], string(data))
+	s.mu.Unlock()
+}
+
+func (s *recSink) get(channel string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.msgs[channel]...)
+}
+
+func (s *recSink) has(channel, msg string) bool {
+	for _, m := range s.get(channel) {
+		if m == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// fastConfig has timings short enough for failure tests.
+func fastConfig(cfg Config) Config {
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = 100 * time.Millisecond
+	}
+	if cfg.ProbeTimeout == 0 {
+		cfg.ProbeTimeout = 400 * time.Millisecond
+	}
+	cfg.MinBackoff = 20 * time.Millisecond
+	cfg.MaxBackoff = 200 * time.Millisecond
+	cfg.CommandTimeout = time.Second
+	cfg.DialTimeout = 500 * time.Millisecond
+	cfg.ClusterRefresh = time.Second
+	return cfg
+}
+
+// startBroker creates, starts and waits for a ready broker; closed at cleanup.
+func startBroker(t testing.TB, cfg Config) (*Broker, *recSink) {
+	t.Helper()
+	b, err := New(fastConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	sink := newRecSink()
+	if err := b.Start(sink); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, b.Ready, "broker ready")
+	return b, sink
+}
+
+func eventually(t testing.TB, d time.Duration, cond func() bool, what string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// await calls fn with a done callback and waits for it (which must come once).
+func await(t testing.TB, fn func(done func(error))) error {
+	t.Helper()
+	ch := make(chan error, 2)
+	fn(func(err error) { ch <- err })
+	select {
+	case err := <-ch:
+		select {
+		case <-ch:
+			t.Fatal("done called twice")
+		case <-time.After(time.Millisecond):
+		}
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("done not called within 5s")
+		return nil
+	}
+}
+
+func subscribe(t testing.TB, b *Broker, ch string) error {
+	t.Helper()
+	return await(t, func(done func(error)) { b.Subscribe(ch, done) })
+}
+
+func publish(t testing.TB, b *Broker, ch, msg string) error {
+	t.Helper()
+	return await(t, func(done func(error)) { b.Publish(ch, []byte(msg), done) })
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var errTest = errors.New("test")
+
+// checkGoroutines fails when goroutines started after base are still alive
+// shortly after the test's work was closed.
+func checkGoroutines(t testing.TB, base int) {
+	t.Helper()
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= base {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("goroutine leak: %d running, %d before\n%s", n, base, trimStacks(string(buf)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func trimStacks(s string) string {
+	if len(s) > 8000 {
+		return s[:8000] + "\n..."
+	}
+	return strings.TrimSpace(s)
+}

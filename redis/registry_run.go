@@ -1,0 +1,226 @@
+package redis
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// run is the registry's only writer: queued Adds/Removes, heartbeats and TTL
+// refreshes are all pipelined from here.
+func (r *Registry) run() {
+	defer close(r.done)
+	r.heartbeat()
+	hb := time.NewTicker(r.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	rf := time.NewTicker(r.cfg.RefreshTick)
+	defer rf.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+			r.flush()
+		case ch := <-r.syncReq:
+			r.flush()
+			close(ch)
+		case <-hb.C:
+			r.heartbeat()
+		case <-rf.C:
+			r.refresh()
+		}
+	}
+}
+
+// exec sends cmds in pipelines of at most MaxPipeline and returns every result.
+func (r *Registry) exec(ctx context.Context, cmds rueidis.Commands) error {
+	_, err := r.execResults(ctx, cmds)
+	return err
+}
+
+func (r *Registry) execResults(ctx context.Context, cmds rueidis.Commands) ([]rueidis.RedisResult, error) {
+	var out []rueidis.RedisResult
+	var first error
+	for len(cmds) > 0 {
+		n := min(len(cmds), r.cfg.MaxPipeline)
+		r.b.stats.registryCmds.Add(uint64(n))
+		res := r.b.client.DoMulti(ctx, cmds[:n]...)
+		for _, x := range res {
+			if err := x.Error(); err != nil && first == nil && !rueidis.IsRedisNil(err) {
+				first = err
+			}
+		}
+		out = append(out, res...)
+		cmds = cmds[n:]
+	}
+	return out, first
+}
+
+func (r *Registry) bg() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.b.cfg.CommandTimeout)
+}
+
+// addCmds writes one entry: the hash, its TTL, and the user's set.
+func (r *Registry) addCmds(cmds rueidis.Commands, id string, lc *localConn) rueidis.Commands {
+	c := r.b.client
+	ttl := r.cfg.TTL.Milliseconds()
+	cmds = append(cmds,
+		c.B().Hset().Key(connKey(id)).FieldValue().FieldValue("instance", r.id).FieldValue("user", lc.user).
+			FieldValue("connected_at", strconv.FormatInt(lc.at, 10)).Build(),
+		c.B().Pexpire().Key(connKey(id)).Milliseconds(ttl).Build())
+	if lc.user != "" {
+		cmds = append(cmds,
+			c.B().Sadd().Key(userKey(lc.user)).Member(userMember(r.id, id)).Build(),
+			c.B().Pexpire().Key(userKey(lc.user)).Milliseconds(ttl).Build())
+	}
+	return cmds
+}
+
+// flush writes the queued operations. An Add whose Remove is in the same
+// batch never reaches Redis.
+func (r *Registry) flush() {
+	r.mu.Lock()
+	ops := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	if len(ops) == 0 {
+		return
+	}
+	addAt := make(map[string]int)
+	skip := make([]bool, len(ops))
+	for i, op := range ops {
+		if op.add {
+			addAt[op.id] = i
+		} else if j, ok := addAt[op.id]; ok && r.local[op.id] == nil {
+			skip[i], skip[j] = true, true
+			delete(addAt, op.id)
+		}
+	}
+	var cmds rueidis.Commands
+	for i, op := range ops {
+		if skip[i] {
+			continue
+		}
+		if old := r.local[op.id]; old != nil {
+			cmds = r.removeCmds(cmds, op.id, old)
+			r.removeLocal(op.id)
+		}
+		if op.add {
+			lc := &localConn{user: op.user, at: op.at}
+			r.addLocal(op.id, lc)
+			cmds = r.addCmds(cmds, op.id, lc)
+		}
+	}
+	ctx, cancel := r.bg()
+	defer cancel()
+	if err := r.exec(ctx, cmds); err != nil {
+		r.b.log.Warn("registry write failed; will rewrite all entries", "err", err)
+		r.resync = true
+	}
+}
+
+func (r *Registry) removeCmds(cmds rueidis.Commands, id string, lc *localConn) rueidis.Commands {
+	c := r.b.client
+	cmds = append(cmds, c.B().Del().Key(connKey(id)).Build())
+	if lc.user != "" {
+		cmds = append(cmds, c.B().Srem().Key(userKey(lc.user)).Member(userMember(r.id, id)).Build())
+	}
+	return cmds
+}
+
+func (r *Registry) addLocal(id string, lc *localConn) {
+	lc.pos = len(r.order)
+	r.order = append(r.order, id)
+	r.local[id] = lc
+}
+
+func (r *Registry) removeLocal(id string) {
+	lc := r.local[id]
+	last := len(r.order) - 1
+	moved := r.order[last]
+	r.order[lc.pos] = moved
+	r.local[moved].pos = lc.pos
+	r.order = r.order[:last]
+	delete(r.local, id)
+}
+
+// heartbeat renews ws:instance:<id>. SET ... GET tells whether the key was
+// still there: when it was not (Redis restarted empty, or we stalled past the
+// TTL), every entry of this instance is written again.
+func (r *Registry) heartbeat() {
+	c := r.b.client
+	now := time.Now()
+	val := `{"conns":` + strconv.Itoa(len(r.local)) + `,"ts":` + strconv.FormatInt(now.UnixMilli(), 10) + `}`
+	ttl := r.cfg.HeartbeatTTL
+	ctx, cancel := r.bg()
+	defer cancel()
+	res, err := r.execResults(ctx, rueidis.Commands{
+		c.B().Set().Key(instKey(r.id)).Value(val).Get().PxMilliseconds(ttl.Milliseconds()).Build(),
+		c.B().Zadd().Key(instancesKey).ScoreMember().ScoreMember(float64(now.Add(ttl).UnixMilli()), r.id).Build(),
+	})
+	if err != nil {
+		r.resync = true
+		return
+	}
+	if _, err := res[0].ToString(); rueidis.IsRedisNil(err) && r.beats > 0 {
+		r.b.log.Warn("registry heartbeat had lapsed; rewriting entries", "conns", len(r.local))
+		r.resync = true
+	}
+	r.beats++
+	if r.resync {
+		r.resync = false
+		var cmds rueidis.Commands
+		for id, lc := range r.local {
+			cmds = r.addCmds(cmds, id, lc)
+		}
+		if err := r.exec(ctx, cmds); err != nil {
+			r.resync = true
+		}
+	}
+}
+
+// refresh renews the TTL of the next slice of entries, sized so that every
+// entry is renewed once per TTL/3. A missing key means Redis lost entries:
+// rewrite them all at the next heartbeat.
+func (r *Registry) refresh() {
+	n := len(r.order)
+	if n == 0 {
+		return
+	}
+	period := r.cfg.TTL / 3
+	chunk := int((int64(n)*int64(r.cfg.RefreshTick) + int64(period) - 1) / int64(period))
+	chunk = min(max(chunk, 1), n)
+	c := r.b.client
+	ttl := r.cfg.TTL.Milliseconds()
+	cmds := make(rueidis.Commands, 0, 2*chunk)
+	users := make(map[string]struct{})
+	for i := 0; i < chunk; i++ {
+		if r.cursor >= n {
+			r.cursor = 0
+		}
+		id := r.order[r.cursor]
+		r.cursor++
+		cmds = append(cmds, c.B().Pexpire().Key(connKey(id)).Milliseconds(ttl).Build())
+		if u := r.local[id].user; u != "" {
+			if _, dup := users[u]; !dup {
+				users[u] = struct{}{}
+				cmds = append(cmds, c.B().Pexpire().Key(userKey(u)).Milliseconds(ttl).Build())
+			}
+		}
+	}
+	ctx, cancel := r.bg()
+	defer cancel()
+	res, err := r.execResults(ctx, cmds)
+	if err != nil {
+		r.resync = true
+		return
+	}
+	for _, x := range res {
+		if v, _ := x.AsInt64(); v == 0 {
+			r.resync = true
+			return
+		}
+	}
+}

@@ -1,0 +1,334 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/wshub/wshub/hub"
+)
+
+var (
+	errStopped      = errors.New("redis: shard stopped")
+	errProbeTimeout = errors.New("redis: liveness probe timed out")
+	errKicked       = errors.New("redis: reconnect requested")
+)
+
+// shard owns one subscription connection (the only one when standalone, one
+// per master on a cluster) and the goroutine that drives it: connect,
+// resubscribe, batch SUBSCRIBE/UNSUBSCRIBE, probe, and reconnect with backoff.
+type shard struct {
+	b    *Broker
+	addr string
+
+	wake     chan struct{} // cap 1: dirty channels to reconcile
+	kick     chan struct{} // cap 1: drop the connection and reconnect
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	// Guarded by Broker.mu.
+	node      rueidis.Client      // client to dedicate the connection from
+	ownNode   bool                // node was created for this shard (cluster)
+	sess      *session            // current connection; nil while down
+	up        bool                // connected and initial resubscription confirmed
+	dirty     map[string]struct{} // channels whose subscription may need a command
+	active    map[string]struct{} // channels Redis confirmed on the current connection
+	unsubWait map[string]int      // our UNSUBSCRIBEs whose push notice is still due
+	probeChan string
+
+	// Owned by the shard goroutine, except probeAck (set by the hook).
+	probeSeq  uint64
+	probeSent time.Time
+	probeAck  atomic.Uint64
+	sessions  int
+}
+
+// session is one connection's identity; hooks of an older connection are ignored.
+type session struct {
+	dc rueidis.DedicatedClient
+}
+
+func (b *Broker) newShardLocked(addr string, node rueidis.Client) *shard {
+	s := &shard{
+		b:         b,
+		addr:      addr,
+		wake:      make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		node:      node,
+		dirty:     make(map[string]struct{}),
+		active:    make(map[string]struct{}),
+		unsubWait: make(map[string]int),
+	}
+	b.shards[addr] = s
+	b.wg.Add(1)
+	go s.run()
+	b.updateReadyLocked()
+	return s
+}
+
+func (s *shard) halt() { s.stopOnce.Do(func() { close(s.stop) }) }
+
+func (s *shard) closeNode() {
+	s.b.mu.Lock()
+	node := s.node
+	if s.ownNode {
+		s.node = nil
+	}
+	s.b.mu.Unlock()
+	if s.ownNode && node != nil {
+		node.Close()
+	}
+}
+
+func (s *shard) hasLocked(channel string) bool {
+	_, ok := s.active[channel]
+	return ok
+}
+
+func (s *shard) markDirtyLocked(channel string) {
+	s.dirty[channel] = struct{}{}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shard) forceReconnect() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shard) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *shard) run() {
+	defer s.b.wg.Done()
+	defer s.closeNode()
+	bo := backoff{min: s.b.cfg.MinBackoff, max: s.b.cfg.MaxBackoff}
+	for !s.stopped() {
+		established, err := s.session()
+		if s.stopped() {
+			return
+		}
+		if established {
+			bo.reset()
+		}
+		s.b.log.Warn("pub/sub connection lost", "addr", s.addr, "err", err)
+		if s.b.router != nil {
+			s.b.router.poke()
+		}
+		t := time.NewTimer(bo.next())
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// session runs one connection until it fails or the shard stops. established
+// reports whether it got as far as resubscribing.
+func (s *shard) session() (established bool, err error) {
+	b := s.b
+	node, err := s.nodeClient()
+	if err != nil {
+		return false, err
+	}
+	dc, _ := node.Dedicate()
+	defer dc.Close()
+	sess := &session{dc: dc}
+	errCh := dc.SetPubSubHooks(rueidis.PubSubHooks{
+		OnMessage:      b.onMessage,
+		OnSubscription: func(x rueidis.PubSubSubscription) { s.onSubscription(sess, x) },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CommandTimeout)
+	err = dc.Do(ctx, dc.B().Ping().Build()).Error()
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer s.endSession()
+
+	b.mu.Lock()
+	s.sess = sess
+	for ch, st := range b.chans {
+		if st.shard == s && st.wanted {
+			s.dirty[ch] = struct{}{}
+		}
+	}
+	b.mu.Unlock()
+	n, err := s.sync(dc)
+	if err != nil {
+		return false, err
+	}
+	s.sessions++
+	if s.sessions > 1 {
+		b.stats.reconnects.Add(1)
+		b.stats.resubscribed.Add(uint64(n))
+		b.log.Info("pub/sub connection re-established", "addr", s.addr, "resubscribed", n)
+	}
+	b.mu.Lock()
+	s.up = true
+	b.updateReadyLocked()
+	b.mu.Unlock()
+
+	s.probeSent = time.Time{}
+	tick := time.NewTicker(b.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return true, errStopped
+		case err := <-errCh:
+			if err == nil {
+				err = errors.New("redis: pub/sub hooks released")
+			}
+			return true, err
+		case <-s.kick:
+			return true, errKicked
+		case <-s.wake:
+			if _, err = s.sync(dc); err != nil {
+				return true, err
+			}
+		case <-tick.C:
+			if err := s.probe(); err != nil {
+				return true, err
+			}
+		}
+	}
+}
+
+func (s *shard) nodeClient() (rueidis.Client, error) {
+	b := s.b
+	b.mu.Lock()
+	node := s.node
+	b.mu.Unlock()
+	if node != nil {
+		return node, nil
+	}
+	opt := b.nodeOpt
+	opt.InitAddress = []string{s.addr}
+	node, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.stopped() || b.closed {
+		node.Close()
+		return nil, errStopped
+	}
+	s.node, s.ownNode = node, true
+	return node, nil
+}
+
+// endSession forgets the connection's subscriptions; pending subscribers are
+// told the broker is unavailable.
+func (s *shard) endSession() {
+	b := s.b
+	var fail []func(error)
+	b.mu.Lock()
+	s.sess = nil
+	s.up = false
+	b.stats.subscribed.Add(-int64(len(s.active)))
+	clear(s.active)
+	clear(s.unsubWait)
+	clear(s.dirty)
+	for ch, st := range b.chans {
+		if st.shard != s || len(st.waiters) == 0 {
+			continue
+		}
+		fail = append(fail, st.waiters...)
+		st.waiters = nil
+		if !st.wanted {
+			delete(b.chans, ch)
+		}
+	}
+	b.updateReadyLocked()
+	b.mu.Unlock()
+	for _, f := range fail {
+		f(hub.ErrUnavailable)
+	}
+}
+
+// onSubscription sees every (un)subscribe notice. An unsubscribe we did not
+// ask for is Redis dropping the channel (a cluster slot moved away): the
+// channel is routed again and resubscribed.
+func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
+	if x.Kind != "unsubscribe" && x.Kind != "sunsubscribe" {
+		return
+	}
+	b := s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.sess != sess {
+		return
+	}
+	if n := s.unsubWait[x.Channel]; n > 0 {
+		if n == 1 {
+			delete(s.unsubWait, x.Channel)
+		} else {
+			s.unsubWait[x.Channel] = n - 1
+		}
+		return
+	}
+	if _, ok := s.active[x.Channel]; !ok {
+		return
+	}
+	delete(s.active, x.Channel)
+	b.stats.subscribed.Add(-1)
+	st := b.chans[x.Channel]
+	if st == nil || st.shard != s || !st.wanted {
+		return
+	}
+	b.stats.resubscribed.Add(1)
+	if b.router != nil {
+		b.moveLocked(x.Channel, st, nil)
+		return
+	}
+	s.markDirtyLocked(x.Channel)
+}
+
+// probe sends the next liveness probe, or fails when the last one is overdue.
+// Probes go out through the publisher, so they also check the command path.
+func (s *shard) probe() error {
+	b := s.b
+	if !s.probeSent.IsZero() {
+		if s.probeAck.Load() >= s.probeSeq {
+			s.probeSent = time.Time{}
+		} else if time.Since(s.probeSent) > b.cfg.ProbeTimeout {
+			b.stats.probeFailures.Add(1)
+			return errProbeTimeout
+		} else {
+			return nil
+		}
+	}
+	b.mu.Lock()
+	ch := s.probeChan
+	ok := ch != "" && s.hasLocked(ch)
+	b.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	s.probeSeq++
+	s.probeSent = time.Now()
+	b.pub.submit(ch, string(strconv.AppendUint([]byte{envProbe}, s.probeSeq, 10)), ignoreDone)
+	return nil
+}
+
+func ignoreDone(error) {}
