@@ -2,6 +2,7 @@ package redis
 
 import (
 	"errors"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -54,9 +55,25 @@ func fastConfig(cfg Config) Config {
 	return cfg
 }
 
+// testLogger sends the broker's log to t.Log: shown for failed tests and -v.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 // startBroker creates, starts and waits for a ready broker; closed at cleanup.
 func startBroker(t testing.TB, cfg Config) (*Broker, *recSink) {
 	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	b, err := New(fastConfig(cfg))
 	if err != nil {
 		t.Fatal(err)

@@ -236,4 +236,3 @@ func (c *testCluster) owner(t testing.TB, slot uint16) (*testServer, string) {
 }
 
 func (c *testCluster) String() string { return fmt.Sprint(c.addrs()) }
-

@@ -126,8 +126,10 @@ func (s *shard) run() {
 		}
 		if established {
 			bo.reset()
+			s.b.log.Warn("pub/sub connection lost; reconnecting", "addr", s.addr, "err", err)
+		} else {
+			s.b.log.Debug("pub/sub reconnect attempt failed", "addr", s.addr, "err", err)
 		}
-		s.b.log.Warn("pub/sub connection lost", "addr", s.addr, "err", err)
 		if s.b.router != nil {
 			s.b.router.poke()
 		}

@@ -1,0 +1,172 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+func startRegistry(t testing.TB, b *Broker, cfg RegistryConfig) *Registry {
+	t.Helper()
+	r, err := NewRegistry(b, cfg)
+	must(t, err)
+	return r
+}
+
+func syncReg(t testing.TB, r *Registry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	must(t, r.Sync(ctx))
+}
+
+func lookup(r *Registry, id string) (ConnInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return r.Lookup(ctx, id)
+}
+
+func userConnIDs(t testing.TB, r *Registry, user string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cs, err := r.UserConns(ctx, user)
+	must(t, err)
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.Instance+"/"+c.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+var fastRegistry = RegistryConfig{HeartbeatInterval: 100 * time.Millisecond, HeartbeatTTL: 400 * time.Millisecond, TTL: 30 * time.Second, RefreshTick: 100 * time.Millisecond}
+
+func TestRegistryAddRemoveLookup(t *testing.T) {
+	srv := startRedis(t)
+	a, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "ra"})
+	b, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "rb"})
+	ra := startRegistry(t, a, fastRegistry)
+	rb := startRegistry(t, b, fastRegistry)
+
+	start := time.Now().Add(-time.Second)
+	ra.Add("c1", "alice")
+	ra.Add("c2", "alice")
+	ra.Add("c3", "")
+	rb.Add("c4", "alice")
+	ra.Add("gone", "bob")
+	ra.Remove("gone") // coalesced: never reaches Redis
+	syncReg(t, ra)
+	syncReg(t, rb)
+
+	info, err := lookup(rb, "c1")
+	must(t, err)
+	if info.Instance != "ra" || info.User != "alice" || info.ConnectedAt.Before(start) || info.ConnectedAt.After(time.Now()) {
+		t.Fatalf("lookup c1 from the other instance: %+v", info)
+	}
+	if _, err := lookup(ra, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup of an added-then-removed conn: %v", err)
+	}
+	if n, _ := srv.do("EXISTS", "ws:conn:gone").AsInt64(); n != 0 {
+		t.Fatal("add+remove in one batch reached Redis")
+	}
+	if got, want := userConnIDs(t, ra, "alice"), []string{"ra/c1", "ra/c2", "rb/c4"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's connections %v, want %v", got, want)
+	}
+	ttl, _ := srv.do("PTTL", "ws:conn:c1").AsInt64()
+	if ttl <= 0 || ttl > fastRegistry.TTL.Milliseconds() {
+		t.Fatalf("ws:conn:c1 PTTL %d", ttl)
+	}
+
+	ra.Remove("c2")
+	syncReg(t, ra)
+	if _, err := lookup(rb, "c2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup after Remove: %v", err)
+	}
+	if got, want := userConnIDs(t, rb, "alice"), []string{"ra/c1", "rb/c4"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's connections after remove %v, want %v", got, want)
+	}
+
+	eventually(t, 2*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		insts, err := ra.Instances(ctx)
+		if err != nil || len(insts) != 2 {
+			return false
+		}
+		conns := map[string]int{}
+		for _, in := range insts {
+			conns[in.ID] = in.Conns
+		}
+		return conns["ra"] == 2 && conns["rb"] == 1
+	}, "Instances lists ra with 2 and rb with 1 connections")
+}
+
+// A crashed instance (stopped without cleanup) is fenced within one heartbeat
+// TTL, while its entries still exist in Redis; a closed one is gone at once.
+func TestRegistryFencingAndClose(t *testing.T) {
+	srv := startRedis(t)
+	a, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "fa"})
+	b, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "fb"})
+	c, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "fc"})
+	ra := startRegistry(t, a, fastRegistry)
+	rb := startRegistry(t, b, fastRegistry)
+	rc := startRegistry(t, c, fastRegistry)
+	ra.Add("a1", "dave")
+	rc.Add("c1", "dave")
+	syncReg(t, ra)
+	syncReg(t, rc)
+	if _, err := lookup(rb, "a1"); err != nil {
+		t.Fatal(err)
+	}
+
+	ra.halt() // what kill -9 looks like to the others
+	crashed := time.Now()
+	took := eventually(t, 2*time.Second, func() bool {
+		_, err := lookup(rb, "a1")
+		return errors.Is(err, ErrNotFound)
+	}, "a1 fenced")
+	t.Logf("crashed instance fenced after %v (heartbeat TTL %v)", time.Since(crashed).Round(time.Millisecond), fastRegistry.HeartbeatTTL)
+	if took > fastRegistry.HeartbeatTTL+150*time.Millisecond {
+		t.Fatalf("fencing took %v, want within one heartbeat TTL (%v)", took, fastRegistry.HeartbeatTTL)
+	}
+	if n, _ := srv.do("EXISTS", "ws:conn:a1").AsInt64(); n != 1 {
+		t.Fatal("ws:conn:a1 vanished: the test would not show fencing")
+	}
+	if got := userConnIDs(t, rb, "dave"); !slices.Equal(got, []string{"fc/c1"}) {
+		t.Fatalf("dave's connections after fa crashed: %v", got)
+	}
+
+	must(t, rc.Close())
+	if _, err := lookup(rb, "c1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup right after Close: %v", err)
+	}
+	for _, k := range []string{"ws:conn:c1", "ws:instance:fc"} {
+		if n, _ := srv.do("EXISTS", k).AsInt64(); n != 0 {
+			t.Fatalf("%s still exists after Close", k)
+		}
+	}
+	if m, _ := srv.do("SISMEMBER", "ws:user:dave", "fc|c1").AsInt64(); m != 0 {
+		t.Fatal("user set still holds fc|c1 after Close")
+	}
+}
+
+// A Redis that restarts empty gets this instance's entries back.
+func TestRegistryRewritesAfterRedisRestart(t *testing.T) {
+	srv := startRedis(t)
+	a, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "wa"})
+	ra := startRegistry(t, a, fastRegistry)
+	ra.Add("w1", "erin")
+	syncReg(t, ra)
+	srv.kill()
+	srv.start()
+	eventually(t, 5*time.Second, func() bool {
+		info, err := lookup(ra, "w1")
+		return err == nil && info.User == "erin"
+	}, "entries rewritten after the restart")
+	if got := userConnIDs(t, ra, "erin"); !slices.Equal(got, []string{"wa/w1"}) {
+		t.Fatalf("user set after restart: %v", got)
+	}
+}
