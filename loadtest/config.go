@@ -1,0 +1,142 @@
+package loadtest
+
+import (
+	"fmt"
+	"time"
+)
+
+// Scenario names accepted by Config.Scenario.
+const (
+	ScenarioIdle   = "idle"
+	ScenarioFanout = "fanout"
+	ScenarioChurn  = "churn"
+	ScenarioStorm  = "storm"
+	ScenarioSlow   = "slow"
+)
+
+// Config describes one load-generator run (or one worker's share of it).
+type Config struct {
+	Scenario  string
+	Targets   []string // gateway host:port addresses; connections go round robin
+	Path      string   // WebSocket path, default "/ws"
+	SourceIPs []string // local IPv4 addresses to bind, round robin (empty: kernel's choice)
+	Pollers   int      // epoll goroutines, default 1
+
+	Conns      int           // idle, churn (concurrent cap), storm: connections
+	Subs       int           // fanout, slow: subscribers
+	Channels   int           // channels; subscriber i is on channel i % Channels
+	Publishers int           // fanout, slow: publishers (each owns whole channels)
+	Msgs       int64         // fanout, slow: messages to publish in total (0: until Duration)
+	Rate       float64       // publishes/s in total (churn: connections/s); 0 = as fast as the window allows
+	Size       int           // bytes of each publication's data value (at least the header fields)
+	Duration   time.Duration // main phase length
+	Window     int           // publishes in flight per publisher (unacknowledged or not yet seen by the probe)
+
+	PublishHTTP  string  // admin address: publish with POST /api/publish instead of over WebSocket
+	SlowFraction float64 // slow: share of subscribers that stop reading
+	StormTrigger string  // storm: "client" (we drop every connection) or "server" (wait for the gateway to)
+
+	ConnectConcurrency int           // handshakes in flight at once per process
+	HandshakeTimeout   time.Duration // connect+upgrade+subscribe deadline per connection
+	Drain              time.Duration // longest wait for stragglers after publishing stops
+
+	RunID   string // distinguishes channel names of concurrent runs
+	Worker  int    // this process's index among Workers
+	Workers int    // processes sharing the run (1 = alone)
+}
+
+// Defaults fills unset fields with their defaults.
+func (c *Config) Defaults() {
+	if c.Path == "" {
+		c.Path = "/ws"
+	}
+	if c.Pollers <= 0 {
+		c.Pollers = 1
+	}
+	if c.Channels <= 0 {
+		c.Channels = 1
+	}
+	if c.Publishers <= 0 {
+		c.Publishers = 1
+	}
+	if c.Size <= 0 {
+		c.Size = 64
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Window <= 0 {
+		if c.Rate > 0 {
+			c.Window = 4096
+		} else {
+			c.Window = 32
+		}
+	}
+	if c.SlowFraction <= 0 {
+		c.SlowFraction = 0.1
+	}
+	if c.StormTrigger == "" {
+		c.StormTrigger = "client"
+	}
+	if c.ConnectConcurrency <= 0 {
+		c.ConnectConcurrency = 512
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.Drain <= 0 {
+		c.Drain = 5 * time.Second
+	}
+	if c.RunID == "" {
+		c.RunID = fmt.Sprintf("%08x", uint32(seed()))
+	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+}
+
+// Validate reports the first inconsistent setting.
+func (c *Config) Validate() error {
+	switch c.Scenario {
+	case ScenarioIdle, ScenarioChurn, ScenarioStorm:
+		if c.Conns <= 0 {
+			return fmt.Errorf("%s needs --conns > 0", c.Scenario)
+		}
+	case ScenarioFanout, ScenarioSlow:
+		if c.Subs <= 0 {
+			return fmt.Errorf("%s needs --subs > 0", c.Scenario)
+		}
+		if c.Publishers > c.Channels {
+			return fmt.Errorf("--publishers %d > --channels %d: each channel has exactly one publisher so its sequence numbers are exact", c.Publishers, c.Channels)
+		}
+		if c.Scenario == ScenarioSlow && (c.SlowFraction <= 0 || c.SlowFraction >= 1) {
+			return fmt.Errorf("--slow-fraction must be in (0,1)")
+		}
+	case "":
+		return fmt.Errorf("no scenario given (idle, fanout, churn, storm, slow)")
+	default:
+		return fmt.Errorf("unknown scenario %q (idle, fanout, churn, storm, slow)", c.Scenario)
+	}
+	if len(c.Targets) == 0 {
+		return fmt.Errorf("no --target given")
+	}
+	if c.Rate < 0 || c.Msgs < 0 || c.Size < 0 {
+		return fmt.Errorf("--rate, --msgs and --size must not be negative")
+	}
+	if c.StormTrigger != "client" && c.StormTrigger != "server" {
+		return fmt.Errorf("--storm-trigger must be client or server")
+	}
+	if c.Worker < 0 || c.Worker >= c.Workers {
+		return fmt.Errorf("worker %d of %d", c.Worker, c.Workers)
+	}
+	return nil
+}
+
+// mine reports whether global index i (connection, subscriber) belongs to
+// this worker.
+func (c *Config) mine(i int) bool { return i%c.Workers == c.Worker }
+
+// ownsChannel reports whether this worker publishes on channel ch; channel
+// ch's first subscriber (index ch) lives in the same worker, which lets the
+// publisher watch it as its probe.
+func (c *Config) ownsChannel(ch int) bool { return ch%c.Workers == c.Worker }

@@ -1,0 +1,71 @@
+package loadtest
+
+import "sync/atomic"
+
+// Error kinds counted by the engine.
+const (
+	errConnect   = iota // TCP connect failed
+	errHandshake        // upgrade refused or malformed
+	errTimeout          // connect, upgrade or subscribe took longer than the deadline
+	errClosed           // the gateway closed an established connection we did not close
+	errProtocol         // bad frame or unreadable reply
+	errReply            // an "error" reply
+	errPublish          // HTTP publish failed
+	errForeign          // a message for another channel or without our payload
+	numErrKinds
+)
+
+var errNames = [numErrKinds]string{"connect", "handshake", "timeout", "closed", "protocol", "reply", "publish", "foreign"}
+
+// counters are one poller's live figures: written by that poller only,
+// read by the progress display at any time.
+type counters struct {
+	open      atomic.Int64 // WebSocket connections open now
+	ready     atomic.Int64 // connections subscribed (or publishers open), in total
+	failed    atomic.Int64 // connections that never became ready
+	received  atomic.Int64 // publications received
+	published atomic.Int64 // publications sent
+	acked     atomic.Int64 // publish acknowledgements (ok)
+	closed    atomic.Int64 // connections that completed a close (churn)
+	errs      [numErrKinds]atomic.Int64
+}
+
+// liveCounts is a plain snapshot of counters.
+type liveCounts struct {
+	Open, Ready, Failed, Received, Published, Acked, Closed int64
+	Errs                                                    [numErrKinds]int64
+}
+
+func (c *counters) load() liveCounts {
+	s := liveCounts{
+		Open: c.open.Load(), Ready: c.ready.Load(), Failed: c.failed.Load(),
+		Received: c.received.Load(), Published: c.published.Load(),
+		Acked: c.acked.Load(), Closed: c.closed.Load(),
+	}
+	for i := range c.errs {
+		s.Errs[i] = c.errs[i].Load()
+	}
+	return s
+}
+
+func (s *liveCounts) add(o liveCounts) {
+	s.Open += o.Open
+	s.Ready += o.Ready
+	s.Failed += o.Failed
+	s.Received += o.Received
+	s.Published += o.Published
+	s.Acked += o.Acked
+	s.Closed += o.Closed
+	for i := range s.Errs {
+		s.Errs[i] += o.Errs[i]
+	}
+}
+
+// errTotal is the number of errors of every kind.
+func (s *liveCounts) errTotal() int64 {
+	var n int64
+	for _, v := range s.Errs {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,190 @@
+package loadtest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// engine owns the pollers and the state every scenario shares. Connections
+// live on pollers; a scenario drives them by posting tasks and watching
+// the atomic counters.
+type engine struct {
+	cfg       *Config
+	targets   []target
+	srcIPs    [][4]byte
+	nextSrc   atomic.Uint32
+	pollers   []*poller
+	start     time.Time
+	wg        sync.WaitGroup
+	prefix    string   // channel name prefix, "wsload.<run>."
+	chanNames [][]byte // channel index -> name
+
+	// Per channel: the publisher's sequence (owned by that publisher's
+	// poller or goroutine), the rejected publishes, and the highest
+	// sequence seen by the channel's probe subscriber.
+	seq       []int64
+	rejected  []atomic.Int64
+	probeSeen []atomic.Int64
+
+	httpCtr counters // HTTP publishers' counters
+
+	publishing atomic.Bool // publishers pump while set
+	stopping   atomic.Bool // teardown: no reconnects
+	stopOnce   sync.Once
+}
+
+// target is one gateway address.
+type target struct {
+	sa   unix.SockaddrInet4 // copied per dial: Connect writes into it
+	host string // Host header
+}
+
+func newEngine(cfg *Config) (*engine, error) {
+	e := &engine{cfg: cfg, start: time.Now()}
+	for _, t := range cfg.Targets {
+		tg, err := resolveTarget(t)
+		if err != nil {
+			return nil, err
+		}
+		e.targets = append(e.targets, tg)
+	}
+	if len(e.targets) == 0 {
+		return nil, fmt.Errorf("no --target given")
+	}
+	for _, s := range cfg.SourceIPs {
+		ip := net.ParseIP(s).To4()
+		if ip == nil {
+			return nil, fmt.Errorf("source IP %q is not an IPv4 address", s)
+		}
+		e.srcIPs = append(e.srcIPs, [4]byte(ip))
+	}
+	e.prefix = "wsload." + cfg.RunID + "."
+	e.chanNames = make([][]byte, cfg.Channels)
+	for i := range e.chanNames {
+		e.chanNames[i] = []byte(e.prefix + strconv.Itoa(i))
+	}
+	e.seq = make([]int64, cfg.Channels)
+	e.rejected = make([]atomic.Int64, cfg.Channels)
+	e.probeSeen = make([]atomic.Int64, cfg.Channels)
+	n := cfg.Pollers
+	if n <= 0 {
+		n = 1
+	}
+	for i := 0; i < n; i++ {
+		p, err := newPoller(e, i)
+		if err != nil {
+			for _, q := range e.pollers {
+				unix.Close(q.epfd)
+				unix.Close(q.evfd)
+			}
+			return nil, err
+		}
+		e.pollers = append(e.pollers, p)
+	}
+	for _, p := range e.pollers {
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); p.run() }()
+	}
+	return e, nil
+}
+
+func resolveTarget(s string) (target, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return target{}, fmt.Errorf("target %q: %v (want host:port)", s, err)
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return target{}, fmt.Errorf("target %q: %v", s, err)
+	}
+	pn, err := strconv.Atoi(port)
+	if err != nil || pn <= 0 || pn > 65535 {
+		return target{}, fmt.Errorf("target %q: bad port", s)
+	}
+	for _, ip := range ips {
+		if v4 := ip.To4(); v4 != nil {
+			return target{sa: unix.SockaddrInet4{Port: pn, Addr: [4]byte(v4)}, host: s}, nil
+		}
+	}
+	return target{}, fmt.Errorf("target %q: no IPv4 address", s)
+}
+
+// now is the engine's monotonic clock in nanoseconds.
+func (e *engine) now() int64 { return int64(time.Since(e.start)) }
+
+// channelOf maps a channel name back to its index, -1 for a foreign name.
+func (e *engine) channelOf(name []byte) int32 {
+	if len(name) <= len(e.prefix) || string(name[:len(e.prefix)]) != e.prefix {
+		return -1
+	}
+	n := parseInt(name[len(e.prefix):], -1)
+	if n < 0 || n >= int64(len(e.chanNames)) {
+		return -1
+	}
+	return int32(n)
+}
+
+// hasProbe reports whether channel ch has a probe subscriber: subscriber
+// number ch, which is on channel ch and lives in the worker owning ch.
+func (e *engine) hasProbe(ch int32) bool {
+	return int(ch) < e.cfg.Subs && (e.cfg.Scenario == ScenarioFanout || e.cfg.Scenario == ScenarioSlow)
+}
+
+// pollerFor spreads connections over pollers by index.
+func (e *engine) pollerFor(idx int32) *poller { return e.pollers[int(idx)%len(e.pollers)] }
+
+// each runs f on every poller and waits for all of them.
+func (e *engine) each(f func(p *poller)) {
+	var wg sync.WaitGroup
+	for _, p := range e.pollers {
+		wg.Add(1)
+		p.post(func() { f(p); wg.Done() })
+	}
+	wg.Wait()
+}
+
+// sumCounters adds up every poller's live counters.
+func (e *engine) sumCounters() liveCounts {
+	var s liveCounts
+	for _, p := range e.pollers {
+		s.add(p.ctr.load())
+	}
+	s.add(e.httpCtr.load())
+	return s
+}
+
+// shutdown closes every connection abruptly and stops the pollers.
+func (e *engine) shutdown() {
+	e.stopOnce.Do(func() {
+		e.stopping.Store(true)
+		e.publishing.Store(false)
+		for _, p := range e.pollers {
+			p.post(p.teardown)
+		}
+		e.wg.Wait()
+	})
+}
+
+// randomKey returns a fresh Sec-WebSocket-Key.
+func randomKey() []byte {
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	out := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
+	base64.StdEncoding.Encode(out, raw[:])
+	return out
+}
+
+func seed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}

@@ -1,0 +1,232 @@
+package loadtest
+
+import (
+	"errors"
+	"strconv"
+)
+
+// replyOp is the "op" of a gateway-to-client object.
+type replyOp uint8
+
+const (
+	replyUnknown replyOp = iota
+	replyMessage
+	replyOK
+	replyError
+	replyPong
+)
+
+// reply is the part of a gateway reply the load generator looks at. Slices
+// alias the message buffer: valid until the next read.
+type reply struct {
+	op      replyOp
+	id      int64 // -1 when absent
+	code    int64
+	channel []byte
+	data    []byte // raw JSON value
+}
+
+var errBadJSON = errors.New("malformed JSON reply")
+
+// parseReply scans one reply object without allocating. It only needs to
+// be as strict as finding the fields; it is not a validating JSON parser.
+func parseReply(b []byte, r *reply) error {
+	*r = reply{id: -1}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errBadJSON
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == '}' {
+			break
+		}
+		ks, ke, next, ok := scanString(b, i)
+		if !ok {
+			return errBadJSON
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return errBadJSON
+		}
+		i = skipSpace(b, i+1)
+		vs := i
+		if i, ok = skipValue(b, i); !ok {
+			return errBadJSON
+		}
+		val := b[vs:i]
+		switch string(b[ks:ke]) { // no allocation: compiler-optimised comparison
+		case "op":
+			r.op = opOf(val)
+		case "id":
+			r.id = parseInt(val, -1)
+		case "code":
+			r.code = parseInt(val, 0)
+		case "channel":
+			if len(val) >= 2 && val[0] == '"' {
+				r.channel = val[1 : len(val)-1]
+			}
+		case "data":
+			r.data = val
+		}
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			break
+		}
+		return errBadJSON
+	}
+	return nil
+}
+
+func opOf(v []byte) replyOp {
+	switch string(v) {
+	case `"message"`:
+		return replyMessage
+	case `"ok"`:
+		return replyOK
+	case `"error"`:
+		return replyError
+	case `"pong"`:
+		return replyPong
+	}
+	return replyUnknown
+}
+
+// parsePayload reads "s" (sequence) and "t" (publish time, unix ns) from a
+// load-generator payload object.
+func parsePayload(b []byte) (seq, ts int64, ok bool) {
+	seq, ts = -1, -1
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return 0, 0, false
+	}
+	i++
+	for i < len(b) {
+		i = skipSpace(b, i)
+		ks, ke, next, sok := scanString(b, i)
+		if !sok {
+			return 0, 0, false
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return 0, 0, false
+		}
+		i = skipSpace(b, i+1)
+		vs := i
+		if i, sok = skipValue(b, i); !sok {
+			return 0, 0, false
+		}
+		switch string(b[ks:ke]) {
+		case "s":
+			seq = parseInt(b[vs:i], -1)
+		case "t":
+			ts = parseInt(b[vs:i], -1)
+		}
+		if seq >= 0 && ts >= 0 {
+			return seq, ts, true
+		}
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i++
+		}
+	}
+	return 0, 0, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString expects a JSON string at b[i]; it returns the bounds of its
+// raw contents and the index after the closing quote.
+func scanString(b []byte, i int) (start, end, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, 0, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return i + 1, j, j + 1, true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// skipValue returns the index just after the JSON value starting at b[i].
+func skipValue(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch b[i] {
+	case '"':
+		_, _, next, ok := scanString(b, i)
+		return next, ok
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				_, _, next, ok := scanString(b, j)
+				if !ok {
+					return 0, false
+				}
+				j = next - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1, true
+				}
+			}
+		}
+		return 0, false
+	default: // number, true, false, null
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' && b[j] != '\t' {
+			j++
+		}
+		return j, j > i
+	}
+}
+
+// parseInt parses a non-negative decimal integer, or returns def.
+func parseInt(v []byte, def int64) int64 {
+	if len(v) == 0 || len(v) > 19 {
+		return def
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return def
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// appendPayload appends a load-generator payload {"s":S,"t":T,"p":"xx.."}
+// padded with 'x' so the JSON value is at least size bytes long.
+func appendPayload(dst []byte, seq, ts int64, size int) []byte {
+	start := len(dst)
+	dst = append(dst, `{"s":`...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	dst = append(dst, `,"t":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	dst = append(dst, `,"p":"`...)
+	pad := size - (len(dst) - start) - 2
+	for ; pad > 0; pad-- {
+		dst = append(dst, 'x')
+	}
+	return append(dst, `"}`...)
+}
