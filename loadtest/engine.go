@@ -45,7 +45,7 @@ type engine struct {
 // target is one gateway address.
 type target struct {
 	sa   unix.SockaddrInet4 // copied per dial: Connect writes into it
-	host string // Host header
+	host string             // Host header
 }
 
 func newEngine(cfg *Config) (*engine, error) {

@@ -84,12 +84,12 @@ type ServerStats struct {
 
 // SelfStats are the load generator's own costs, summed over its processes.
 type SelfStats struct {
-	CPUSeconds    float64 `json:"cpu_s"` // during the main phase
-	CPUPerMsgUs   float64 `json:"cpu_per_msg_us,omitempty"`
-	RSS           int64   `json:"rss"` // bytes, every connection set up
-	RSSPerConn    float64 `json:"rss_per_conn"`
-	PeakRSS       int64   `json:"peak_rss"`
-	CPUPercent float64 `json:"cpu_percent"` // of one core, averaged over the main phase
+	CPUSeconds  float64 `json:"cpu_s"` // during the main phase
+	CPUPerMsgUs float64 `json:"cpu_per_msg_us,omitempty"`
+	RSS         int64   `json:"rss"` // bytes, every connection set up
+	RSSPerConn  float64 `json:"rss_per_conn"`
+	PeakRSS     int64   `json:"peak_rss"`
+	CPUPercent  float64 `json:"cpu_percent"` // of one core, averaged over the main phase
 }
 
 // Finalize computes the Result from the merged raw outcome.
