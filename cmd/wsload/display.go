@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wshub/wshub/loadtest"
+)
+
+// display shows live progress: one rewritten line on a terminal, plain
+// lines otherwise.
+type display struct {
+	w        io.Writer
+	tty      bool
+	quiet    bool
+	start    time.Time
+	mu       sync.Mutex
+	lastAt   time.Time
+	lastRecv int64
+	lastPub  int64
+	drawn    bool
+}
+
+func newDisplay(w io.Writer, quiet bool) *display {
+	d := &display{w: w, quiet: quiet, start: time.Now(), lastAt: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		d.tty = err == nil
+	}
+	return d
+}
+
+// update renders the sum of the workers' latest snapshots, at most about
+// once a second.
+func (d *display) update(ps []loadtest.Progress) {
+	if d.quiet {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	dt := now.Sub(d.lastAt).Seconds()
+	if dt < 0.9 {
+		return
+	}
+	var s loadtest.Progress
+	iv := loadtest.NewHistogram()
+	for _, p := range ps {
+		if s.Phase == "" {
+			s.Phase = p.Phase
+		}
+		s.Open += p.Open
+		s.Ready += p.Ready
+		s.Failed += p.Failed
+		s.Received += p.Received
+		s.Published += p.Published
+		s.Errors += p.Errors
+		iv.Merge(p.Interval.Histogram())
+	}
+	line := fmt.Sprintf("[%5.1fs] %-7s open %d  ready %d  failed %d  pub %.0f/s  recv %.0f/s  p99 %s  errors %d",
+		now.Sub(d.start).Seconds(), s.Phase, s.Open, s.Ready, s.Failed,
+		float64(s.Published-d.lastPub)/dt, float64(s.Received-d.lastRecv)/dt, fmtUs(iv.Quantile(0.99)), s.Errors)
+	d.lastAt, d.lastRecv, d.lastPub = now, s.Received, s.Published
+	if d.tty {
+		fmt.Fprintf(d.w, "\r\033[K%s", line)
+		d.drawn = true
+	} else {
+		fmt.Fprintln(d.w, line)
+	}
+}
+
+// finish ends the live line before the summary.
+func (d *display) finish() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.drawn {
+		fmt.Fprintln(d.w)
+		d.drawn = false
+	}
+	d.quiet = true
+}
+
+// fmtUs prints microseconds with a readable unit.
+func fmtUs(us int64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%dµs", us)
+	case us < 1000000:
+		return fmt.Sprintf("%.2fms", float64(us)/1000)
+	}
+	return fmt.Sprintf("%.2fs", float64(us)/1e6)
+}
+
+// fmtBytes prints a byte count with a binary unit.
+func fmtBytes(b float64) string {
+	switch {
+	case b < 1024 && b > -1024:
+		return fmt.Sprintf("%.0f B", b)
+	case b < 1<<20 && b > -(1<<20):
+		return fmt.Sprintf("%.1f KiB", b/1024)
+	}
+	return fmt.Sprintf("%.1f MiB", b/(1<<20))
+}
+
+// serverSampler reads the gateway's /proc figures at each phase.
+type serverSampler struct {
+	pid     int
+	w       io.Writer
+	mu      sync.Mutex
+	samples map[string]loadtest.ProcSample
+	warned  bool
+}
+
+func newServerSampler(pid int, w io.Writer) *serverSampler {
+	return &serverSampler{pid: pid, w: w, samples: map[string]loadtest.ProcSample{}}
+}
+
+func (s *serverSampler) sample(phase string) {
+	if s.pid <= 0 {
+		return
+	}
+	v, err := loadtest.ReadProc(s.pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if !s.warned {
+			fmt.Fprintf(s.w, "wsload: --server-pid %d: %v\n", s.pid, err)
+			s.warned = true
+		}
+		return
+	}
+	s.samples[phase] = v
+}
+
+// phases returns the samples before setup, at ready and at done.
+func (s *serverSampler) phases() (before, ready, done loadtest.ProcSample, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ok1, ok2, ok3 bool
+	before, ok1 = s.samples["before"]
+	ready, ok2 = s.samples[loadtest.PhaseReady]
+	done, ok3 = s.samples[loadtest.PhaseDone]
+	return before, ready, done, ok1 && ok2 && ok3
+}

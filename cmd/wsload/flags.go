@@ -1,0 +1,186 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wshub/wshub/loadtest"
+)
+
+// options is the whole command line.
+type options struct {
+	cfg       loadtest.Config
+	procs     int
+	jsonFile  string
+	serverPID int
+	maxLoss   float64 // fraction of expected; < 0 = no check
+	maxErrors int64   // < 0 = no check
+	quiet     bool
+
+	// set in worker processes by the parent
+	workerIndex int
+	workerCount int
+}
+
+// listFlag collects a repeatable or comma-separated flag.
+type listFlag struct{ vals *[]string }
+
+func (l listFlag) String() string {
+	if l.vals == nil {
+		return ""
+	}
+	return strings.Join(*l.vals, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l.vals = append(*l.vals, v)
+		}
+	}
+	return nil
+}
+
+// lossFlag parses a fraction ("0.001") or a percentage ("0.1%").
+type lossFlag struct{ v *float64 }
+
+func (l lossFlag) String() string {
+	if l.v == nil || *l.v < 0 {
+		return "off"
+	}
+	return strconv.FormatFloat(*l.v, 'g', -1, 64)
+}
+
+func (l lossFlag) Set(s string) error {
+	pct := strings.HasSuffix(s, "%")
+	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err != nil {
+		return fmt.Errorf("want a fraction like 0.001 or a percentage like 0.1%%")
+	}
+	if pct {
+		f /= 100
+	}
+	if f < 0 || f > 1 {
+		return fmt.Errorf("must be between 0 and 1 (or 0%% and 100%%)")
+	}
+	*l.v = f
+	return nil
+}
+
+const usageHead = `wsload: load generator for wshub (PROTOCOL.md), many connections on few goroutines.
+
+Usage: wsload SCENARIO [flags]     (or --scenario SCENARIO)
+
+Scenarios:
+  idle    --conns N connections, each subscribed to one of --channels, held for --duration
+  fanout  --subs over --channels, --publishers publishing --rate/s (0 = max within --window) or --msgs
+  churn   connect, subscribe, close at --rate/s, at most --conns at once
+  storm   --conns connections drop at once (--storm-trigger client|server) and reconnect
+  slow    like fanout, with --slow-fraction of subscribers not reading
+
+Flags:
+`
+
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	o := &options{maxLoss: -1, maxErrors: -1}
+	c := &o.cfg
+	fs := flag.NewFlagSet("wsload", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, usageHead)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.Scenario, "scenario", "", "scenario (also the first argument)")
+	fs.Var(listFlag{&c.Targets}, "target", "gateway host:port, repeatable or comma-separated (default 127.0.0.1:8080)")
+	fs.StringVar(&c.Path, "path", "/ws", "WebSocket path")
+	fs.IntVar(&o.procs, "procs", 1, "worker processes (each holds at most ~19,900 sockets under a 20,000 open-file limit)")
+	var srcs []string
+	fs.Var(listFlag{&srcs}, "source-ips", "local IPv4 addresses to spread connections over: list or range (127.0.0.2-127.0.0.9)")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "main phase length (publishing, holding, churning, waiting for recovery)")
+	fs.StringVar(&o.jsonFile, "json", "", "write the result as JSON to this file (- for stdout)")
+	fs.IntVar(&c.Conns, "conns", 0, "connections (idle, storm) or concurrent cap (churn)")
+	fs.IntVar(&c.Subs, "subs", 0, "subscribers (fanout, slow)")
+	fs.IntVar(&c.Channels, "channels", 1, "channels; subscriber i is on channel i % channels")
+	fs.IntVar(&c.Publishers, "publishers", 1, "publishers; each owns whole channels (so at most --channels)")
+	fs.Int64Var(&c.Msgs, "msgs", 0, "publications in total (0: publish until --duration)")
+	fs.Float64Var(&c.Rate, "rate", 0, "publications/s in total (churn: connections/s); 0 = as fast as --window allows")
+	fs.IntVar(&c.Size, "size", 64, "bytes of each publication's data (it carries a sequence number and the send time)")
+	fs.IntVar(&c.Window, "window", 0, "publications in flight per publisher: unacknowledged or not yet seen by the channel's first subscriber (default 32 at max rate, 4096 with --rate)")
+	fs.StringVar(&c.PublishHTTP, "publish-http", "", "publish with POST /api/publish on this admin host:port instead of over WebSocket")
+	fs.Float64Var(&c.SlowFraction, "slow-fraction", 0.1, "slow: share of subscribers that stop reading")
+	fs.StringVar(&c.StormTrigger, "storm-trigger", "client", "storm: client = wsload drops every connection; server = wait for the gateway to (drain, kill)")
+	fs.IntVar(&c.Pollers, "pollers", 1, "epoll goroutines per process")
+	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 512, "handshakes in flight at once per process")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "connect + upgrade + subscribe deadline")
+	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "longest wait for deliveries after publishing stops")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "gateway process id: report its RSS per connection and CPU (from /proc)")
+	fs.Var(lossFlag{&o.maxLoss}, "max-loss", "exit 1 when lost/expected exceeds this (0.001 or 0.1%; default off)")
+	fs.Int64Var(&o.maxErrors, "max-errors", -1, "exit 1 when errors exceed this (default off)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	fs.StringVar(&c.RunID, "run-id", "", "channel name tag (default random; set by the parent for workers)")
+	fs.IntVar(&o.workerIndex, "worker-index", 0, "internal: this worker's index")
+	fs.IntVar(&o.workerCount, "worker-count", 0, "internal: number of workers")
+
+	// The scenario may come first, before the flags.
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		c.Scenario = args[0]
+		args = args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		if c.Scenario != "" || fs.NArg() > 1 {
+			return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+		}
+		c.Scenario = fs.Arg(0)
+	}
+	if len(c.Targets) == 0 {
+		c.Targets = []string{"127.0.0.1:8080"}
+	}
+	ips, err := expandIPs(srcs)
+	if err != nil {
+		return nil, err
+	}
+	c.SourceIPs = ips
+	if o.procs < 1 {
+		return nil, fmt.Errorf("--procs must be at least 1")
+	}
+	if o.workerCount > 0 {
+		c.Worker, c.Workers = o.workerIndex, o.workerCount
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// expandIPs turns "a.b.c.d" and "a.b.c.d-a.b.c.e" items into a list.
+func expandIPs(items []string) ([]string, error) {
+	var out []string
+	for _, it := range items {
+		lo, hi, isRange := strings.Cut(it, "-")
+		a := net.ParseIP(lo).To4()
+		if a == nil {
+			return nil, fmt.Errorf("--source-ips: %q is not an IPv4 address", lo)
+		}
+		if !isRange {
+			out = append(out, a.String())
+			continue
+		}
+		b := net.ParseIP(hi).To4()
+		if b == nil || a[0] != b[0] || a[1] != b[1] || a[2] != b[2] || b[3] < a[3] {
+			return nil, fmt.Errorf("--source-ips: bad range %q (same /24, ascending)", it)
+		}
+		for x := int(a[3]); x <= int(b[3]); x++ {
+			out = append(out, net.IPv4(a[0], a[1], a[2], byte(x)).String())
+		}
+	}
+	return out, nil
+}

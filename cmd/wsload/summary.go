@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/wshub/wshub/loadtest"
+)
+
+// printSummary writes the human summary table.
+func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
+	row := func(k, format string, a ...any) { fmt.Fprintf(w, "  %-14s %s\n", k, fmt.Sprintf(format, a...)) }
+	fmt.Fprintf(w, "\nwsload %s against %s (%d process(es), %.1fs main phase)\n", r.Scenario, strings.Join(r.Targets, ", "), r.Procs, r.DurationS)
+	row("connections", "%d ready of %d, %d failed", r.Connected, r.Conns, r.Failed)
+	if r.Handshake.Count > 0 {
+		row("handshake", "%s", pcts(r.Handshake))
+	}
+	if r.Subscribe.Count > 0 {
+		row("subscribe", "%s", pcts(r.Subscribe))
+	}
+	switch r.Scenario {
+	case loadtest.ScenarioFanout, loadtest.ScenarioSlow:
+		row("published", "%d (%.0f/s), %d rejected; %d B payloads, %d channels", r.Published, r.PublishesPerS, r.Rejected, c.Size, c.Channels)
+		pct := 100.0
+		if r.Expected > 0 {
+			pct = 100 * float64(r.Delivered) / float64(r.Expected)
+		}
+		row("delivered", "%d of %d expected (%.3f%%)", r.Delivered, r.Expected, pct)
+		row("lost/dup/ooo", "%d lost, %d duplicates, %d out of order", r.Lost, r.Duplicates, r.Reordered)
+		row("deliveries/s", "%.0f", r.DeliveriesPerS)
+		row("latency", "%s", pcts(r.Latency))
+	case loadtest.ScenarioChurn:
+		row("churn", "%d cycles, %.0f handshakes/s", r.Churn.Completed, r.Churn.HandshakesPerS)
+	case loadtest.ScenarioStorm:
+		s := r.Storm
+		rec := "not all came back"
+		if s.Missing == 0 && s.Dropped > 0 {
+			rec = fmt.Sprintf("all back in %.0f ms", s.RecoveredMs)
+		}
+		row("storm", "%d dropped, %d missing at the end; %s", s.Dropped, s.Missing, rec)
+		row("reconnect", "%s", pcts(s.Reconnect))
+	}
+	if s := r.Slow; s != nil {
+		row("slow subs", "%d, %d dropped by the gateway (codes %v), got %d of %d", s.Subs, s.Dropped, s.Codes, s.Delivered, s.Expected)
+		if s.Dropped > 0 {
+			row("dropped after", "p50 %d ms, max %d ms of publishing (last message each received)", s.DropAtMs.P50, s.DropAtMs.Max)
+		}
+	}
+	errs := fmt.Sprintf("%d", r.Errors)
+	if len(r.ErrorsByKind) > 0 {
+		errs += " (" + kv(r.ErrorsByKind) + ")"
+	}
+	row("errors", "%s", errs)
+	if len(r.CloseCodes) > 0 {
+		row("close codes", "%s", kv(r.CloseCodes))
+	}
+	if s := r.Server; s != nil {
+		extra := ""
+		if s.CPUPerDelivery > 0 {
+			extra = fmt.Sprintf(", %.3f µs CPU/delivery", s.CPUPerDelivery)
+		}
+		row("gateway", "RSS %s (%s/conn), CPU %.1f%% of a core%s", fmtBytes(float64(s.RSSReady)), fmtBytes(s.RSSPerConn), s.CPUPercent, extra)
+	}
+	self := fmt.Sprintf("CPU %.1f%% of a core", r.Self.CPUPercent)
+	if r.Self.CPUPerMsgUs > 0 {
+		self += fmt.Sprintf(" (%.3f µs/msg)", r.Self.CPUPerMsgUs)
+	}
+	row("wsload", "%s, RSS %s (%s/conn)", self, fmtBytes(float64(r.Self.RSS)), fmtBytes(r.Self.RSSPerConn))
+}
+
+func pcts(s loadtest.Summary) string {
+	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (n=%d)",
+		fmtUs(s.P50), fmtUs(s.P90), fmtUs(s.P99), fmtUs(s.P999), fmtUs(s.Max), s.Count)
+}
+
+func kv(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
