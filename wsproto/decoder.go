@@ -125,6 +125,10 @@ func (d *Decoder) release() {
 // err != nil (always a *CloseError): stop reading and close with its Code; the
 // decoder is then only good for Reset.
 //
+// Call Next until it returns n == 0, even when all input was consumed (an
+// empty buf is fine): a reassembled message stays in a pooled buffer until the
+// following call, and that call returns it, so an idle connection holds none.
+//
 // Every check that the first bytes allow is made before waiting for the
 // payload; in particular the length is checked against the limit as soon as
 // it is readable, and nothing is ever allocated on a declared length: a

@@ -114,9 +114,6 @@ func ParseHandshake(buf []byte, cfg *HandshakeConfig) Handshake {
 		}
 		return needMore(len(buf), len(scan), maxBytes)
 	}
-	if line == nil {
-		return reject(len(scan)-len(rest), 400, reasonMalformed)
-	}
 	var rl requestLine
 	if code, reason := rl.parse(line, cfg); code != 0 {
 		return reject(len(scan)-len(rest), code, reason)
@@ -127,9 +124,6 @@ func ParseHandshake(buf []byte, cfg *HandshakeConfig) Handshake {
 		line, rest, ok = cutLine(rest)
 		if !ok {
 			return needMore(len(buf), len(scan), maxBytes)
-		}
-		if line == nil {
-			return reject(len(scan)-len(rest), 400, reasonMalformed)
 		}
 		if len(line) == 0 {
 			break
@@ -169,8 +163,8 @@ func reject(consumed, code int, reason string) Handshake {
 
 // cutLine splits off the first line of b. ok is false when b holds no complete
 // line. A line ends in CRLF or a bare LF (RFC 9112 §2.2 lets a recipient accept
-// it); line is nil when it contains a bare CR or NUL, which are never legal in a
-// request head and a known request-smuggling vector.
+// it). A bare CR or a NUL left inside the line is rejected by the character
+// checks every line goes through (token, target and value checks).
 func cutLine(b []byte) (line, rest []byte, ok bool) {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
@@ -179,9 +173,6 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 	line, rest = b[:i], b[i+1:]
 	if i > 0 && line[i-1] == '\r' {
 		line = line[:i-1]
-	}
-	if bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0 {
-		return nil, rest, true
 	}
 	return line, rest, true
 }

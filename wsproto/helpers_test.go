@@ -165,8 +165,12 @@ func decode(input []byte, maxMessage int, compress bool, next chunker, fail func
 				}
 				break
 			}
-			if len(ev.Payload) > d.max {
-				fail("payload of %d bytes over the %d limit", len(ev.Payload), d.max)
+			limit := d.max // messages; control frames have RFC 6455's own 125
+			if ev.Kind >= EventPing {
+				limit = 125
+			}
+			if len(ev.Payload) > limit {
+				fail("payload of %d bytes over the %d limit", len(ev.Payload), limit)
 			}
 			out.events = append(out.events, rec{ev.Kind, string(ev.Payload), ev.CloseCode, string(ev.CloseReason), ev.Compressed})
 			buf = append(buf[:0], buf[n:]...)
