@@ -41,7 +41,9 @@ type Sink interface {
 
 // Poster runs fn on one event loop's goroutine. Post is safe from any
 // goroutine, never blocks, and batches: many posts may share one wake-up.
-// *eventloop.Loop implements it.
+// Functions posted to one loop run in the order they were posted (the hub
+// relies on it for per-channel message order and for a subscribe's ok to
+// precede the messages that follow it). *eventloop.Loop implements it.
 type Poster interface {
 	Post(fn func())
 }
@@ -56,6 +58,8 @@ type Conn interface {
 	Loop() int
 	// Send queues a shared frame (taking its own reference). It returns false
 	// when the connection is closing or was just dropped as a slow consumer.
+	// Send must not call back into the hub (OnClose ...) before it returns:
+	// the hub calls it while iterating a channel's subscriber list.
 	Send(f *wsproto.Frame) bool
 	// Close sends a close frame after what is already queued, then closes.
 	Close(code uint16, reason string)
