@@ -15,13 +15,17 @@ build:
 
 # Redis-backed tests start their own redis-server on free ports; make sure one exists.
 test-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || missing="redis-server redis-tools"; \
+	/usr/bin/python3 -c "import websockets" >/dev/null 2>&1 || missing="$$missing python3-websockets"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing redis-server (tests start their own on free ports)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
+	    echo "installing$$missing (tests start their own redis-server on free ports)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	  else \
-	    echo "redis-server is missing: install it (Debian: apt-get install -y redis-server) and re-run make test" >&2; exit 1; \
-	  fi; }
+	    echo "missing test dependencies:$$missing -- install them (Debian: apt-get install -y$$missing) and re-run make test" >&2; exit 1; \
+	  fi; \
+	fi
 
 test: test-deps
 	$(GO) vet $(PKGS)
