@@ -1,0 +1,253 @@
+package eventloop
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/wshub/wshub/wsproto"
+)
+
+// maxIOV is the most slices one writev may carry (UIO_MAXIOV): gnet closes
+// the connection on the EINVAL that more would get.
+const maxIOV = 1024
+
+// Loop is one event loop: a goroutine of gnet's that owns a set of
+// connections. It implements hub.Poster.
+//
+// The Loop objects exist from New; each is bound to one of gnet's loops the
+// first time a connection opens there. Posts made before that are kept
+// until it happens.
+type Loop struct {
+	idx int
+	srv *Server
+
+	// Post's queue: a mutex and two slices swapped per batch.
+	mu  sync.Mutex
+	q   []func()
+	gel gnet.EventLoop // bound gnet loop, nil until bound; under mu
+	ref atomic.Pointer[gnetRef]
+
+	_ [64]byte // keep the loop's own state off the posters' cache line
+
+	// Loop goroutine only.
+	spare     []func()
+	conns     []*Conn // every connection on this loop (shutdown drain)
+	dirty     []*Conn // connections with frames to write this batch
+	backlog   []*Conn // connections whose socket is backed up
+	flushing  bool
+	depth     int     // nesting of our code on the stack (see enter)
+	closed    []*Conn // closed connections whose Handler.OnClose is owed
+	inTraffic *Conn   // connection whose OnTraffic is running
+	wheel     wheel
+	rings     ringPool
+	iov       [][]byte
+	held      []*wsproto.Frame
+	scratch   []byte // one-off control frames (ping, pong, 1008)
+	queued    int    // frames in this loop's rings
+
+	sendQueue  int
+	maxPending int
+
+	tickQueued atomic.Bool
+	tickFn     func() // cached method values: posting them does not allocate
+	drainFn    func()
+	fireFn     func(*timer)
+	stats      loopStats
+}
+
+// gnetRef wraps the bound gnet loop for lock-free lookup in OnOpen.
+type gnetRef struct{ el gnet.EventLoop }
+
+// loopStats are the hot-path counters, read by the metrics collector.
+type loopStats struct {
+	framesWritten, writevCalls, slowDrops, refused, pongTimeouts atomic.Uint64
+	queued                                                       atomic.Int64 // published copy of Loop.queued
+}
+
+func newLoop(s *Server, idx int) *Loop {
+	l := &Loop{
+		idx:        idx,
+		srv:        s,
+		sendQueue:  s.cfg.SendQueue,
+		maxPending: s.cfg.MaxPending,
+		iov:        make([][]byte, 0, maxIOV),
+		held:       make([]*wsproto.Frame, 0, maxIOV),
+	}
+	l.wheel.init(1024, s.nowTick())
+	l.rings.init(s.cfg.SendQueue + 1)
+	l.tickFn = l.tick
+	l.drainFn = l.drain
+	l.fireFn = l.fire
+	return l
+}
+
+// Index is the loop's position in Server.Loops (what Conn.Loop returns).
+func (l *Loop) Index() int { return l.idx }
+
+// Post runs fn on the loop's goroutine. It is safe from any goroutine and
+// never blocks. Posts are batched: only the post that finds the queue empty
+// wakes the loop, which then runs everything queued and writes every
+// connection that got frames. When fn is a cached func value, Post does not
+// allocate (the wake-up costs gnet one task per batch). Posts to a stopped
+// server are dropped.
+func (l *Loop) Post(fn func()) {
+	l.mu.Lock()
+	l.q = append(l.q, fn)
+	wake := len(l.q) == 1 && l.gel != nil
+	gel := l.gel
+	l.mu.Unlock()
+	if wake {
+		l.wake(gel)
+	}
+}
+
+// loopRunner is the gnet.Runnable that runs a batch; a conversion of the
+// Loop pointer, so waking allocates nothing of ours.
+type loopRunner Loop
+
+func (r *loopRunner) Run(context.Context) error {
+	(*Loop)(r).runBatch()
+	return nil
+}
+
+func (l *Loop) wake(gel gnet.EventLoop) {
+	// An error means the engine is stopping: the batch is dropped.
+	_ = gel.Execute(context.Background(), (*loopRunner)(l))
+}
+
+// bind attaches the loop to gnet's loop el; on el's goroutine.
+func (l *Loop) bind(el gnet.EventLoop) {
+	l.mu.Lock()
+	l.gel = el
+	l.ref.Store(&gnetRef{el})
+	pending := len(l.q) > 0
+	l.mu.Unlock()
+	if pending {
+		l.wake(el)
+	}
+}
+
+func (l *Loop) bound() bool { return l.ref.Load() != nil }
+
+// enter and leave bracket every entry from gnet into the loop's code
+// (traffic, a posted batch, a close). gnet closes a connection synchronously
+// when a write fails, which can happen deep inside our code, even inside a
+// Handler's fan-out calling Send; so while we are on the stack, a close only
+// records that Handler.OnClose is owed, and the outermost leave makes the
+// calls, once every frame queued so far has been written.
+func (l *Loop) enter() { l.depth++ }
+
+func (l *Loop) leave() {
+	if l.depth > 1 {
+		l.depth--
+		return
+	}
+	for {
+		l.flushDirty()
+		if len(l.closed) == 0 {
+			break
+		}
+		c := l.closed[len(l.closed)-1]
+		l.closed[len(l.closed)-1] = nil
+		l.closed = l.closed[:len(l.closed)-1]
+		l.srv.handler.OnClose(c) // may queue frames for others: flushed next round
+	}
+	l.depth--
+}
+
+// runBatch runs the posted functions, then writes what they queued.
+func (l *Loop) runBatch() {
+	l.mu.Lock()
+	batch := l.q
+	l.q = l.spare[:0]
+	l.mu.Unlock()
+	l.enter()
+	for i, fn := range batch {
+		batch[i] = nil
+		fn()
+	}
+	l.spare = batch[:0]
+	l.leave()
+}
+
+// tick advances the timer wheel and retries backed-up connections; posted
+// from gnet's ticker goroutine.
+func (l *Loop) tick() {
+	l.tickQueued.Store(false)
+	l.wheel.advance(l.srv.nowTick(), l.fireFn)
+	for i, c := range l.backlog {
+		l.backlog[i] = nil
+		c.flags &^= fBacklog
+		l.markDirty(c)
+	}
+	l.backlog = l.backlog[:0]
+}
+
+// fire handles an expired connection timer.
+func (l *Loop) fire(t *timer) {
+	c := connOf(t)
+	s := l.srv
+	switch c.state {
+	case stHandshake:
+		s.metrics.handshakeFailure("timeout")
+		c.kill()
+	case stOpen:
+		if c.flags&fAwaitPong != 0 {
+			l.stats.pongTimeouts.Add(1)
+			c.kill()
+			return
+		}
+		c.flags |= fAwaitPong
+		l.wheel.schedule(&c.tm, s.nowTick()+s.pongTicks)
+		l.writeControl(c, wsproto.AppendFrame(l.scratch[:0], ws.OpPing, nil))
+	case stClosing:
+		c.kill()
+	}
+}
+
+// drain starts the graceful shutdown of every connection on the loop:
+// unfinished upgrades are dropped, open connections get what is queued and
+// then close 1001, sharing one frame.
+func (l *Loop) drain() {
+	var bye *wsproto.Frame
+	for _, c := range l.conns {
+		switch c.state {
+		case stHandshake:
+			c.kill()
+		case stOpen:
+			if bye == nil {
+				bye = wsproto.NewCloseFrame(wsproto.CloseGoingAway, "going away")
+			}
+			bye.Retain()
+			c.startClose(bye)
+		}
+	}
+	if bye != nil {
+		bye.Release()
+	}
+}
+
+func (l *Loop) add(c *Conn) {
+	c.idx = uint32(len(l.conns))
+	l.conns = append(l.conns, c)
+}
+
+func (l *Loop) remove(c *Conn) {
+	last := len(l.conns) - 1
+	moved := l.conns[last]
+	l.conns[c.idx] = moved
+	moved.idx = c.idx
+	l.conns[last] = nil
+	l.conns = l.conns[:last]
+}
+
+func (l *Loop) markDirty(c *Conn) {
+	if c.flags&fDirty == 0 {
+		c.flags |= fDirty
+		l.dirty = append(l.dirty, c)
+	}
+}

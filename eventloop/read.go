@@ -1,0 +1,141 @@
+package eventloop
+
+import (
+	"errors"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wshub/wshub/wsproto"
+)
+
+// onTraffic consumes what the peer sent: the upgrade request, then frames.
+// Input is parsed straight from gnet's buffer and only whole requests and
+// frames are discarded; an incomplete frame stays in gnet's buffer, where
+// the decoder's limit check on the header keeps it under MaxMessage+14.
+func (c *Conn) onTraffic() {
+	buf, _ := c.gc.Peek(-1)
+	off := 0
+	if c.state == stHandshake {
+		n, ok := c.handshake(buf)
+		if !ok {
+			return
+		}
+		off = n
+	}
+	for off < len(buf) && (c.state == stOpen || c.state == stClosing) && c.flags&fReadOff == 0 {
+		ev, n, err := c.dec.Next(buf[off:])
+		if err != nil {
+			var ce *wsproto.CloseError
+			if !errors.As(err, &ce) {
+				ce = &wsproto.CloseError{Code: wsproto.CloseProtocolError, Reason: "protocol error"}
+			}
+			c.fail(ce.Code, ce.Reason)
+			break
+		}
+		if n == 0 {
+			break // incomplete frame
+		}
+		off += n
+		c.handle(&ev)
+		if c.state == stClosed {
+			return // a write failed and gnet closed the connection under us
+		}
+	}
+	if c.state >= stDead || c.flags&fReadOff != 0 {
+		off = len(buf) // nothing more will be read from this peer
+	}
+	if off > 0 { // Discard(0) would drop everything
+		_, _ = c.gc.Discard(off)
+	}
+}
+
+// handshake parses the upgrade request. It returns the request's length and
+// true once the connection is open; false while more is needed or when it
+// was refused.
+func (c *Conn) handshake(buf []byte) (int, bool) {
+	l := c.loop
+	s := l.srv
+	hs := wsproto.ParseHandshake(buf, &s.hsCfg)
+	switch hs.Status {
+	case wsproto.HandshakeNeedMore:
+		return 0, false
+	case wsproto.HandshakeReject:
+		s.metrics.handshakeFailure(hs.Reason)
+		_, _ = c.gc.Write(hs.Response)
+		c.kill() // gnet writes what is still buffered before it closes
+		return 0, false
+	}
+	c.state = stOpen
+	c.path = pathWS
+	if hs.Path == "/echo" {
+		c.path = pathEcho
+	}
+	c.setHeaders(hs.Query, hs.Authorization)
+	c.dec.Init(s.cfg.MaxMessage)
+	_, _ = c.gc.Write(hs.Response)
+	if c.state == stClosed {
+		return 0, false
+	}
+	if s.pingTicks > 0 {
+		l.wheel.schedule(&c.tm, s.nowTick()+s.firstPing(c.id))
+	} else {
+		l.wheel.cancel(&c.tm)
+	}
+	if c.path == pathWS {
+		c.flags |= fOpened
+		s.handler.OnOpen(c)
+		if c.state == stClosed {
+			return 0, false
+		}
+	}
+	return hs.Consumed, true
+}
+
+// handle acts on one decoded frame.
+func (c *Conn) handle(ev *wsproto.Event) {
+	l := c.loop
+	switch ev.Kind {
+	case wsproto.EventText, wsproto.EventBinary:
+		if c.state != stOpen {
+			return // closing: messages are no longer delivered
+		}
+		switch {
+		case c.path == pathEcho:
+			op := ws.OpText
+			if ev.Kind == wsproto.EventBinary {
+				op = ws.OpBinary
+			}
+			f := wsproto.NewFrame(op, ev.Payload)
+			c.Send(f)
+			f.Release()
+		case ev.Kind == wsproto.EventText:
+			l.srv.handler.OnText(c, ev.Payload)
+		default:
+			c.fail(wsproto.CloseUnsupportedData, "binary messages are not accepted")
+		}
+	case wsproto.EventPing:
+		if c.state == stOpen { // nothing may follow our close frame
+			l.writeControl(c, wsproto.AppendFrame(l.scratch[:0], ws.OpPong, ev.Payload))
+		}
+	case wsproto.EventPong:
+		if c.state == stOpen && c.flags&fAwaitPong != 0 {
+			c.flags &^= fAwaitPong
+			l.wheel.schedule(&c.tm, l.srv.nowTick()+l.srv.pingTicks)
+		}
+	case wsproto.EventClose:
+		c.flags |= fPeerClosed | fReadOff
+		switch c.state {
+		case stOpen:
+			// Echo the peer's code; the socket closes once the echo is out.
+			code := ev.CloseCode
+			if code == wsproto.CloseNoStatus {
+				code = wsproto.CloseNormal
+			}
+			c.startClose(wsproto.NewCloseFrame(code, ""))
+		case stClosing:
+			if c.flags&fCloseSent != 0 {
+				c.kill() // the close handshake is complete
+			}
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package eventloop
+
+import (
+	"github.com/wshub/wshub/wsproto"
+)
+
+// flushDirty writes every connection that got frames since the last flush.
+// It runs at the end of every posted batch, traffic event and close, so the
+// frames a batch queued for one connection leave in one writev.
+func (l *Loop) flushDirty() {
+	if l.flushing {
+		return // the outer call continues over what was appended
+	}
+	l.flushing = true
+	// Indexing, not ranging: a close during a write may append.
+	for i := 0; i < len(l.dirty); i++ {
+		c := l.dirty[i]
+		l.dirty[i] = nil
+		c.flags &^= fDirty
+		l.flushConn(c)
+	}
+	l.dirty = l.dirty[:0]
+	l.flushing = false
+	l.stats.queued.Store(int64(l.queued))
+}
+
+// flushConn hands c's queued frames to gnet unless its socket is backed up,
+// and finishes what a close or a slow-consumer drop left to do.
+func (l *Loop) flushConn(c *Conn) {
+	if c.state == stClosed {
+		return
+	}
+	if c.flags&fSlow != 0 {
+		c.flags &^= fSlow
+		l.scratch = wsproto.AppendCloseFrame(l.scratch[:0], wsproto.ClosePolicy, "slow consumer")
+		_, _ = c.gc.Write(l.scratch) // best effort: gnet tries it once more as it closes
+		if c.state != stClosed {
+			c.closeSocket()
+		}
+		return
+	}
+	for c.q != nil && c.q.n > 0 {
+		if c.gc.OutboundBuffered() > 0 {
+			// The socket is backed up: keep the frames in the ring, where
+			// they are bounded, and retry on the next send or tick.
+			l.addBacklog(c)
+			return
+		}
+		l.writeBatch(c)
+		if c.state == stClosed {
+			return // the write failed and gnet closed the connection
+		}
+		if c.gc.OutboundBuffered() > l.maxPending {
+			l.dropSlow(c)
+			return
+		}
+	}
+	if c.q != nil {
+		l.rings.put(c.q)
+		c.q = nil
+	}
+	if c.state == stClosing {
+		c.flags |= fCloseSent
+		if c.flags&(fPeerClosed|fCloseNow) != 0 {
+			c.kill()
+		}
+	}
+}
+
+// writeBatch writes the frames at the front of c's ring with one writev: at
+// most maxIOV of them and, past the first, no more than maxPending bytes, so
+// that what gnet has to buffer from one call stays under the ceiling.
+func (l *Loop) writeBatch(c *Conn) {
+	r := c.q
+	iov, held := l.iov[:0], l.held[:0]
+	size := 0
+	for r.n > 0 && len(iov) < maxIOV {
+		b := r.front().Bytes()
+		if len(iov) > 0 && size+len(b) > l.maxPending {
+			break
+		}
+		size += len(b)
+		held = append(held, r.pop())
+		iov = append(iov, b)
+	}
+	l.queued -= len(held)
+	// gnet writes what the socket takes and copies the rest; on an error it
+	// closes the connection (OnClose runs before Writev returns).
+	_, _ = c.gc.Writev(iov)
+	for i, f := range held {
+		f.Release()
+		held[i] = nil
+	}
+	clear(iov)
+	l.stats.framesWritten.Add(uint64(len(held)))
+	l.stats.writevCalls.Add(1)
+}
+
+// writeControl writes a one-off control frame straight to the socket, ahead
+// of queued data (RFC 6455 allows control frames between messages). A peer
+// that makes gnet buffer too much this way is a slow consumer too.
+func (l *Loop) writeControl(c *Conn, frame []byte) {
+	l.scratch = frame
+	_, _ = c.gc.Write(frame)
+	if c.state != stClosed && c.gc.OutboundBuffered() > l.maxPending {
+		l.dropSlow(c)
+	}
+}
+
+// addBacklog remembers a connection whose frames wait for its socket.
+func (l *Loop) addBacklog(c *Conn) {
+	if c.flags&fBacklog == 0 {
+		c.flags |= fBacklog
+		l.backlog = append(l.backlog, c)
+	}
+}
+
+// dropSlow drops a connection that cannot keep up. Its frames are released
+// at once; the close 1008 and the socket close happen at the next flush.
+// Nobody else waits for it.
+func (l *Loop) dropSlow(c *Conn) {
+	if c.state >= stDead {
+		return
+	}
+	l.stats.slowDrops.Add(1)
+	c.state = stDead
+	c.flags |= fSlow
+	l.wheel.cancel(&c.tm)
+	c.discardQueue()
+	l.markDirty(c)
+}
