@@ -219,3 +219,57 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublishCommand is a client publish end to end in the hub: parse,
+// memory broker, fan-out to 100 subscribers on 2 loops, ok to the publisher.
+func BenchmarkPublishCommand(b *testing.B) {
+	h, loops, _ := fanoutFixture(b, 2, 100)
+	pub := &fakeConn{loop: 1, count: true}
+	h.OnOpen(pub)
+	msg := []byte(`{"op":"publish","channel":"ch","data":{"text":"hello world","n":42},"id":77}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.OnText(pub, msg)
+		if i%16 == 15 {
+			runAll(loops)
+		}
+	}
+	runAll(loops)
+}
+
+// BenchmarkSubscribe measures a subscription's cost: each op opens a
+// connection and subscribes it (to one shared channel, or to a channel of
+// its own); B/op is the memory a subscription costs, slice growth included.
+func BenchmarkSubscribe(b *testing.B) {
+	for _, shared := range []bool{true, false} {
+		name := "own-channel"
+		if shared {
+			name = "shared-channel"
+		}
+		b.Run(name, func(b *testing.B) {
+			h, loops := testHub(b, NewMemoryBroker(), 4, Config{})
+			conns := make([]fakeConn, b.N)
+			msgs := make([][]byte, b.N)
+			for i := range msgs {
+				if shared {
+					msgs[i] = []byte(`{"op":"subscribe","channel":"room"}`)
+				} else {
+					msgs[i] = fmt.Appendf(nil, `{"op":"subscribe","channel":"room:%d"}`, i)
+				}
+				conns[i] = fakeConn{id: uint64(i), loop: i % 4, count: true}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range conns {
+				c := &conns[i]
+				h.OnOpen(c)
+				h.OnText(c, msgs[i])
+				if i%64 == 63 {
+					runAll(loops)
+				}
+			}
+			runAll(loops)
+		})
+	}
+}
