@@ -21,6 +21,7 @@ type options struct {
 	maxLoss   float64 // fraction of expected; < 0 = no check
 	maxErrors int64   // < 0 = no check
 	quiet     bool
+	cpuProf   string
 
 	// set in worker processes by the parent
 	workerIndex int
@@ -122,6 +123,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.Var(lossFlag{&o.maxLoss}, "max-loss", "exit 1 when lost/expected exceeds this (0.001 or 0.1%; default off)")
 	fs.Int64Var(&o.maxErrors, "max-errors", -1, "exit 1 when errors exceed this (default off)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write wsload's own CPU profile to this file (single process)")
 	fs.StringVar(&c.RunID, "run-id", "", "channel name tag (default random; set by the parent for workers)")
 	fs.IntVar(&o.workerIndex, "worker-index", 0, "internal: this worker's index")
 	fs.IntVar(&o.workerCount, "worker-count", 0, "internal: number of workers")

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/wshub/wshub/loadtest"
@@ -42,6 +43,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.cfg.Conns+o.cfg.Subs > 19900*o.procs {
 		fmt.Fprintf(stderr, "wsload: warning: %d connections over %d process(es); each process can hold about 19,900 sockets here (use --procs)\n", o.cfg.Conns+o.cfg.Subs, o.procs)
+	}
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			fmt.Fprintln(stderr, "wsload:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "wsload:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	disp := newDisplay(stderr, o.quiet)
 	sampler := newServerSampler(o.serverPID, stderr)
