@@ -87,3 +87,23 @@ func BenchmarkParseCommand(b *testing.B) {
 		})
 	}
 }
+
+// Every ASCII byte, and a multi-byte character, at every position of a long
+// string (all lanes of the eight-byte fast path) is judged like
+// encoding/json does.
+func TestScanStringEveryByteEveryLane(t *testing.T) {
+	for p := 0; p < 20; p++ {
+		for c := 0; c < 0x80; c++ {
+			s := []byte(`"` + strings.Repeat("a", 20) + `"`)
+			s[1+p] = byte(c)
+			if got, want := validJSON(s), json.Valid(s); got != want {
+				t.Fatalf("validJSON(%q) = %v, encoding/json says %v", s, got, want)
+			}
+		}
+		ok := `"` + strings.Repeat("a", p) + "é" + strings.Repeat("b", 20-p) + `"`
+		bad := `"` + strings.Repeat("a", p) + "é\"" + strings.Repeat("b", 20-p) + `"`
+		if !validJSON([]byte(ok)) || validJSON([]byte(bad)) {
+			t.Fatalf("%q or %q misjudged", ok, bad)
+		}
+	}
+}
