@@ -125,10 +125,16 @@ func (l *loopState) runInbox() {
 		l.stats.dropped.Add(dropped)
 	}
 
+	if cap(items) > maxSpareItems {
+		items = nil // a one-off burst: do not keep its buffer forever
+	}
 	l.mu.Lock()
 	l.spare = items[:0]
 	l.mu.Unlock()
 }
+
+// maxSpareItems caps the inbox buffer a loop keeps between bursts.
+const maxSpareItems = 1 << 14
 
 // reply sends a composed reply and keeps the grown scratch buffer.
 func (l *loopState) reply(c Conn, b []byte) {

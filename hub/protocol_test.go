@@ -269,3 +269,21 @@ func TestPublishAnswerPostedToLoop(t *testing.T) {
 		t.Fatalf("%d publish records recycled, want 2", n)
 	}
 }
+
+// A broker that refuses a Subscribe inside the call (it knows it is down).
+func TestSubscribeFailsSynchronously(t *testing.T) {
+	p := newProto(t, Config{})
+	p.b.subErr = ErrUnavailable
+	c := p.open(1)
+	p.send(c, `{"op":"subscribe","channel":"x","id":1}`)
+	p.expect(c, `{"op":"error","id":1,"code":503,"message":"broker unavailable, retry later"}`)
+	if calls := p.b.takeCalls(); len(calls) != 2 || calls[0] != "sub x" || calls[1] != "unsub x" {
+		t.Fatalf("broker calls %v", calls)
+	}
+	if err := checkRegistry(p.h.reg); err != nil || p.h.reg.channels.Load() != 0 {
+		t.Fatalf("registry after failure: %v, %d channels", err, p.h.reg.channels.Load())
+	}
+	p.b.subErr = nil
+	p.send(c, `{"op":"subscribe","channel":"x","id":2}`)
+	p.expect(c, `{"op":"ok","id":2}`)
+}

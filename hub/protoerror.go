@@ -12,6 +12,7 @@ type Error struct {
 	Message string
 }
 
+// Error returns the code and message, e.g. "422 channel name is empty".
 func (e *Error) Error() string { return strconv.Itoa(e.Code) + " " + e.Message }
 
 // Unwrap makes a 503 match ErrUnavailable with errors.Is.
