@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wshub/wshub/loadtest"
+)
+
+func TestTableMediansAndRatios(t *testing.T) {
+	mk := func(rssPerConn, dps float64) outcome {
+		return outcome{
+			Idle: &loadtest.Result{Server: &loadtest.ServerStats{RSSPerConn: rssPerConn}},
+			Max:  &loadtest.Result{DeliveriesPerS: dps},
+		}
+	}
+	rounds := [][2]outcome{
+		{mk(1024, 1000), mk(32768, 500)},
+		{mk(2048, 3000), mk(32768, 500)},
+		{mk(1536, 2000), mk(16384, 1000)},
+	}
+	var b bytes.Buffer
+	printTable(&b, metrics(19000, 5000, 200), [2]string{"a", "b"}, rounds)
+	out := b.String()
+	for _, want := range []string{
+		"| idle RSS per connection (19000 conns) | 1.50 KiB | 32.00 KiB | 0.047x |",
+		"| deliveries/s (5000 subs, 200 B) | 2000 | 500 | 4.00x |",
+		"| CPU per delivery | n/a | n/a | n/a |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
+		t.Errorf("median %v", m)
+	}
+}
+
+// TestBenchAgainstWshubAndRefhub runs the whole runner at toy scale: it
+// builds wshub, refhub and wsload and drives both servers as subprocesses,
+// which also tests the load generator against the real gateway.
+func TestBenchAgainstWshubAndRefhub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three binaries")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	bins := t.TempDir()
+	if err := buildAll(ctx, bins); err != nil {
+		t.Fatal(err)
+	}
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	c := &config{conns: 200, idleChannels: 10, hold: 300 * time.Millisecond, subs: 50, channels: 1, publishers: 1,
+		size: 200, window: 32, duration: 700 * time.Millisecond, rounds: 1, procs: 1, binDir: bins, jsonOut: jsonPath}
+	var out, errb bytes.Buffer
+	if err := bench(ctx, c, &out, &errb); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	table := out.String()
+	if !strings.Contains(table, "| metric | wshub | refhub (goroutine/conn) |") || !strings.Contains(table, "| lost + errors (all runs) | 0 | 0 |") {
+		t.Fatalf("table:\n%s\nlog:\n%s", table, errb.String())
+	}
+	var saved struct{ Rounds [][2]outcome }
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &saved); err != nil {
+		t.Fatal(err)
+	}
+	for side, o := range saved.Rounds[0] {
+		if o.Idle.Connected != 200 || o.Idle.Server == nil || o.Idle.Server.RSSPerConn <= 0 {
+			t.Errorf("side %d idle: %+v", side, o.Idle)
+		}
+		if o.Max.Delivered == 0 || o.Max.Delivered != o.Max.Expected || o.Half.Delivered != o.Half.Expected {
+			t.Errorf("side %d fanout: max %d/%d half %d/%d", side, o.Max.Delivered, o.Max.Expected, o.Half.Delivered, o.Half.Expected)
+		}
+		if o.Max.Server == nil || o.Max.Server.CPUPerDelivery <= 0 {
+			t.Errorf("side %d: no CPU per delivery", side)
+		}
+	}
+}
