@@ -79,6 +79,29 @@ func quietLogger() *slog.Logger {
 // and checks that Run returned nil.
 func startServer(t testing.TB, cfg Config, h Handler) *Server {
 	t.Helper()
+	s, runErr := runServer(t, cfg, h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		select {
+		case err := <-runErr:
+			if err != nil {
+				t.Errorf("Run returned %v after Shutdown", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("Run did not return after Shutdown")
+		}
+	})
+	return s
+}
+
+// runServer starts a server and hands Run's result to the test; cleanup
+// only makes sure it is stopped.
+func runServer(t testing.TB, cfg Config, h Handler) (*Server, <-chan error) {
+	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Loops == 0 {
 		cfg.Loops = 2
@@ -99,19 +122,9 @@ func startServer(t testing.TB, cfg Config, h Handler) *Server {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run returned %v after Shutdown", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Errorf("Run did not return after Shutdown")
-		}
+		_ = s.Shutdown(ctx)
 	})
-	return s
+	return s, runErr
 }
 
 // client is a raw WebSocket client that can send anything.

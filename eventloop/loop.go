@@ -64,8 +64,8 @@ type gnetRef struct{ el gnet.EventLoop }
 
 // loopStats are the hot-path counters, read by the metrics collector.
 type loopStats struct {
-	framesWritten, writevCalls, slowDrops, refused, pongTimeouts atomic.Uint64
-	queued                                                       atomic.Int64 // published copy of Loop.queued
+	framesWritten, writevCalls, slowDrops, refused, pongTimeouts, batches atomic.Uint64
+	queued                                                                atomic.Int64 // published copy of Loop.queued
 }
 
 func newLoop(s *Server, idx int) *Loop {
@@ -165,6 +165,7 @@ func (l *Loop) runBatch() {
 	batch := l.q
 	l.q = l.spare[:0]
 	l.mu.Unlock()
+	l.stats.batches.Add(1)
 	l.enter()
 	for i, fn := range batch {
 		batch[i] = nil

@@ -22,7 +22,7 @@ type metrics struct {
 	handshake []atomic.Uint64 // by handshakeReasons index
 
 	conns, hsFailures, slowDrops, refused, pongTimeouts *prometheus.Desc
-	queueDepth, framesWritten, writevCalls              *prometheus.Desc
+	queueDepth, framesWritten, writevCalls, batches     *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -40,6 +40,7 @@ func newMetrics(s *Server) *metrics {
 		queueDepth:    d("send_queue_depth", "Frames queued in connection send rings, by loop.", "loop"),
 		framesWritten: d("frames_written_total", "Frames handed to the sockets from send rings."),
 		writevCalls:   d("writev_calls_total", "Writev calls that carried those frames."),
+		batches:       d("post_batches_total", "Batches of posted functions run: each is one loop wake-up, however many posts it holds."),
 	}
 }
 
@@ -58,14 +59,14 @@ func (m *metrics) handshakeFailure(reason string) {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.conns, m.hsFailures, m.slowDrops, m.refused,
-		m.pongTimeouts, m.queueDepth, m.framesWritten, m.writevCalls} {
+		m.pongTimeouts, m.queueDepth, m.framesWritten, m.writevCalls, m.batches} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	var slow, refused, pong, frames, writevs uint64
+	var slow, refused, pong, frames, writevs, batches uint64
 	for _, l := range m.s.loops {
 		st := &l.stats
 		slow += st.slowDrops.Load()
@@ -73,6 +74,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		pong += st.pongTimeouts.Load()
 		frames += st.framesWritten.Load()
 		writevs += st.writevCalls.Load()
+		batches += st.batches.Load()
 		ch <- prometheus.MustNewConstMetric(m.queueDepth, prometheus.GaugeValue,
 			float64(st.queued.Load()), strconv.Itoa(l.idx))
 	}
@@ -83,7 +85,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range []struct {
 		d *prometheus.Desc
 		v uint64
-	}{{m.slowDrops, slow}, {m.refused, refused}, {m.pongTimeouts, pong}, {m.framesWritten, frames}, {m.writevCalls, writevs}} {
+	}{{m.slowDrops, slow}, {m.refused, refused}, {m.pongTimeouts, pong}, {m.framesWritten, frames}, {m.writevCalls, writevs}, {m.batches, batches}} {
 		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
 	}
 }
