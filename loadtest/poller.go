@@ -596,9 +596,11 @@ func (p *poller) publication(c *conn, r *reply) {
 	p.ctr.received.Add(1)
 	p.lastRecv = p.wall
 	c.lastT = ts
-	us := (p.wall - ts) / 1000
-	p.lat.Record(us)
-	p.latIv.Record(us)
+	if !c.has(fSlow) { // a slow reader's latency is its own doing
+		us := (p.wall - ts) / 1000
+		p.lat.Record(us)
+		p.latIv.Record(us)
+	}
 	if c.has(fProbe) {
 		pr := &p.e.probeSeen[ch]
 		if seq > pr.Load() {

@@ -314,6 +314,9 @@ func (ru *runner) collect() {
 	}
 	c := e.sumCounters()
 	r.Published, r.Acked, r.Received, r.OpenDone, r.ChurnClosed = c.Published, c.Acked, c.Received, c.Open, c.Closed
+	if ru.cfg.Scenario == ScenarioChurn {
+		r.Failed = c.Failed // every connection of churn is made in the main phase
+	}
 	r.Errors = map[string]int64{}
 	for i, v := range c.Errs {
 		if v != 0 {

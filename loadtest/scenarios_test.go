@@ -107,6 +107,9 @@ func TestSlowSubscribersAreReportedApart(t *testing.T) {
 	if s.Dropped != s.Subs || len(s.Codes) == 0 || s.Delivered >= s.Expected {
 		t.Fatalf("slow %+v", s)
 	}
+	if res.Latency.Count != res.Delivered {
+		t.Errorf("latency has %d samples for %d normal deliveries: slow readers leak in", res.Latency.Count, res.Delivered)
+	}
 	if res.Lost != 0 || res.Expected == 0 || res.Delivered != res.Expected || res.ErrorsByKind["closed"] != 0 {
 		t.Fatalf("normal subscribers: expected %d delivered %d lost %d errors %v", res.Expected, res.Delivered, res.Lost, res.ErrorsByKind)
 	}

@@ -13,7 +13,11 @@ import (
 func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 	row := func(k, format string, a ...any) { fmt.Fprintf(w, "  %-14s %s\n", k, fmt.Sprintf(format, a...)) }
 	fmt.Fprintf(w, "\nwsload %s against %s (%d process(es), %.1fs main phase)\n", r.Scenario, strings.Join(r.Targets, ", "), r.Procs, r.DurationS)
-	row("connections", "%d ready of %d, %d failed", r.Connected, r.Conns, r.Failed)
+	if r.Scenario == loadtest.ScenarioChurn {
+		row("connections", "%d dialed, %d failed", r.Conns, r.Failed)
+	} else {
+		row("connections", "%d ready of %d, %d failed", r.Connected, r.Conns, r.Failed)
+	}
 	if r.Handshake.Count > 0 {
 		row("handshake", "%s", pcts(r.Handshake))
 	}
