@@ -84,6 +84,10 @@ func New(cfg Config) (*Broker, error) {
 		opt.ShuffleInit = true
 	}
 	opt.DisableCache = true
+	// Without it an idle rueidis connection has no reader, so a Redis that
+	// restarted is only noticed when the next PUBLISH fails on the dead
+	// socket; with it the socket's EOF replaces the connection at once.
+	opt.AlwaysPipelining = true
 	opt.Dialer.Timeout = cfg.DialTimeout
 	opt.ClientName = "wshub-" + cfg.InstanceID
 	client, err := rueidis.NewClient(opt)

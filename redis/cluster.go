@@ -3,9 +3,12 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/wshub/wshub/hub"
 )
@@ -96,9 +99,30 @@ func (b *Broker) refreshSlots() error {
 	return nil
 }
 
-// fetchSlots reads CLUSTER SLOTS from any node.
+// fetchSlots reads CLUSTER SLOTS from the known nodes in random order until
+// one answers: a dead master must not hide the map its peers already have.
 func (b *Broker) fetchSlots(ctx context.Context) (*slotMap, error) {
-	entries, err := b.client.Do(ctx, b.client.B().ClusterSlots().Build()).ToArray()
+	var errs error
+	for addr, n := range b.client.Nodes() {
+		try, cancel := context.WithTimeout(ctx, b.cfg.DialTimeout)
+		m, err := b.parseSlots(n.Do(try, n.B().ClusterSlots().Build()))
+		cancel()
+		if err == nil {
+			return m, nil
+		}
+		errs = errors.Join(errs, fmt.Errorf("%s: %w", addr, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if errs == nil {
+		errs = errors.New("redis: no cluster node known")
+	}
+	return nil, errs
+}
+
+func (b *Broker) parseSlots(res rueidis.RedisResult) (*slotMap, error) {
+	entries, err := res.ToArray()
 	if err != nil {
 		return nil, err
 	}

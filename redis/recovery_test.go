@@ -137,9 +137,11 @@ func TestRecoverStopCont(t *testing.T) {
 	srv := startRedis(t)
 	recoveryScenario(t, srv, true, func() {
 		srv.signal(syscall.SIGSTOP)
+		t.Log("SIGSTOP sent")
 	}, func() time.Time {
 		time.Sleep(300 * time.Millisecond) // well past the first probe failure
 		srv.signal(syscall.SIGCONT)
+		t.Log("SIGCONT sent")
 		return time.Now()
 	})
 }

@@ -33,11 +33,12 @@ func needRedis(t testing.TB) {
 }
 
 // freePort finds a loopback port that is free, and whose cluster bus port
-// (port+10000) is free too when bus is set.
+// (port+10000) is free too when bus is set. Both stay below Linux's ephemeral
+// range (32768+), where outgoing connections could take them meanwhile.
 func freePort(t testing.TB, bus bool) int {
 	t.Helper()
 	for range 200 {
-		p := 20000 + rand.IntN(20000)
+		p := 10000 + rand.IntN(12000)
 		if !portFree(p) || (bus && !portFree(p+10000)) {
 			continue
 		}
@@ -170,7 +171,7 @@ type testCluster struct {
 	nodes []*testServer
 }
 
-func startCluster(t testing.TB) *testCluster {
+func startCluster(t testing.TB, replicas int) *testCluster {
 	t.Helper()
 	needRedis(t)
 	if _, err := exec.LookPath("redis-cli"); err != nil {
@@ -178,17 +179,17 @@ func startCluster(t testing.TB) *testCluster {
 	}
 	c := &testCluster{}
 	args := []string{"--cluster", "create"}
-	for range 3 {
-		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+	for range 3 * (1 + replicas) {
+		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0")
 		c.nodes = append(c.nodes, n)
 		args = append(args, n.addr())
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for _, n := range c.nodes {
 		for {
 			info, _ := n.do("CLUSTER", "INFO").ToString()
@@ -197,6 +198,19 @@ func startCluster(t testing.TB) *testCluster {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("cluster not ok on %s: %s", n.addr(), info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// A replica only fails over once it has synced with its master.
+	for _, n := range c.nodes {
+		for {
+			info, _ := n.do("INFO", "replication").ToString()
+			if strings.Contains(info, "role:master") || strings.Contains(info, "master_link_status:up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s not in sync: %s", n.addr(), info)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -212,27 +226,55 @@ func (c *testCluster) addrs() []string {
 	return out
 }
 
-// owner returns the node serving slot and its node id.
-func (c *testCluster) owner(t testing.TB, slot uint16) (*testServer, string) {
+// owner returns the node serving slot (as the first node sees it) and the
+// node ids of every node, in c.nodes order.
+func (c *testCluster) owner(t testing.TB, slot uint16) (int, []string) {
 	t.Helper()
-	for _, n := range c.nodes {
-		id, _ := n.do("CLUSTER", "MYID").ToString()
-		cnt, _ := n.do("CLUSTER", "COUNTKEYSINSLOT", strconv.Itoa(int(slot))).AsInt64()
-		_ = cnt
-		slots, _ := n.do("CLUSTER", "SLOTS").ToArray()
-		for _, e := range slots {
-			v, _ := e.ToArray()
-			lo, _ := v[0].AsInt64()
-			hi, _ := v[1].AsInt64()
-			node, _ := v[2].ToArray()
-			port, _ := node[1].AsInt64()
-			if int64(slot) >= lo && int64(slot) <= hi && int(port) == n.port {
-				return n, id
+	return c.ownerSeenBy(t, slot, 0)
+}
+
+func (c *testCluster) ownerSeenBy(t testing.TB, slot uint16, by int) (int, []string) {
+	t.Helper()
+	ids := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		if n.cmd != nil {
+			ids[i], _ = n.do("CLUSTER", "MYID").ToString()
+		}
+	}
+	slots, err := c.nodes[by].do("CLUSTER", "SLOTS").ToArray()
+	must(t, err)
+	for _, e := range slots {
+		v, _ := e.ToArray()
+		lo, _ := v[0].AsInt64()
+		hi, _ := v[1].AsInt64()
+		node, _ := v[2].ToArray()
+		port, _ := node[1].AsInt64()
+		if int64(slot) < lo || int64(slot) > hi {
+			continue
+		}
+		for i, n := range c.nodes {
+			if n.port == int(port) {
+				return i, ids
 			}
 		}
 	}
-	t.Fatalf("no owner for slot %d", slot)
-	return nil, ""
+	return -1, ids
+}
+
+// moveSlot moves an empty slot from node from to node to with CLUSTER SETSLOT,
+// telling every node, as redis-cli --cluster reshard does.
+func (c *testCluster) moveSlot(t testing.TB, slot uint16, from, to int, ids []string) {
+	t.Helper()
+	s := strconv.Itoa(int(slot))
+	must(t, c.nodes[to].do("CLUSTER", "SETSLOT", s, "IMPORTING", ids[from]).Error())
+	must(t, c.nodes[from].do("CLUSTER", "SETSLOT", s, "MIGRATING", ids[to]).Error())
+	must(t, c.nodes[to].do("CLUSTER", "SETSLOT", s, "NODE", ids[to]).Error())
+	must(t, c.nodes[from].do("CLUSTER", "SETSLOT", s, "NODE", ids[to]).Error())
+	for i, n := range c.nodes {
+		if i != from && i != to {
+			must(t, n.do("CLUSTER", "SETSLOT", s, "NODE", ids[to]).Error())
+		}
+	}
 }
 
 func (c *testCluster) String() string { return fmt.Sprint(c.addrs()) }

@@ -41,10 +41,11 @@ type shard struct {
 	unsubWait map[string]int      // our UNSUBSCRIBEs whose push notice is still due
 	probeChan string
 
-	// Owned by the shard goroutine, except probeAck (set by the hook).
+	// Owned by the shard goroutine, except the atomics.
 	probeSeq  uint64
 	probeSent time.Time
-	probeAck  atomic.Uint64
+	probeAck  atomic.Uint64 // last probe that came back (set by the hook)
+	probeVoid atomic.Uint64 // last probe Redis refused to publish
 	sessions  int
 }
 
@@ -152,7 +153,14 @@ func (s *shard) session() (established bool, err error) {
 		return false, err
 	}
 	dc, _ := node.Dedicate()
-	defer dc.Close()
+	defer func() {
+		// Closing waits up to 1s for a silent (stalled) Redis; reconnect meanwhile.
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			dc.Close()
+		}()
+	}()
 	sess := &session{dc: dc}
 	errCh := dc.SetPubSubHooks(rueidis.PubSubHooks{
 		OnMessage:      b.onMessage,
@@ -299,6 +307,7 @@ func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
 		return
 	}
 	b.stats.resubscribed.Add(1)
+	b.log.Debug("redis dropped a subscription; subscribing again", "addr", s.addr, "channel", x.Channel)
 	if b.router != nil {
 		b.moveLocked(x.Channel, st, nil)
 		return
@@ -307,11 +316,14 @@ func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
 }
 
 // probe sends the next liveness probe, or fails when the last one is overdue.
-// Probes go out through the publisher, so they also check the command path.
+// The probe is published through this shard's own node, so on a cluster a
+// stale slot map elsewhere cannot fail it; when Redis answers the PUBLISH with
+// an error (CLUSTERDOWN during a failover, MOVED) it is alive and the probe
+// proves nothing either way.
 func (s *shard) probe() error {
 	b := s.b
 	if !s.probeSent.IsZero() {
-		if s.probeAck.Load() >= s.probeSeq {
+		if s.probeAck.Load() >= s.probeSeq || s.probeVoid.Load() >= s.probeSeq {
 			s.probeSent = time.Time{}
 		} else if time.Since(s.probeSent) > b.cfg.ProbeTimeout {
 			b.stats.probeFailures.Add(1)
@@ -321,16 +333,31 @@ func (s *shard) probe() error {
 		}
 	}
 	b.mu.Lock()
-	ch := s.probeChan
-	ok := ch != "" && s.hasLocked(ch)
+	ch, node := s.probeChan, s.node
+	ok := ch != "" && node != nil && s.hasLocked(ch)
 	b.mu.Unlock()
 	if !ok {
 		return nil
 	}
 	s.probeSeq++
 	s.probeSent = time.Now()
-	b.pub.submit(ch, string(strconv.AppendUint([]byte{envProbe}, s.probeSeq, 10)), ignoreDone)
+	seq := s.probeSeq
+	msg := string(strconv.AppendUint([]byte{envProbe}, seq, 10))
+	var cmd rueidis.Completed
+	if b.cluster {
+		cmd = node.B().Spublish().Channel(ch).Message(msg).Build()
+	} else {
+		cmd = node.B().Publish().Channel(ch).Message(msg).Build()
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ProbeTimeout)
+		err := node.Do(ctx, cmd).Error()
+		cancel()
+		if _, ok := rueidis.IsRedisErr(err); ok {
+			s.probeVoid.Store(seq)
+		}
+	}()
 	return nil
 }
-
-func ignoreDone(error) {}

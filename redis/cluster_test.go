@@ -1,0 +1,182 @@
+package redis
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestSlotOf(t *testing.T) {
+	// Reference values from the cluster spec and redis-cli CLUSTER KEYSLOT.
+	for key, want := range map[string]uint16{"123456789": 12739, "foo": 12182, "{user1000}.following": 3443, "{user1000}.followers": 3443, "foo{}{bar}": 8363, "{}": 15257} {
+		if got := slotOf(key); got != want {
+			t.Errorf("slotOf(%q) = %d, want %d", key, got, want)
+		}
+	}
+	for _, s := range []uint16{0, 1, 8000, 16383} {
+		if got := slotOf("x{" + tagForSlot(s) + "}"); got != s {
+			t.Errorf("tagForSlot(%d) lands in %d", s, got)
+		}
+	}
+}
+
+func TestCluster(t *testing.T) {
+	cl := startCluster(t, 0)
+	a, sa := startBroker(t, Config{ClusterAddrs: cl.addrs(), InstanceID: "ka"})
+	b, sb := startBroker(t, Config{ClusterAddrs: cl.addrs(), InstanceID: "kb"})
+	a.mu.Lock()
+	shards := len(a.shards)
+	a.mu.Unlock()
+	if shards != 3 {
+		t.Fatalf("%d subscription connections, want one per master (3)", shards)
+	}
+
+	// Channels on every shard, subscribed on both instances.
+	var chans []string
+	owners := map[int]int{}
+	for i := 0; len(chans) < 30; i++ {
+		ch := "k:" + strconv.Itoa(i)
+		o, _ := cl.owner(t, slotOf(ch))
+		owners[o]++
+		chans = append(chans, ch)
+	}
+	if len(owners) != 3 {
+		t.Fatalf("test channels cover %d shards, want 3", len(owners))
+	}
+	for _, ch := range chans {
+		must(t, subscribe(t, a, ch))
+		must(t, subscribe(t, b, ch))
+	}
+	for _, ch := range chans[:6] {
+		o, _ := cl.owner(t, slotOf(ch))
+		if n := numsub(t, cl.nodes[o].client(), ch, true); n != 2 {
+			t.Fatalf("SHARDNUMSUB %s on its master = %d, want 2", ch, n)
+		}
+	}
+
+	// Publications from both instances: every subscriber, one order per channel.
+	const per = 20
+	for i := range per {
+		for _, ch := range chans {
+			p := a
+			if i%2 == 1 {
+				p = b
+			}
+			p.Publish(ch, []byte(fmt.Sprintf("%d", i)), func(err error) {
+				if err != nil {
+					t.Errorf("publish: %v", err)
+				}
+			})
+		}
+	}
+	for _, ch := range chans {
+		eventually(t, 5*time.Second, func() bool { return len(sa.get(ch)) == per && len(sb.get(ch)) == per }, "all messages on "+ch)
+		ga, gb := sa.get(ch), sb.get(ch)
+		for i := range ga {
+			if ga[i] != gb[i] {
+				t.Fatalf("%s: order differs at %d", ch, i)
+			}
+		}
+	}
+
+	// Move the slot of one channel to another master while subscribed.
+	ch := chans[0]
+	slot := slotOf(ch)
+	from, ids := cl.owner(t, slot)
+	to := (from + 1) % 3
+	before := a.Stats().ResubscribedChannels
+	cl.moveSlot(t, slot, from, to, ids)
+	moved := time.Now()
+	took := eventually(t, 5*time.Second, func() bool {
+		return numsub(t, cl.nodes[to].client(), ch, true) == 2 && numsub(t, cl.nodes[from].client(), ch, true) == 0
+	}, "both instances resubscribed on the new master")
+	t.Logf("slot %d moved %s -> %s: resubscribed after %v", slot, cl.nodes[from].addr(), cl.nodes[to].addr(), took.Round(time.Millisecond))
+	if a.Stats().ResubscribedChannels <= before {
+		t.Fatal("slot move not counted as resubscription")
+	}
+	must(t, publish(t, b, ch, `"after move"`))
+	eventually(t, 3*time.Second, func() bool { return sa.has(ch, `"after move"`) && sb.has(ch, `"after move"`) }, "delivery after the slot move")
+	t.Logf("delivery resumed %v after the move", time.Since(moved).Round(time.Millisecond))
+	if !a.Ready() || !b.Ready() {
+		t.Fatal("unready after a slot move")
+	}
+
+	// A master restarting (kill -9, same port and node id): its shard
+	// connection reconnects and resubscribes; the others never stopped.
+	victim := 2
+	var onVictim []string
+	for _, c := range chans {
+		if o, _ := cl.owner(t, slotOf(c)); o == victim {
+			onVictim = append(onVictim, c)
+		}
+	}
+	cl.nodes[victim].kill()
+	eventually(t, 3*time.Second, func() bool { return !a.Ready() }, "unready while a master is down")
+	cl.nodes[victim].start()
+	back := time.Now()
+	eventually(t, 10*time.Second, func() bool { return a.Ready() && b.Ready() }, "ready after the master came back")
+	vc := cl.nodes[victim].client()
+	eventually(t, 5*time.Second, func() bool {
+		for _, c := range onVictim {
+			if numsub(t, vc, c, true) != 2 {
+				return false
+			}
+		}
+		return true
+	}, "channels of the restarted master resubscribed")
+	t.Logf("%d channels of the restarted master resubscribed %v after it was back", len(onVictim), time.Since(back).Round(time.Millisecond))
+	for _, c := range onVictim[:1] {
+		must(t, publish(t, b, c, `"after restart"`))
+		eventually(t, 3*time.Second, func() bool { return sa.has(c, `"after restart"`) }, "delivery after the master restart")
+	}
+}
+
+// A master killed with a replica to take over: the replica is promoted and
+// the channels it now serves are subscribed there.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("6-node cluster failover in -short mode")
+	}
+	cl := startCluster(t, 1)
+	a, sa := startBroker(t, Config{ClusterAddrs: cl.addrs(), InstanceID: "fa"})
+	ch := "fo:1"
+	must(t, subscribe(t, a, ch))
+	slot := slotOf(ch)
+	victim, _ := cl.owner(t, slot)
+	if victim < 0 {
+		t.Fatal("no owner")
+	}
+	witness := (victim + 1) % len(cl.nodes)
+	cl.nodes[victim].kill()
+	killed := time.Now()
+	var owner int
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		owner, _ = cl.ownerSeenBy(t, slot, witness)
+		if owner >= 0 && owner != victim {
+			break
+		}
+		if time.Now().After(deadline) {
+			nodes, _ := cl.nodes[witness].do("CLUSTER", "NODES").ToString()
+			t.Fatalf("no replica promoted for slot %d after 15s; CLUSTER NODES on %s:\n%s", slot, cl.nodes[witness].addr(), nodes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("replica %s promoted %v after the kill", cl.nodes[owner].addr(), time.Since(killed).Round(time.Millisecond))
+	eventually(t, 10*time.Second, func() bool {
+		return a.Ready() && numsub(t, cl.nodes[owner].client(), ch, true) == 1
+	}, "ready and subscribed on the promoted master")
+	t.Logf("resubscribed on the new master %v after the kill", time.Since(killed).Round(time.Millisecond))
+	eventually(t, 5*time.Second, func() bool {
+		a.Publish(ch, []byte(`"after failover"`), func(error) {})
+		time.Sleep(20 * time.Millisecond)
+		return sa.has(ch, `"after failover"`)
+	}, "delivery after the failover")
+	a.mu.Lock()
+	_, stale := a.shards[cl.nodes[victim].addr()]
+	a.mu.Unlock()
+	if stale {
+		t.Fatal("the dead master still has a subscription connection")
+	}
+}
