@@ -51,7 +51,8 @@ type Broker struct {
 	shards   map[string]*shard     // by master address; "" when standalone
 	probes   map[string]*shard     // probe channel -> shard it checks
 	started  bool
-	closed   bool
+	closing  bool // Close was called
+	closed   bool // subscription connections are stopping
 	registry *Registry
 	router   *router // cluster only
 
@@ -321,10 +322,11 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 // client. Queued publications are still attempted.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closing {
 		b.mu.Unlock()
 		return nil
 	}
+	b.closing = true
 	reg := b.registry
 	b.mu.Unlock()
 	if reg != nil {

@@ -168,6 +168,11 @@ func (r *Registry) heartbeat() {
 		r.b.log.Warn("registry heartbeat had lapsed; rewriting entries", "conns", len(r.local))
 		r.resync = true
 	}
+	if r.beats%64 == 0 {
+		// Instances that crashed never leave the index themselves.
+		stale := strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10)
+		_ = r.exec(ctx, rueidis.Commands{c.B().Zremrangebyscore().Key(instancesKey).Min("-inf").Max(stale).Build()})
+	}
 	r.beats++
 	if r.resync {
 		r.resync = false

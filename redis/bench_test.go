@@ -1,0 +1,127 @@
+package redis
+
+import (
+	"context"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// signalSink signals every delivery.
+type signalSink struct {
+	ch chan struct{}
+	n  atomic.Int64
+}
+
+func (s *signalSink) Deliver(string, []byte) {
+	s.n.Add(1)
+	select {
+	case s.ch <- struct{}{}:
+	default:
+	}
+}
+
+func benchBroker(b *testing.B, srv *testServer) (*Broker, *signalSink) {
+	br, err := New(Config{URL: srv.url(), Logger: testLogger(b)})
+	must(b, err)
+	b.Cleanup(func() { br.Close() })
+	sink := &signalSink{ch: make(chan struct{}, 1)}
+	must(b, br.Start(sink))
+	eventually(b, 5*time.Second, br.Ready, "ready")
+	must(b, subscribe(b, br, "bench"))
+	return br, sink
+}
+
+// One publication at a time: Publish -> Redis -> pub/sub connection -> sink.
+func BenchmarkPublishRoundTrip(b *testing.B) {
+	srv := startRedis(b)
+	br, sink := benchBroker(b, srv)
+	payload := []byte(`{"text":"hello, this is a 64 byte chat message for the benchmark"}`)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		br.Publish("bench", payload, func(error) {})
+		<-sink.ch
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-us")
+}
+
+// Many publications in flight: what one instance pushes through Redis and
+// back (every publication is delivered once to this instance's sink).
+func BenchmarkPublishThroughput(b *testing.B) {
+	srv := startRedis(b)
+	br, sink := benchBroker(b, srv)
+	payload := []byte(`{"text":"hello, this is a 64 byte chat message for the benchmark"}`)
+	inflight := make(chan struct{}, 2048)
+	release := func(error) { <-inflight }
+	start := time.Now()
+	b.ResetTimer()
+	for range b.N {
+		inflight <- struct{}{}
+		br.Publish("bench", payload, release)
+	}
+	for sink.n.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// Redis commands per second at rest with 19,000 registered connections and
+// the default registry settings (run with -benchtime=1x; the window is
+// WSHUB_REST_WINDOW, default 10s).
+func BenchmarkRegistryAtRest(b *testing.B) {
+	const conns = 19000
+	window := 10 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("WSHUB_REST_WINDOW")); err == nil {
+		window = v
+	}
+	srv := startRedis(b)
+	br, err := New(Config{URL: srv.url(), Logger: testLogger(b)})
+	must(b, err)
+	b.Cleanup(func() { br.Close() })
+	must(b, br.Start(newRecSink()))
+	eventually(b, 5*time.Second, br.Ready, "ready")
+	reg, err := NewRegistry(br, RegistryConfig{})
+	must(b, err)
+	for i := range conns {
+		reg.Add("conn-"+strconv.Itoa(i), "user-"+strconv.Itoa(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	must(b, reg.Sync(ctx))
+	time.Sleep(time.Second) // past the registration burst
+	admin := srv.client()
+	must(b, admin.Do(ctx, admin.B().ConfigResetstat().Build()).Error())
+	b.ResetTimer()
+	time.Sleep(window)
+	b.StopTimer()
+	info, err := admin.Do(ctx, admin.B().Info().Section("commandstats").Build()).ToString()
+	must(b, err)
+	var total int64
+	var parts []string
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok || name == "cmdstat_info" || name == "cmdstat_config|resetstat" {
+			continue
+		}
+		n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+		total += n
+		parts = append(parts, strings.TrimPrefix(name, "cmdstat_")+"="+strconv.FormatInt(n, 10))
+	}
+	sort.Strings(parts)
+	perSec := float64(total) / window.Seconds()
+	b.Logf("%d connections at rest, %v window: %d commands (%s)", conns, window, total, strings.Join(parts, " "))
+	b.ReportMetric(perSec, "redis-ops/s")
+	b.ReportMetric(perSec*60/conns, "ops/conn/min")
+}
