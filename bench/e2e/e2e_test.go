@@ -81,6 +81,9 @@ func TestBenchAgainstWshubAndRefhub(t *testing.T) {
 		if o.Max.Delivered == 0 || o.Max.Delivered != o.Max.Expected || o.Half.Delivered != o.Half.Expected {
 			t.Errorf("side %d fanout: max %d/%d half %d/%d", side, o.Max.Delivered, o.Max.Expected, o.Half.Delivered, o.Half.Expected)
 		}
+		if o.Common == nil || o.Common.Delivered != o.Common.Expected {
+			t.Errorf("side %d: same-rate run %+v", side, o.Common)
+		}
 		if o.Max.Server == nil || o.Max.Server.CPUPerDelivery <= 0 {
 			t.Errorf("side %d: no CPU per delivery", side)
 		}

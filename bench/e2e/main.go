@@ -85,23 +85,45 @@ func bench(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	wsload := filepath.Join(bins, "wsload")
 	rounds := make([][2]outcome, 0, c.rounds)
 	var firstErr error
+	fail := func(r int, name string, err error) error {
+		err = fmt.Errorf("round %d, %s: %w", r+1, name, err)
+		if c.keepGoing {
+			fmt.Fprintln(stderr, "bench-e2e:", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+			return nil
+		}
+		return err
+	}
 	for r := 0; r < c.rounds; r++ {
 		var res [2]outcome
 		order := []int{0, 1}
 		if r%2 == 1 {
 			order = []int{1, 0}
 		}
+		// Pass 1: idle and max rate on each server; pass 2: half of each
+		// one's own max, and both at the same rate (half the slower max).
 		for _, i := range order {
 			fmt.Fprintf(stderr, "round %d: %s\n", r+1, servers[i].name)
-			o, err := measure(ctx, c, servers[i], wsload, stderr)
-			res[i] = o
-			if err != nil {
-				err = fmt.Errorf("round %d, %s: %w", r+1, servers[i].name, err)
-				if !c.keepGoing {
+			if err := measureMax(ctx, c, servers[i], wsload, &res[i], stderr); err != nil {
+				if err := fail(r, servers[i].name, err); err != nil {
 					return err
 				}
-				fmt.Fprintln(stderr, "bench-e2e:", err)
-				firstErr = err
+			}
+		}
+		common := 0.0
+		if res[0].Max != nil && res[1].Max != nil {
+			common = min(res[0].Max.PublishesPerS, res[1].Max.PublishesPerS) / 2
+		}
+		for _, i := range order {
+			if res[i].Max == nil {
+				continue
+			}
+			if err := measureRates(ctx, c, servers[i], wsload, &res[i], common, stderr); err != nil {
+				if err := fail(r, servers[i].name, err); err != nil {
+					return err
+				}
 			}
 		}
 		rounds = append(rounds, res)
@@ -110,14 +132,14 @@ func bench(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	names := [2]string{servers[0].name, servers[1].name + " (goroutine/conn)"}
 	fmt.Fprintln(stdout)
 	printTable(stdout, ms, names, rounds)
-	fmt.Fprintf(stdout, "\n%s\n", describe(c))
+	fmt.Fprintf(stdout, "\n%s\n%s", describe(c), rateNotes(names, rounds))
 	if c.mdOut != "" {
 		f, err := os.Create(c.mdOut)
 		if err != nil {
 			return err
 		}
 		printTable(f, ms, names, rounds)
-		fmt.Fprintf(f, "\n%s\n", describe(c))
+		fmt.Fprintf(f, "\n%s\n%s", describe(c), rateNotes(names, rounds))
 		f.Close()
 	}
 	if c.jsonOut != "" {
@@ -129,36 +151,53 @@ func bench(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	return firstErr
 }
 
-// measure runs idle, fanout at max rate and fanout at half that rate
-// against a fresh instance of one server.
-func measure(ctx context.Context, c *config, s serverSpec, wsload string, stderr io.Writer) (outcome, error) {
-	var o outcome
-	run := func(label string, extra ...string) (*resultT, error) {
-		// A fresh server per run: RSS baselines and CPU are its own.
-		srv, err := startServer(ctx, s, c.workDir, stderr)
-		if err != nil {
-			return nil, err
-		}
-		defer srv.stop()
-		// The scenario comes first: flag parsing stops at the first argument.
-		args := append(extra, "--target", srv.addr, "--server-pid", fmt.Sprint(srv.pid()), "--procs", fmt.Sprint(c.procs))
-		fmt.Fprintf(stderr, "  %s: wsload %v\n", label, args)
-		return runWsload(ctx, wsload, args, filepath.Join(c.workDir, s.name+"-"+label+".json"), stderr)
+// runner runs one wsload scenario against a fresh instance of a server,
+// so RSS baselines and CPU are that run's own.
+func runOn(ctx context.Context, c *config, s serverSpec, wsload, label string, stderr io.Writer, extra ...string) (*resultT, error) {
+	srv, err := startServer(ctx, s, c.workDir, stderr)
+	if err != nil {
+		return nil, err
 	}
-	var err error
-	if o.Idle, err = run("idle", "idle", "--conns", fmt.Sprint(c.conns), "--channels", fmt.Sprint(c.idleChannels),
-		"--duration", c.hold.String()); err != nil {
-		return o, err
-	}
-	fan := []string{"fanout", "--subs", fmt.Sprint(c.subs), "--channels", fmt.Sprint(c.channels),
+	defer srv.stop()
+	// The scenario comes first: flag parsing stops at the first argument.
+	args := append(extra, "--target", srv.addr, "--server-pid", fmt.Sprint(srv.pid()), "--procs", fmt.Sprint(c.procs))
+	fmt.Fprintf(stderr, "  %s: wsload %v\n", label, args)
+	return runWsload(ctx, wsload, args, filepath.Join(c.workDir, s.name+"-"+label+".json"), stderr)
+}
+
+func fanoutArgs(c *config) []string {
+	return []string{"fanout", "--subs", fmt.Sprint(c.subs), "--channels", fmt.Sprint(c.channels),
 		"--publishers", fmt.Sprint(c.publishers), "--size", fmt.Sprint(c.size), "--duration", c.duration.String()}
-	if o.Max, err = run("max", append(fan, "--rate", "0", "--window", fmt.Sprint(c.window))...); err != nil {
-		return o, err
+}
+
+// measureMax runs idle and fanout at max rate.
+func measureMax(ctx context.Context, c *config, s serverSpec, wsload string, o *outcome, stderr io.Writer) error {
+	var err error
+	if o.Idle, err = runOn(ctx, c, s, wsload, "idle", stderr, "idle", "--conns", fmt.Sprint(c.conns),
+		"--channels", fmt.Sprint(c.idleChannels), "--duration", c.hold.String()); err != nil {
+		return err
 	}
+	o.Max, err = runOn(ctx, c, s, wsload, "max", stderr, append(fanoutArgs(c), "--rate", "0", "--window", fmt.Sprint(c.window))...)
+	return err
+}
+
+// measureRates runs fanout at half the server's own max rate and at the
+// common rate (reusing the first when they are the same).
+func measureRates(ctx context.Context, c *config, s serverSpec, wsload string, o *outcome, common float64, stderr io.Writer) error {
 	half := o.Max.PublishesPerS / 2
 	if half < 1 {
-		return o, fmt.Errorf("max-rate run published %.1f/s: nothing to halve", o.Max.PublishesPerS)
+		return fmt.Errorf("max-rate run published %.1f/s: nothing to halve", o.Max.PublishesPerS)
 	}
-	o.Half, err = run("half", append(fan, "--rate", fmt.Sprintf("%.0f", half))...)
-	return o, err
+	var err error
+	if o.Half, err = runOn(ctx, c, s, wsload, "half", stderr, append(fanoutArgs(c), "--rate", fmt.Sprintf("%.0f", half))...); err != nil {
+		return err
+	}
+	switch {
+	case common < 1:
+	case fmt.Sprintf("%.0f", common) == fmt.Sprintf("%.0f", half):
+		o.Common = o.Half
+	default:
+		o.Common, err = runOn(ctx, c, s, wsload, "common", stderr, append(fanoutArgs(c), "--rate", fmt.Sprintf("%.0f", common))...)
+	}
+	return err
 }

@@ -12,9 +12,10 @@ import (
 
 // outcome is one server's results in one round.
 type outcome struct {
-	Idle *loadtest.Result `json:"idle"`
-	Max  *loadtest.Result `json:"fanout_max"`
-	Half *loadtest.Result `json:"fanout_half"`
+	Idle   *loadtest.Result `json:"idle"`
+	Max    *loadtest.Result `json:"fanout_max"`
+	Half   *loadtest.Result `json:"fanout_half"`
+	Common *loadtest.Result `json:"fanout_common"` // both servers at the same rate: half the slower one's max
 }
 
 // metric is one row of the comparison: how to read it from an outcome,
@@ -69,9 +70,27 @@ func metrics(conns, subs, size int) []metric {
 			}
 			return float64(o.Half.Latency.P50), true
 		}, ms, true},
+		{"deliveries/s at the same rate (half the slower max)", func(o outcome) (float64, bool) {
+			if o.Common == nil {
+				return 0, false
+			}
+			return o.Common.DeliveriesPerS, true
+		}, num, false},
+		{"p99 latency at that same rate", func(o outcome) (float64, bool) {
+			if o.Common == nil || o.Common.Latency.Count == 0 {
+				return 0, false
+			}
+			return float64(o.Common.Latency.P99), true
+		}, ms, true},
+		{"CPU per delivery at that same rate", func(o outcome) (float64, bool) {
+			if o.Common == nil || o.Common.Server == nil || o.Common.Server.CPUPerDelivery == 0 {
+				return 0, false
+			}
+			return o.Common.Server.CPUPerDelivery, true
+		}, us, true},
 		{"lost + errors (all runs)", func(o outcome) (float64, bool) {
 			var n float64
-			for _, r := range []*loadtest.Result{o.Idle, o.Max, o.Half} {
+			for _, r := range []*loadtest.Result{o.Idle, o.Max, o.Half, o.Common} {
 				if r != nil {
 					n += float64(r.Lost + r.Errors)
 				}
@@ -131,9 +150,31 @@ func printTable(w io.Writer, ms []metric, names [2]string, rounds [][2]outcome) 
 // describe lists what each run used, for the notes under the table.
 func describe(c *config) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "idle: %d connections over %d channels, held %v; ", c.conns, c.channels, c.hold)
-	fmt.Fprintf(&b, "fanout: %d subscribers on %d channel(s), %d publisher(s), %d B data, %v at max rate (window %d), then %v at half that rate; ",
-		c.subs, c.channels, c.publishers, c.size, c.duration, c.window, c.duration)
+	fmt.Fprintf(&b, "idle: %d connections over %d channels, held %v; ", c.conns, c.idleChannels, c.hold)
+	fmt.Fprintf(&b, "fanout: %d subscribers on %d channel(s), %d publisher(s), %d B data, %v at max rate (window %d), then %v at half each server's own max, and %v with both at half the slower max; ",
+		c.subs, c.channels, c.publishers, c.size, c.duration, c.window, c.duration, c.duration)
 	fmt.Fprintf(&b, "%d round(s), alternating which server goes first; medians shown.", c.rounds)
+	return b.String()
+}
+
+// rateNotes lists the publish rates each round used.
+func rateNotes(names [2]string, rounds [][2]outcome) string {
+	var b strings.Builder
+	for r, res := range rounds {
+		fmt.Fprintf(&b, "round %d:", r+1)
+		for i, o := range res {
+			if o.Max == nil {
+				continue
+			}
+			fmt.Fprintf(&b, " %s max %.0f publishes/s;", names[i], o.Max.PublishesPerS)
+			if o.Half != nil {
+				fmt.Fprintf(&b, " half %.0f/s;", o.Half.PublishesPerS)
+			}
+		}
+		if c := res[0].Common; c != nil {
+			fmt.Fprintf(&b, " same rate %.0f/s", c.PublishesPerS)
+		}
+		b.WriteString("\n")
+	}
 	return b.String()
 }
