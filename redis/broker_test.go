@@ -4,29 +4,32 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wshub/wshub/hub"
 )
 
-// Publications from two instances reach the subscribers of both in one order,
-// and Redis sees exactly one subscription per instance per channel.
-func TestTwoInstancesOneOrder(t *testing.T) {
+// Subscribers on A and B, publishers on B and C: every subscriber gets every
+// message in one order, and Redis sees exactly one subscription per
+// subscribing instance.
+func TestThreeInstancesOneOrder(t *testing.T) {
 	srv := startRedis(t)
 	a, sa := startBroker(t, Config{URL: srv.url(), InstanceID: "a"})
 	b, sb := startBroker(t, Config{URL: srv.url(), InstanceID: "b"})
+	c, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "c"})
 	admin := srv.client()
 	const ch = "room:42"
 	must(t, subscribe(t, a, ch))
 	must(t, subscribe(t, b, ch))
 	if n := numsub(t, admin, ch, false); n != 2 {
-		t.Fatalf("NUMSUB %s = %d, want 2 (one per instance)", ch, n)
+		t.Fatalf("NUMSUB %s = %d, want 2 (one per subscribing instance)", ch, n)
 	}
 
 	const per = 200
 	var wg sync.WaitGroup
-	for _, p := range []*Broker{a, b} {
+	for _, p := range []*Broker{b, c} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -48,7 +51,7 @@ func TestTwoInstancesOneOrder(t *testing.T) {
 		}
 	}
 	// Each instance's own publications keep their order.
-	last := map[string]int{"a": -1, "b": -1}
+	last := map[string]int{"b": -1, "c": -1}
 	for _, m := range ga {
 		var from string
 		var i int
@@ -163,5 +166,70 @@ func TestSubscribeRefusals(t *testing.T) {
 	}
 	if _, err := New(Config{URL: srv.url(), InstanceID: "bad id"}); err == nil {
 		t.Fatal("instance id with a space accepted")
+	}
+}
+
+// Hub-like callers (strict Subscribe/Unsubscribe alternation per channel,
+// Unsubscribe after a failed Subscribe) churning while the pub/sub connection
+// is killed repeatedly: every done comes exactly once, and the end state in
+// Redis is exactly what the callers want.
+func TestChurnDuringReconnects(t *testing.T) {
+	srv := startRedis(t)
+	b, _ := startBroker(t, Config{URL: srv.url()})
+	admin := srv.client()
+	const chans = 40
+	var failures atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range chans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch := "churn:" + strconv.Itoa(i)
+			stopping := false
+			for tries := 0; ; tries++ {
+				select {
+				case <-stop:
+					stopping = true
+				default:
+				}
+				err := subscribe(t, b, ch)
+				if err == nil && stopping {
+					return // stay subscribed
+				}
+				b.Unsubscribe(ch) // after a failure too, as the hub does
+				if err != nil {
+					failures.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				}
+				if stopping && tries > 10000 {
+					t.Errorf("%s never got subscribed", ch)
+					return
+				}
+			}
+		}()
+	}
+	for range 5 {
+		time.Sleep(100 * time.Millisecond)
+		_ = srv.do("CLIENT", "KILL", "TYPE", "pubsub").Error()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	eventually(t, 3*time.Second, func() bool {
+		for i := range chans {
+			if numsub(t, admin, "churn:"+strconv.Itoa(i), false) != 1 {
+				return false
+			}
+		}
+		return b.Ready()
+	}, "every channel subscribed exactly once")
+	if got := b.Stats().SubscribedChannels; got != chans+1 {
+		t.Fatalf("broker counts %d subscribed channels, want %d", got, chans+1)
+	}
+	st := b.Stats()
+	t.Logf("%d reconnects, %d subscribe failures seen by the callers, %d SUBSCRIBE commands", st.Reconnects, failures.Load(), st.SubscribeCommands)
+	if st.Reconnects < 3 || failures.Load() == 0 {
+		t.Fatal("the kills did not hit the churn")
 	}
 }

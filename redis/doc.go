@@ -3,6 +3,19 @@
 // all event loops, survives Redis restarts, stalls and slot moves, plus a
 // connection registry with fenced instance heartbeats and addressed sends.
 //
+// # Wiring
+//
+//	b, err := redis.New(redis.Config{URL: "redis://127.0.0.1:6379", InstanceID: id,
+//		Logger: log, Metrics: reg})          // or ClusterAddrs: []string{...}
+//	h := hub.New(hubCfg, b, posters)
+//	b.SetDirectHandler(deliverToLocalConn)  // addressed sends for this instance
+//	err = b.Start(h)                        // h is the hub.Sink
+//	reg, err := redis.NewRegistry(b, redis.RegistryConfig{HeartbeatInterval: hb, TTL: ttl})
+//	// on open: reg.Add(connID, user); on close: reg.Remove(connID)
+//	// /readyz: b.Ready(); /api/send: reg.SendToConn / reg.SendToUser;
+//	// /api/connections/{id}: reg.Lookup; /api/instances: reg.Instances
+//	// shutdown: b.Close() (closes the registry first: entries deleted at once)
+//
 // # Redis names
 //
 //	<channel>                 hub channels, verbatim (PUBLISH/SUBSCRIBE, or

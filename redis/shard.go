@@ -16,7 +16,6 @@ import (
 var (
 	errStopped      = errors.New("redis: shard stopped")
 	errProbeTimeout = errors.New("redis: liveness probe timed out")
-	errKicked       = errors.New("redis: reconnect requested")
 )
 
 // shard owns one subscription connection (the only one when standalone, one
@@ -27,7 +26,6 @@ type shard struct {
 	addr string
 
 	wake     chan struct{} // cap 1: dirty channels to reconcile
-	kick     chan struct{} // cap 1: drop the connection and reconnect
 	stop     chan struct{}
 	stopOnce sync.Once
 
@@ -59,7 +57,6 @@ func (b *Broker) newShardLocked(addr string, node rueidis.Client) *shard {
 		b:         b,
 		addr:      addr,
 		wake:      make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		node:      node,
 		dirty:     make(map[string]struct{}),
@@ -96,13 +93,6 @@ func (s *shard) markDirtyLocked(channel string) {
 	s.dirty[channel] = struct{}{}
 	select {
 	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *shard) forceReconnect() {
-	select {
-	case s.kick <- struct{}{}:
 	default:
 	}
 }
@@ -209,8 +199,6 @@ func (s *shard) session() (established bool, err error) {
 				err = errors.New("redis: pub/sub hooks released")
 			}
 			return true, err
-		case <-s.kick:
-			return true, errKicked
 		case <-s.wake:
 			if _, err = s.sync(dc); err != nil {
 				return true, err
