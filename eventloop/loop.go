@@ -7,6 +7,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/wshub/wshub/wsproto"
 )
@@ -45,6 +46,7 @@ type Loop struct {
 	wheel     wheel
 	rings     ringPool
 	iov       [][]byte
+	iovecs    []unix.Iovec
 	held      []*wsproto.Frame
 	scratch   []byte // one-off control frames (ping, pong, 1008)
 	queued    int    // frames in this loop's rings
@@ -75,6 +77,7 @@ func newLoop(s *Server, idx int) *Loop {
 		sendQueue:  s.cfg.SendQueue,
 		maxPending: s.cfg.MaxPending,
 		iov:        make([][]byte, 0, maxIOV),
+		iovecs:     make([]unix.Iovec, maxIOV),
 		held:       make([]*wsproto.Frame, 0, maxIOV),
 	}
 	l.wheel.init(1024, s.nowTick())

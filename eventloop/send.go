@@ -1,6 +1,10 @@
 package eventloop
 
 import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
 	"github.com/wshub/wshub/wsproto"
 )
 
@@ -84,9 +88,7 @@ func (l *Loop) writeBatch(c *Conn) {
 		iov = append(iov, b)
 	}
 	l.queued -= len(held)
-	// gnet writes what the socket takes and copies the rest; on an error it
-	// closes the connection (OnClose runs before Writev returns).
-	_, _ = c.gc.Writev(iov)
+	l.writev(c, iov)
 	for i, f := range held {
 		f.Release()
 		held[i] = nil
@@ -94,6 +96,41 @@ func (l *Loop) writeBatch(c *Conn) {
 	clear(iov)
 	l.stats.framesWritten.Add(uint64(len(held)))
 	l.stats.writevCalls.Add(1)
+}
+
+// writev writes iov to c's socket. gnet's Writev does the same, but
+// x/sys/unix allocates the iovec array of every call with more than 8
+// slices; so while gnet has nothing buffered for c, the loop makes the
+// syscall with its own array and hands gnet only what the socket did not
+// take. gnet then buffers it (EAGAIN) or, on a real error, closes the
+// connection (OnClose runs before Writev returns).
+func (l *Loop) writev(c *Conn, iov [][]byte) {
+	if len(iov) <= 8 || c.gc.OutboundBuffered() > 0 {
+		_, _ = c.gc.Writev(iov)
+		return
+	}
+	vecs := l.iovecs[:len(iov)]
+	total := 0
+	for i, b := range iov {
+		vecs[i].Base = &b[0]
+		vecs[i].SetLen(len(b))
+		total += len(b)
+	}
+	r, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(c.gc.Fd()), uintptr(unsafe.Pointer(&vecs[0])), uintptr(len(vecs)))
+	clear(vecs) // no pointers into frame buffers outlive the call
+	n := int(r)
+	if errno != 0 {
+		n = 0
+	}
+	if n == total {
+		return
+	}
+	for n >= len(iov[0]) {
+		n -= len(iov[0])
+		iov = iov[1:]
+	}
+	iov[0] = iov[0][n:]
+	_, _ = c.gc.Writev(iov)
 }
 
 // writeControl writes a one-off control frame straight to the socket, ahead

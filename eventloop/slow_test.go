@@ -113,3 +113,45 @@ func TestBurstLargerThanQueueInOneBatch(t *testing.T) {
 		}
 	}
 }
+
+// A batch larger than the socket takes at once is split between the kernel
+// and gnet's buffer mid-frame; the client must still read every frame whole
+// and in order.
+func TestPartialWritesKeepFramesIntact(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, Config{Loops: 1, SendQueue: 1024, MaxPending: 32 << 20}, h)
+	c := dialSmallBuffer(t, s.Addr().String())
+	c.upgrade("/ws")
+	eventually(t, 2*time.Second, "open", func() bool { return h.opened.Load() == 1 })
+	const frames = 600
+	pad := bytes.Repeat([]byte("y"), 16000) // 9.6 MB: more than any socket buffer
+	s.Loops()[0].Post(func() {
+		for _, conn := range h.conns(0) {
+			for i := range frames {
+				f := wsproto.NewFrame(ws.OpText, append([]byte(strconv.Itoa(i)+" "), pad...))
+				if !conn.Send(f) {
+					t.Errorf("send %d refused", i)
+				}
+				f.Release()
+			}
+		}
+	})
+	// The socket took part of the single writev; gnet holds the rest.
+	l := s.Loops()[0]
+	eventually(t, 2*time.Second, "the burst written", func() bool { return l.stats.framesWritten.Load() == frames })
+	buffered := make(chan int, 1)
+	l.Post(func() { buffered <- h.conns(0)[0].gc.OutboundBuffered() })
+	if b := <-buffered; b == 0 {
+		t.Fatalf("the burst fit in the socket: the partial-write path was not exercised")
+	}
+	if w := l.stats.writevCalls.Load(); w != 1 {
+		t.Fatalf("%d writev calls for one burst", w)
+	}
+	for i := range frames {
+		f := c.next()
+		want := append([]byte(strconv.Itoa(i)+" "), pad...)
+		if !bytes.Equal(f.Payload, want) {
+			t.Fatalf("frame %d corrupted: %.20q... (%d bytes)", i, f.Payload, len(f.Payload))
+		}
+	}
+}
