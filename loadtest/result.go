@@ -71,9 +71,10 @@ type SlowResult struct {
 	Codes     []int   `json:"codes"`
 }
 
-// ServerStats are the gateway's figures from /proc (--server-pid).
+// ServerStats are the gateways' figures from /proc (--server-pid), summed
+// over the processes given.
 type ServerStats struct {
-	PID            int     `json:"pid"`
+	PIDs           []int   `json:"pids"`
 	RSSBefore      int64   `json:"rss_before"` // bytes, before any connection
 	RSSReady       int64   `json:"rss_ready"`  // bytes, every connection set up
 	RSSPerConn     float64 `json:"rss_per_conn"`
@@ -184,10 +185,10 @@ func Finalize(r *Raw) *Result {
 	return res
 }
 
-// AddServer fills the gateway's figures from samples taken before setup,
+// AddServer fills the gateways' figures from samples taken before setup,
 // at the ready barrier and at the done barrier.
-func (res *Result) AddServer(pid int, before, ready, done ProcSample) {
-	s := &ServerStats{PID: pid, RSSBefore: before.RSS, RSSReady: ready.RSS}
+func (res *Result) AddServer(pids []int, before, ready, done ProcSample) {
+	s := &ServerStats{PIDs: pids, RSSBefore: before.RSS, RSSReady: ready.RSS}
 	if res.Connected > 0 {
 		s.RSSPerConn = round1(float64(ready.RSS-before.RSS) / float64(res.Connected))
 	}

@@ -107,34 +107,44 @@ func fmtBytes(b float64) string {
 	return fmt.Sprintf("%.1f MiB", b/(1<<20))
 }
 
-// serverSampler reads the gateway's /proc figures at each phase.
+// serverSampler reads the gateways' /proc figures at each phase, summed
+// over every given process.
 type serverSampler struct {
-	pid     int
+	pids    []int
 	w       io.Writer
 	mu      sync.Mutex
 	samples map[string]loadtest.ProcSample
 	warned  bool
 }
 
-func newServerSampler(pid int, w io.Writer) *serverSampler {
-	return &serverSampler{pid: pid, w: w, samples: map[string]loadtest.ProcSample{}}
+func newServerSampler(pids []int, w io.Writer) *serverSampler {
+	return &serverSampler{pids: pids, w: w, samples: map[string]loadtest.ProcSample{}}
 }
 
 func (s *serverSampler) sample(phase string) {
-	if s.pid <= 0 {
+	if len(s.pids) == 0 {
 		return
 	}
-	v, err := loadtest.ReadProc(s.pid)
+	var sum loadtest.ProcSample
+	for _, pid := range s.pids {
+		v, err := loadtest.ReadProc(pid)
+		if err != nil {
+			s.mu.Lock()
+			if !s.warned {
+				fmt.Fprintf(s.w, "wsload: --server-pid %d: %v\n", pid, err)
+				s.warned = true
+			}
+			s.mu.Unlock()
+			return
+		}
+		sum.At = v.At
+		sum.RSS += v.RSS
+		sum.HWM += v.HWM
+		sum.CPUSec += v.CPUSec
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil {
-		if !s.warned {
-			fmt.Fprintf(s.w, "wsload: --server-pid %d: %v\n", s.pid, err)
-			s.warned = true
-		}
-		return
-	}
-	s.samples[phase] = v
+	s.samples[phase] = sum
 }
 
 // phases returns the samples before setup, at ready and at done.

@@ -14,14 +14,14 @@ import (
 
 // options is the whole command line.
 type options struct {
-	cfg       loadtest.Config
-	procs     int
-	jsonFile  string
-	serverPID int
-	maxLoss   float64 // fraction of expected; < 0 = no check
-	maxErrors int64   // < 0 = no check
-	quiet     bool
-	cpuProf   string
+	cfg        loadtest.Config
+	procs      int
+	jsonFile   string
+	serverPIDs []int
+	maxLoss    float64 // fraction of expected; < 0 = no check
+	maxErrors  int64   // < 0 = no check
+	quiet      bool
+	cpuProf    string
 
 	// set in worker processes by the parent
 	workerIndex int
@@ -119,7 +119,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 512, "handshakes in flight at once per process")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "connect + upgrade + subscribe deadline")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "longest wait for deliveries after publishing stops")
-	fs.IntVar(&o.serverPID, "server-pid", 0, "gateway process id: report its RSS per connection and CPU (from /proc)")
+	var pids []string
+	fs.Var(listFlag{&pids}, "server-pid", "gateway process id(s), repeatable: report their summed RSS per connection and CPU (from /proc); give every targeted instance's")
 	fs.Var(lossFlag{&o.maxLoss}, "max-loss", "exit 1 when lost/expected exceeds this (0.001 or 0.1%; default off)")
 	fs.Int64Var(&o.maxErrors, "max-errors", -1, "exit 1 when errors exceed this (default off)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines")
@@ -144,6 +145,13 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	}
 	if len(c.Targets) == 0 {
 		c.Targets = []string{"127.0.0.1:8080"}
+	}
+	for _, p := range pids {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--server-pid: %q is not a process id", p)
+		}
+		o.serverPIDs = append(o.serverPIDs, n)
 	}
 	ips, err := expandIPs(srcs)
 	if err != nil {

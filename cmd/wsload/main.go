@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	disp := newDisplay(stderr, o.quiet)
-	sampler := newServerSampler(o.serverPID, stderr)
+	sampler := newServerSampler(o.serverPIDs, stderr)
 	sampler.sample("before")
 	var raw *loadtest.Raw
 	if o.procs == 1 {
@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	res := loadtest.Finalize(raw)
 	res.Targets = o.cfg.Targets
 	if b, r, d, ok := sampler.phases(); ok {
-		res.AddServer(o.serverPID, b, r, d)
+		res.AddServer(o.serverPIDs, b, r, d)
 	}
 	printSummary(stdout, res, &o.cfg)
 	if o.jsonFile != "" {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,7 +23,9 @@ func TestMaxLossDecidesExitStatus(t *testing.T) {
 		"--msgs", "200", "--duration", "10s", "--drain", "2s", "--quiet"}
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
 	var out, errb bytes.Buffer
-	if code := run(append(base, "--max-loss", "5%", "--json", jsonPath), &out, &errb); code != 1 {
+	// The mangler runs in this process, so this process is the "gateway".
+	pid := strconv.Itoa(os.Getpid())
+	if code := run(append(base, "--max-loss", "5%", "--json", jsonPath, "--server-pid", pid), &out, &errb); code != 1 {
 		t.Fatalf("10%% loss with --max-loss 5%%: exit %d, want 1\n%s%s", code, out.String(), errb.String())
 	}
 	if !strings.Contains(errb.String(), "exceeds --max-loss") {
@@ -40,6 +43,10 @@ func TestMaxLossDecidesExitStatus(t *testing.T) {
 		if _, ok := res[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
+	}
+	srv, _ := res["server"].(map[string]any)
+	if srv == nil || srv["rss_ready"].(float64) <= 0 || srv["cpu_s"].(float64) < 0 {
+		t.Errorf("server figures %v", res["server"])
 	}
 	lat, _ := res["latency_us"].(map[string]any)
 	for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
