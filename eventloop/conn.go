@@ -40,7 +40,7 @@ const (
 	fPeerClosed                    // the peer's close frame arrived
 	fCloseSent                     // our close frame was handed to gnet
 	fCloseNow                      // close the socket once our close frame is out (protocol error)
-	fReadOff                       // ignore input: the decoder failed
+	fReadOff                       // ignore further input: the decoder failed or the peer closed
 	fSlow                          // dropped as a slow consumer: write 1008, close the socket
 )
 
@@ -142,6 +142,9 @@ func (c *Conn) Send(f *wsproto.Frame) bool {
 
 // SendText queues a text frame holding a copy of payload.
 func (c *Conn) SendText(payload []byte) bool {
+	if c.state != stOpen {
+		return false
+	}
 	f := wsproto.NewFrame(ws.OpText, payload)
 	ok := c.Send(f)
 	f.Release()

@@ -94,9 +94,9 @@ func (l *Loop) Index() int { return l.idx }
 // Post runs fn on the loop's goroutine. It is safe from any goroutine and
 // never blocks. Posts are batched: only the post that finds the queue empty
 // wakes the loop, which then runs everything queued and writes every
-// connection that got frames. When fn is a cached func value, Post does not
-// allocate (the wake-up costs gnet one task per batch). Posts to a stopped
-// server are dropped.
+// connection that got frames. When fn is a cached func value, Post itself
+// does not allocate; the wake-up costs one small allocation inside gnet per
+// batch. Posts to a stopped server are dropped.
 func (l *Loop) Post(fn func()) {
 	l.mu.Lock()
 	l.q = append(l.q, fn)
@@ -108,8 +108,9 @@ func (l *Loop) Post(fn func()) {
 	}
 }
 
-// loopRunner is the gnet.Runnable that runs a batch; a conversion of the
-// Loop pointer, so waking allocates nothing of ours.
+// loopRunner is the gnet.Runnable that runs a batch: a conversion of the
+// Loop pointer, so that it needs no allocation of ours and stays off Loop's
+// exported API.
 type loopRunner Loop
 
 func (r *loopRunner) Run(context.Context) error {
@@ -118,8 +119,14 @@ func (r *loopRunner) Run(context.Context) error {
 }
 
 func (l *Loop) wake(gel gnet.EventLoop) {
-	// An error means the engine is stopping: the batch is dropped.
-	_ = gel.Execute(context.Background(), (*loopRunner)(l))
+	if err := gel.Execute(context.Background(), (*loopRunner)(l)); err != nil {
+		// The engine is stopping and nothing will run the queue: drop it,
+		// so that posters that keep going do not grow it forever.
+		l.mu.Lock()
+		clear(l.q)
+		l.q = l.q[:0]
+		l.mu.Unlock()
+	}
 }
 
 // bind attaches the loop to gnet's loop el; on el's goroutine.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,4 +129,11 @@ func TestBadRequestsRejected(t *testing.T) {
 	// An allowed origin, and no origin at all (a non-browser client), upgrade.
 	dialWS(t, s, "/ws", "Origin: https://GOOD.example")
 	dialWS(t, s, "/ws")
+}
+
+// Every idle connection pays for a Conn: keep it within its size class.
+func TestConnStaysSmall(t *testing.T) {
+	if size := unsafe.Sizeof(Conn{}); size > 144 {
+		t.Fatalf("Conn is %d bytes, over the 144-byte size class", size)
+	}
 }
