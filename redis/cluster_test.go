@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -80,6 +81,28 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
+	// Registry and addressed sends on the cluster (keys in many slots).
+	var da directRec
+	a.SetDirectHandler(da.handle)
+	// No TTL refresh within the test: only the rewrite after a reconnect can
+	// restore entries lost with a restarted master.
+	ra := startRegistry(t, a, RegistryConfig{HeartbeatInterval: 100 * time.Millisecond, HeartbeatTTL: 400 * time.Millisecond, TTL: 10 * time.Minute, RefreshTick: time.Minute})
+	rb := startRegistry(t, b, fastRegistry)
+	for i := range 10 {
+		ra.Add("kc"+strconv.Itoa(i), "ku")
+	}
+	syncReg(t, ra)
+	if info, err := lookup(rb, "kc7"); err != nil || info.Instance != "ka" {
+		t.Fatalf("cluster lookup: %+v %v", info, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	must(t, rb.SendToConn(ctx, "kc3", []byte(`"direct"`)))
+	if n, err := rb.SendToUser(ctx, "ku", []byte(`"all"`)); err != nil || n != 10 {
+		t.Fatalf("cluster SendToUser: %d %v", n, err)
+	}
+	eventually(t, 2*time.Second, func() bool { return len(da.list()) == 11 }, "addressed sends on the cluster")
+
 	// Move the slot of one channel to another master while subscribed.
 	ch := chans[0]
 	slot := slotOf(ch)
@@ -104,7 +127,7 @@ func TestCluster(t *testing.T) {
 
 	// A master restarting (kill -9, same port and node id): its shard
 	// connection reconnects and resubscribes; the others never stopped.
-	victim := 2
+	victim := 0 // holds registry entries but neither the heartbeat nor ws:instances
 	var onVictim []string
 	for _, c := range chans {
 		if o, _ := cl.owner(t, slotOf(c)); o == victim {
@@ -126,6 +149,25 @@ func TestCluster(t *testing.T) {
 		return true
 	}, "channels of the restarted master resubscribed")
 	t.Logf("%d channels of the restarted master resubscribed %v after it was back", len(onVictim), time.Since(back).Round(time.Millisecond))
+	// Registry entries the restarted (empty) master held are written again.
+	lost := 0
+	for i := range 10 {
+		if o, _ := cl.owner(t, slotOf(connKey("kc"+strconv.Itoa(i)))); o == victim {
+			lost++
+		}
+	}
+	if lost == 0 {
+		t.Fatal("no registry entry on the restarted master: the check below proves nothing")
+	}
+	eventually(t, 3*time.Second, func() bool {
+		for i := range 10 {
+			if _, err := lookup(rb, "kc"+strconv.Itoa(i)); err != nil {
+				return false
+			}
+		}
+		return true
+	}, "registry entries back after the master restart")
+	t.Logf("%d registry entries lived on the restarted master; all resolve again", lost)
 	for _, c := range onVictim[:1] {
 		must(t, publish(t, b, c, `"after restart"`))
 		eventually(t, 3*time.Second, func() bool { return sa.has(c, `"after restart"`) }, "delivery after the master restart")

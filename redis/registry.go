@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -79,6 +80,8 @@ type Registry struct {
 	mu      sync.Mutex
 	pending []regOp
 	closed  bool
+
+	rewrite atomic.Bool // set by the broker after a reconnect: rewrite all entries
 
 	wake    chan struct{}
 	syncReq chan chan struct{}

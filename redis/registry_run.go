@@ -174,6 +174,9 @@ func (r *Registry) heartbeat() {
 		_ = r.exec(ctx, rueidis.Commands{c.B().Zremrangebyscore().Key(instancesKey).Min("-inf").Max(stale).Build()})
 	}
 	r.beats++
+	if r.rewrite.Swap(false) {
+		r.resync = true
+	}
 	if r.resync {
 		r.resync = false
 		var cmds rueidis.Commands

@@ -181,6 +181,13 @@ func (s *shard) session() (established bool, err error) {
 		b.stats.reconnects.Add(1)
 		b.stats.resubscribed.Add(uint64(n))
 		b.log.Info("pub/sub connection re-established", "addr", s.addr, "resubscribed", n)
+		// The node may have restarted empty: have the registry write its
+		// entries again (idempotent) rather than wait for a refresh to notice.
+		b.mu.Lock()
+		if reg := b.registry; reg != nil {
+			reg.rewrite.Store(true)
+		}
+		b.mu.Unlock()
 	}
 	b.mu.Lock()
 	s.up = true
