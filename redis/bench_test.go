@@ -125,3 +125,32 @@ func BenchmarkRegistryAtRest(b *testing.B) {
 	b.ReportMetric(perSec, "redis-ops/s")
 	b.ReportMetric(perSec*60/conns, "ops/conn/min")
 }
+
+// Time from a killed pub/sub connection to Ready with every channel
+// resubscribed, for many channels (run with -benchtime=1x).
+func BenchmarkResubscribe50k(b *testing.B) {
+	const n = 50000
+	srv := startRedis(b)
+	br, _ := benchBroker(b, srv)
+	done := make(chan error, n)
+	for i := range n {
+		br.Subscribe("rs:"+strconv.Itoa(i), func(err error) { done <- err })
+	}
+	for range n {
+		must(b, <-done)
+	}
+	admin := srv.client()
+	b.ResetTimer()
+	for range b.N {
+		before := br.Stats().Reconnects
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		must(b, admin.Do(ctx, admin.B().ClientKill().TypePubsub().Build()).Error())
+		cancel()
+		eventually(b, 10*time.Second, func() bool { return br.Ready() && br.Stats().Reconnects > before }, "resubscribed")
+	}
+	b.StopTimer()
+	if got := numsub(b, admin, "rs:"+strconv.Itoa(n-1), false); got != 1 {
+		b.Fatalf("NUMSUB of the last channel = %d", got)
+	}
+	b.ReportMetric(float64(n), "channels")
+}
