@@ -22,7 +22,9 @@ func (c *Conn) onTraffic() {
 		}
 		off = n
 	}
-	for off < len(buf) && (c.state == stOpen || c.state == stClosing) && c.flags&fReadOff == 0 {
+	// Loop until Next asks for more, even at the end of buf: that last call
+	// is what returns a reassembled message's pooled buffer.
+	for (c.state == stOpen || c.state == stClosing) && c.flags&fReadOff == 0 {
 		ev, n, err := c.dec.Next(buf[off:])
 		if err != nil {
 			var ce *wsproto.CloseError

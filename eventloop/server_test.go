@@ -137,3 +137,21 @@ func TestConnStaysSmall(t *testing.T) {
 		t.Fatalf("Conn is %d bytes, over the 144-byte size class", size)
 	}
 }
+
+// An idle connection must not keep the buffer a fragmented message was
+// reassembled in: the read path calls the decoder until it asks for more.
+func TestReassemblyBufferReleasedAfterMessage(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, Config{Loops: 1}, h)
+	c := dialWS(t, s, "/ws")
+	c.write(append(frame(ws.OpText, false, true, []byte("hel")), frame(ws.OpContinuation, true, true, []byte("lo"))...))
+	if f := c.next(); string(f.Payload) != "hello" {
+		t.Fatalf("echo %q", f.Payload)
+	}
+	holding := make(chan bool, 1)
+	conn := h.conns(0)[0]
+	s.Loops()[0].Post(func() { holding <- conn.dec.Holding() })
+	if <-holding {
+		t.Fatal("idle connection still holds its reassembly buffer")
+	}
+}

@@ -100,6 +100,10 @@ func (d *Decoder) Init(maxMessage int) {
 	d.compress = false
 }
 
+// Holding reports whether the decoder holds a pooled reassembly buffer: true
+// only between the fragments of a message and until the Next call after it.
+func (d *Decoder) Holding() bool { return d.msg != nil }
+
 // AllowCompressed is the permessage-deflate hook: when on, RSV1 is accepted on
 // the first frame of a data message and reported as Event.Compressed.
 func (d *Decoder) AllowCompressed(on bool) { d.compress = on }
