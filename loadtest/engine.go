@@ -34,6 +34,7 @@ type engine struct {
 	seq       []int64
 	rejected  []atomic.Int64
 	probeSeen []atomic.Int64
+	probeLive []atomic.Bool // the probe is subscribed: gating on it is safe
 
 	httpCtr counters // HTTP publishers' counters
 
@@ -75,6 +76,7 @@ func newEngine(cfg *Config) (*engine, error) {
 	e.seq = make([]int64, cfg.Channels)
 	e.rejected = make([]atomic.Int64, cfg.Channels)
 	e.probeSeen = make([]atomic.Int64, cfg.Channels)
+	e.probeLive = make([]atomic.Bool, cfg.Channels)
 	n := cfg.Pollers
 	if n <= 0 {
 		n = 1
@@ -133,11 +135,11 @@ func (e *engine) channelOf(name []byte) int32 {
 	return int32(n)
 }
 
-// hasProbe reports whether channel ch has a probe subscriber: subscriber
-// number ch, which is on channel ch and lives in the worker owning ch.
-func (e *engine) hasProbe(ch int32) bool {
-	return int(ch) < e.cfg.Subs && (e.cfg.Scenario == ScenarioFanout || e.cfg.Scenario == ScenarioSlow)
-}
+// hasProbe reports whether channel ch has a live probe subscriber:
+// subscriber number ch, which is on channel ch and lives in the worker
+// owning ch. Without one (it failed or was dropped) publishers gate on
+// acknowledgements only, rather than stall.
+func (e *engine) hasProbe(ch int32) bool { return e.probeLive[ch].Load() }
 
 // pollerFor spreads connections over pollers by index.
 func (e *engine) pollerFor(idx int32) *poller { return e.pollers[int(idx)%len(e.pollers)] }

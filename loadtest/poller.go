@@ -483,6 +483,9 @@ func (p *poller) ready(c *conn) {
 	if c.pub != nil {
 		c.pub.c = c
 	}
+	if c.has(fProbe) {
+		p.e.probeLive[c.ch].Store(true)
+	}
 	if c.has(fChurn) {
 		p.startClose(c, 1000)
 	}
@@ -673,6 +676,9 @@ func (p *poller) release(c *conn, abort bool) {
 	p.putBuf(c.in)
 	p.putBuf(c.out)
 	c.in, c.out, c.frag, c.accept = nil, nil, nil, nil
+	if c.has(fProbe) {
+		p.e.probeLive[c.ch].Store(false)
+	}
 	p.fold(c)
 	if c.has(fChurn) && c.has(fReady) {
 		p.ctr.closed.Add(1)

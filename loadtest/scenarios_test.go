@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wshub/wshub/bench/refhub"
 )
 
 func TestIdleHoldsEveryConnection(t *testing.T) {
@@ -92,11 +95,30 @@ func TestStormServerTrigger(t *testing.T) {
 	}
 }
 
+// smallSendBuffers makes every accepted connection's kernel send buffer
+// small, so a reader that stops fills it (and the hub's queue behind it)
+// after a predictable amount of data rather than after megabytes.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(8192)
+	}
+	return c, err
+}
+
 func TestSlowSubscribersAreReportedApart(t *testing.T) {
-	ws, _ := startRefHub(t)
+	h := refhub.New()
+	go h.Run()
+	srv := httptest.NewUnstartedServer(h.Handler())
+	srv.Listener = smallSendBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); h.Stop() })
+	ws := strings.TrimPrefix(srv.URL, "http://")
 	res := runLocal(t, Config{
 		Scenario: ScenarioSlow, Targets: []string{ws}, Subs: 20, Channels: 2, Publishers: 2,
-		SlowFraction: 0.25, Rate: 4000, Size: 2000, Duration: 1500 * time.Millisecond, Drain: 3 * time.Second,
+		SlowFraction: 0.25, Rate: 1000, Size: 2000, Duration: 1500 * time.Millisecond, Drain: 3 * time.Second,
 	})
 	s := res.Slow
 	if s == nil || s.Subs != 5 {
