@@ -65,8 +65,12 @@ func (l *Loop) flushConn(c *Conn) {
 	}
 	if c.state == stClosing {
 		c.flags |= fCloseSent
-		if c.flags&(fPeerClosed|fCloseNow) != 0 {
+		switch {
+		case c.flags&fPeerClosed != 0:
 			c.kill()
+		case c.flags&fCloseNow != 0:
+			c.flags &^= fCloseNow
+			l.halfClose(c)
 		}
 	}
 }
@@ -165,4 +169,15 @@ func (l *Loop) dropSlow(c *Conn) {
 	l.wheel.cancel(&c.tm)
 	c.discardQueue()
 	l.markDirty(c)
+}
+
+// halfClose ends a connection that broke the protocol once our close frame
+// is on the wire. Closing the socket with the peer's unread input still in
+// the kernel would send a TCP reset that can destroy the close frame before
+// the peer reads it, so the write side is shut and input is drained
+// (fReadOff) until the peer closes or the close timeout kills it.
+func (l *Loop) halfClose(c *Conn) {
+	if c.gc.OutboundBuffered() > 0 || unix.Shutdown(c.gc.Fd(), unix.SHUT_WR) != nil {
+		c.kill()
+	}
 }

@@ -28,6 +28,9 @@ func TestCloseCodesForBadInput(t *testing.T) {
 		{"invalid UTF-8", frame(ws.OpText, true, true, []byte{'{', 0xff, 0xfe, '}'}), 1007},
 		{"invalid UTF-8 across fragments", append(frame(ws.OpText, false, true, []byte{'"', 0xe2, 0x82}), frame(ws.OpContinuation, true, true, []byte{'('})...), 1007},
 		{"oversize message", frame(ws.OpText, true, true, big), 1009},
+		// The peer is still sending when the gateway gives up: the close
+		// frame must reach it anyway (no reset from unread input).
+		{"oversize message still arriving", frame(ws.OpText, true, true, bytes.Repeat([]byte("a"), 4<<20)), 1009},
 		{"oversize fragmented message", append(frame(ws.OpText, false, true, big[:900]), frame(ws.OpContinuation, true, true, big[:900])...), 1009},
 	}
 	for _, tc := range cases {
