@@ -10,7 +10,8 @@ import (
 
 func TestCloseCodesForBadInput(t *testing.T) {
 	h := newTestHandler()
-	// A long CloseTimeout proves the socket is closed because of the error,
+	// A long CloseTimeout proves the server ends the connection because of
+	// the error (it shuts its side at once, then drains until the peer goes),
 	// not because the close wait ran out.
 	s := startServer(t, Config{MaxMessage: 1024, CloseTimeout: time.Minute}, h)
 	big := bytes.Repeat([]byte("a"), 2000)
@@ -40,6 +41,7 @@ func TestCloseCodesForBadInput(t *testing.T) {
 			c.write(tc.in)
 			c.expectClose(tc.code, false)
 			c.expectEOF(2 * time.Second)
+			c.c.Close() // what a client does once the server has shut its side
 			eventually(t, 2*time.Second, "OnClose", func() bool { return h.closed.Load() == closedBefore+1 })
 		})
 	}
