@@ -30,7 +30,7 @@ type Config struct {
 	Rate       float64       // publishes/s in total (churn: connections/s); 0 = as fast as the window allows
 	Size       int           // bytes of each publication's data value (at least the header fields)
 	Duration   time.Duration // main phase length
-	Window     int           // publishes in flight per publisher (unacknowledged or not yet seen by the probe)
+	Window     int           // publishes in flight per publisher: unacknowledged, or not yet reached by its channel's subscribers on average
 
 	PublishHTTP  string  // admin address: publish with POST /api/publish instead of over WebSocket
 	SlowFraction float64 // slow: share of subscribers that stop reading
@@ -137,6 +137,6 @@ func (c *Config) Validate() error {
 func (c *Config) mine(i int) bool { return i%c.Workers == c.Worker }
 
 // ownsChannel reports whether this worker publishes on channel ch; channel
-// ch's first subscriber (index ch) lives in the same worker, which lets the
-// publisher watch it as its probe.
+// ch's first subscriber (index ch) lives in the same worker, so the
+// publisher always sees some of its channel's subscribers.
 func (c *Config) ownsChannel(ch int) bool { return ch%c.Workers == c.Worker }

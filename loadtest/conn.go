@@ -12,7 +12,6 @@ const (
 const (
 	fSub       uint16 = 1 << iota // subscribes to its channel once open
 	fPub                          // publisher
-	fProbe                        // first subscriber of its channel: publishers watch its progress
 	fSlow                         // slow scenario: stops reading while publishing runs
 	fChurn                        // closes as soon as it is subscribed
 	fReconnect                    // storm: dials again when it loses its connection

@@ -27,7 +27,8 @@
 // Finalize turns the sum into the Result of the --json file.
 //
 // At max rate a publisher keeps at most Config.Window publications in
-// flight: not yet acknowledged, or not yet seen by the channel's first
-// subscriber (its "probe"), so a saturated gateway is measured at its
+// flight: not yet acknowledged, or not yet reached by its channel's live
+// subscribers in this process on average (by highest sequence, so lost
+// publications do not stall it), so a saturated gateway is measured at its
 // throughput instead of being buried under an unbounded backlog.
 package loadtest

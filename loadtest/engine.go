@@ -29,12 +29,13 @@ type engine struct {
 	chanNames [][]byte // channel index -> name
 
 	// Per channel: the publisher's sequence (owned by that publisher's
-	// poller or goroutine), the rejected publishes, and the highest
-	// sequence seen by the channel's probe subscriber.
-	seq       []int64
-	rejected  []atomic.Int64
-	probeSeen []atomic.Int64
-	probeLive []atomic.Bool // the probe is subscribed: gating on it is safe
+	// poller or goroutine), the rejected publishes, and, over this
+	// process's live normal subscribers, their count and the sum of the
+	// highest sequence each has seen. Publishers gate on the difference.
+	seq      []int64
+	rejected []atomic.Int64
+	liveSubs []atomic.Int64
+	maxSum   []atomic.Int64
 
 	httpCtr counters // HTTP publishers' counters
 
@@ -75,8 +76,8 @@ func newEngine(cfg *Config) (*engine, error) {
 	}
 	e.seq = make([]int64, cfg.Channels)
 	e.rejected = make([]atomic.Int64, cfg.Channels)
-	e.probeSeen = make([]atomic.Int64, cfg.Channels)
-	e.probeLive = make([]atomic.Bool, cfg.Channels)
+	e.liveSubs = make([]atomic.Int64, cfg.Channels)
+	e.maxSum = make([]atomic.Int64, cfg.Channels)
 	n := cfg.Pollers
 	if n <= 0 {
 		n = 1
@@ -135,11 +136,14 @@ func (e *engine) channelOf(name []byte) int32 {
 	return int32(n)
 }
 
-// hasProbe reports whether channel ch has a live probe subscriber:
-// subscriber number ch, which is on channel ch and lives in the worker
-// owning ch. Without one (it failed or was dropped) publishers gate on
-// acknowledgements only, rather than stall.
-func (e *engine) hasProbe(ch int32) bool { return e.probeLive[ch].Load() }
+// behind reports whether channel ch's live subscribers in this process
+// are, on average, window or more publications behind its publisher.
+// Highest sequences (not counts) are compared, so lost publications do
+// not hold the publisher back forever.
+func (e *engine) behind(ch int32, window int64) bool {
+	live := e.liveSubs[ch].Load()
+	return live > 0 && e.seq[ch]*live-e.maxSum[ch].Load() >= window*live
+}
 
 // pollerFor spreads connections over pollers by index.
 func (e *engine) pollerFor(idx int32) *poller { return e.pollers[int(idx)%len(e.pollers)] }

@@ -54,6 +54,8 @@ type poller struct {
 	agg        []chanAgg // per channel, normal subscribers
 	slowAgg    []chanAgg // per channel, slow subscribers
 	slowDrops  []slowDrop
+	dMax       []int64      // per channel: growth of subscribers' highest sequence not yet added to engine.maxSum
+	dirty      []int32      // channels with dMax != 0
 	lastReady  int64        // monotonic ns of the latest connection to become ready
 	lastRecv   int64        // unix ns of the latest read that brought a publication
 	lostReady  atomic.Int64 // storm: ready connections lost
@@ -97,6 +99,7 @@ func newPoller(e *engine, id int) (*poller, error) {
 		closeCodes: map[uint16]int64{},
 		agg:        make([]chanAgg, e.cfg.Channels),
 		slowAgg:    make([]chanAgg, e.cfg.Channels),
+		dMax:       make([]int64, e.cfg.Channels),
 	}
 	return p, nil
 }
@@ -146,9 +149,20 @@ func (p *poller) run() {
 				}
 			}
 		}
+		p.flushMax()
 		p.runTasks()
 		p.tick()
 	}
+}
+
+// flushMax publishes what this poller's subscribers received since the
+// last flush, once per loop turn rather than one atomic per delivery.
+func (p *poller) flushMax() {
+	for _, ch := range p.dirty {
+		p.e.maxSum[ch].Add(p.dMax[ch])
+		p.dMax[ch] = 0
+	}
+	p.dirty = p.dirty[:0]
 }
 
 // timeout is how long epoll may sleep: publishers pace at 1 ms.
@@ -483,8 +497,8 @@ func (p *poller) ready(c *conn) {
 	if c.pub != nil {
 		c.pub.c = c
 	}
-	if c.has(fProbe) {
-		p.e.probeLive[c.ch].Store(true)
+	if c.has(fSub) && !c.has(fSlow) {
+		p.e.liveSubs[c.ch].Add(1)
 	}
 	if c.has(fChurn) {
 		p.startClose(c, 1000)
@@ -592,9 +606,16 @@ func (p *poller) message(c *conn, b []byte) {
 func (p *poller) publication(c *conn, r *reply) {
 	ch := p.e.channelOf(r.channel)
 	seq, ts, ok := parsePayload(r.data)
+	before := c.trk.max
 	if ch < 0 || ch != c.ch || !ok || !c.trk.add(seq) {
 		p.ctr.errs[errForeign].Add(1)
 		return
+	}
+	if d := c.trk.max - before; d > 0 && !c.has(fSlow) {
+		if p.dMax[ch] == 0 {
+			p.dirty = append(p.dirty, ch)
+		}
+		p.dMax[ch] += d
 	}
 	p.ctr.received.Add(1)
 	p.lastRecv = p.wall
@@ -603,12 +624,6 @@ func (p *poller) publication(c *conn, r *reply) {
 		us := (p.wall - ts) / 1000
 		p.lat.Record(us)
 		p.latIv.Record(us)
-	}
-	if c.has(fProbe) {
-		pr := &p.e.probeSeen[ch]
-		if seq > pr.Load() {
-			pr.Store(seq)
-		}
 	}
 }
 
@@ -676,8 +691,10 @@ func (p *poller) release(c *conn, abort bool) {
 	p.putBuf(c.in)
 	p.putBuf(c.out)
 	c.in, c.out, c.frag, c.accept = nil, nil, nil, nil
-	if c.has(fProbe) {
-		p.e.probeLive[c.ch].Store(false)
+	if c.has(fSub) && c.has(fReady) && !c.has(fSlow) {
+		p.flushMax()
+		p.e.liveSubs[c.ch].Add(-1)
+		p.e.maxSum[c.ch].Add(-c.trk.max)
 	}
 	p.fold(c)
 	if c.has(fChurn) && c.has(fReady) {
@@ -703,7 +720,7 @@ func (p *poller) afterClose(c *conn) {
 	if since == 0 {
 		since = p.e.now()
 	}
-	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fProbe | fReconnect), target: c.target + 1, since: since}
+	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fReconnect), target: c.target + 1, since: since}
 	if c.has(fReady) {
 		p.lostReady.Add(1)
 		p.ctr.ready.Add(-1) // it must become ready again

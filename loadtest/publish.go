@@ -48,13 +48,13 @@ func (pb *publisher) due(now int64) int64 {
 
 // nextChannel returns the channel of the next publication, or -1 when the
 // window is full: too many unacknowledged publishes, or the channel's
-// probe subscriber too far behind.
+// channel's subscribers too far behind on average.
 func (pb *publisher) nextChannel(e *engine) int32 {
 	if pb.sent-pb.acked >= pb.window {
 		return -1
 	}
 	ch := pb.chans[pb.next]
-	if e.hasProbe(ch) && e.seq[ch]-e.probeSeen[ch].Load() >= pb.window {
+	if e.behind(ch, pb.window) {
 		return -1
 	}
 	pb.next++

@@ -161,9 +161,9 @@ func (ru *runner) setup(ctx context.Context) error {
 				continue
 			}
 			flags := fSub
-			if i < cfg.Channels {
-				flags |= fProbe
-			} else if cfg.Scenario == ScenarioSlow && isSlow(i, cfg.SlowFraction) {
+			// The first subscriber of each channel is never slow: the
+			// publisher needs normal subscribers to pace itself on.
+			if i >= cfg.Channels && cfg.Scenario == ScenarioSlow && isSlow(i, cfg.SlowFraction) {
 				flags |= fSlow
 				ru.r.SlowSubs++
 			}
