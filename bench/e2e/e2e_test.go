@@ -63,7 +63,10 @@ func TestBenchAgainstWshubAndRefhub(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
 	}
 	table := out.String()
-	if !strings.Contains(table, "| metric | wshub | refhub (goroutine/conn) |") || !strings.Contains(table, "| lost + errors (all runs) | 0 | 0 |") {
+	// The reference hub may drop a subscriber at max rate on a busy
+	// machine (its queue overflows): that is its design, so only wshub
+	// must be lossless.
+	if !strings.Contains(table, "| metric | wshub | refhub (goroutine/conn) |") || !strings.Contains(table, "| lost + errors (all runs) | 0 |") {
 		t.Fatalf("table:\n%s\nlog:\n%s", table, errb.String())
 	}
 	var saved struct{ Rounds [][2]outcome }
@@ -78,11 +81,10 @@ func TestBenchAgainstWshubAndRefhub(t *testing.T) {
 		if o.Idle.Connected != 200 || o.Idle.Server == nil || o.Idle.Server.RSSPerConn <= 0 {
 			t.Errorf("side %d idle: %+v", side, o.Idle)
 		}
-		if o.Max.Delivered == 0 || o.Max.Delivered != o.Max.Expected || o.Half.Delivered != o.Half.Expected {
-			t.Errorf("side %d fanout: max %d/%d half %d/%d", side, o.Max.Delivered, o.Max.Expected, o.Half.Delivered, o.Half.Expected)
-		}
-		if o.Common == nil || o.Common.Delivered != o.Common.Expected {
-			t.Errorf("side %d: same-rate run %+v", side, o.Common)
+		for _, r := range []*loadtest.Result{o.Max, o.Half, o.Common} {
+			if r == nil || r.Expected == 0 || r.Delivered+r.Lost != r.Expected || (side == 0 && r.Lost != 0) {
+				t.Errorf("side %d fanout: %+v", side, r)
+			}
 		}
 		if o.Max.Server == nil || o.Max.Server.CPUPerDelivery <= 0 {
 			t.Errorf("side %d: no CPU per delivery", side)
