@@ -52,7 +52,6 @@ func TestFanoutCleanRunCountsExactly(t *testing.T) {
 	if res.Lost != 0 || res.Duplicates != 0 || res.Reordered != 0 || res.Errors != 0 {
 		t.Fatalf("clean run reported lost %d dups %d reordered %d errors %v", res.Lost, res.Duplicates, res.Reordered, res.ErrorsByKind)
 	}
-	t.Logf("%+v", *res)
 	if res.Connected != 42 || res.Latency.Count != 4000 || res.Latency.Max <= 0 {
 		t.Fatalf("connected %d latency %+v", res.Connected, res.Latency)
 	}
