@@ -35,6 +35,11 @@ test: test-deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+# wshub against the goroutine-per-connection reference hub, same scenarios,
+# alternating, side-by-side table (about 2 minutes; ARGS="--rounds 1" is quicker).
+bench-e2e:
+	$(GO) run ./bench/e2e $(ARGS)
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt would change:"; echo "$$out"; exit 1; }
 	$(GO) vet $(PKGS)
