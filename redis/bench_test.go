@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 // signalSink signals every delivery.
@@ -26,8 +28,8 @@ func (s *signalSink) Deliver(string, []byte) {
 	}
 }
 
-func benchBroker(b *testing.B, srv *testServer) (*Broker, *signalSink) {
-	br, err := New(Config{URL: srv.url(), Logger: testLogger(b)})
+func benchBroker(b *testing.B, srv *redistest.Server) (*Broker, *signalSink) {
+	br, err := New(Config{URL: srv.URL(), Logger: testLogger(b)})
 	must(b, err)
 	b.Cleanup(func() { br.Close() })
 	sink := &signalSink{ch: make(chan struct{}, 1)}
@@ -39,7 +41,7 @@ func benchBroker(b *testing.B, srv *testServer) (*Broker, *signalSink) {
 
 // One publication at a time: Publish -> Redis -> pub/sub connection -> sink.
 func BenchmarkPublishRoundTrip(b *testing.B) {
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	br, sink := benchBroker(b, srv)
 	payload := []byte(`{"text":"hello, this is a 64 byte chat message for the benchmark"}`)
 	lat := make([]time.Duration, 0, b.N)
@@ -59,7 +61,7 @@ func BenchmarkPublishRoundTrip(b *testing.B) {
 // Many publications in flight: what one instance pushes through Redis and
 // back (every publication is delivered once to this instance's sink).
 func BenchmarkPublishThroughput(b *testing.B) {
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	br, sink := benchBroker(b, srv)
 	payload := []byte(`{"text":"hello, this is a 64 byte chat message for the benchmark"}`)
 	inflight := make(chan struct{}, 2048)
@@ -86,8 +88,8 @@ func BenchmarkRegistryAtRest(b *testing.B) {
 	if v, err := time.ParseDuration(os.Getenv("WSHUB_REST_WINDOW")); err == nil {
 		window = v
 	}
-	srv := startRedis(b)
-	br, err := New(Config{URL: srv.url(), Logger: testLogger(b)})
+	srv := redistest.Start(b)
+	br, err := New(Config{URL: srv.URL(), Logger: testLogger(b)})
 	must(b, err)
 	b.Cleanup(func() { br.Close() })
 	must(b, br.Start(newRecSink()))
@@ -101,7 +103,7 @@ func BenchmarkRegistryAtRest(b *testing.B) {
 	defer cancel()
 	must(b, reg.Sync(ctx))
 	time.Sleep(time.Second) // past the registration burst
-	admin := srv.client()
+	admin := srv.Client()
 	must(b, admin.Do(ctx, admin.B().ConfigResetstat().Build()).Error())
 	b.ResetTimer()
 	time.Sleep(window)
@@ -130,7 +132,7 @@ func BenchmarkRegistryAtRest(b *testing.B) {
 // resubscribed, for many channels (run with -benchtime=1x).
 func BenchmarkResubscribe50k(b *testing.B) {
 	const n = 50000
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	br, _ := benchBroker(b, srv)
 	done := make(chan error, n)
 	for i := range n {
@@ -139,7 +141,7 @@ func BenchmarkResubscribe50k(b *testing.B) {
 	for range n {
 		must(b, <-done)
 	}
-	admin := srv.client()
+	admin := srv.Client()
 	b.ResetTimer()
 	for range b.N {
 		before := br.Stats().Reconnects
@@ -149,7 +151,7 @@ func BenchmarkResubscribe50k(b *testing.B) {
 		eventually(b, 10*time.Second, func() bool { return br.Ready() && br.Stats().Reconnects > before }, "resubscribed")
 	}
 	b.StopTimer()
-	if got := numsub(b, admin, "rs:"+strconv.Itoa(n-1), false); got != 1 {
+	if got := redistest.NumSub(b, admin, "rs:"+strconv.Itoa(n-1), false); got != 1 {
 		b.Fatalf("NUMSUB of the last channel = %d", got)
 	}
 	b.ReportMetric(float64(n), "channels")

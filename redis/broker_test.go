@@ -9,21 +9,23 @@ import (
 	"time"
 
 	"github.com/wshub/wshub/hub"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 // Subscribers on A and B, publishers on B and C: every subscriber gets every
 // message in one order, and Redis sees exactly one subscription per
 // subscribing instance.
 func TestThreeInstancesOneOrder(t *testing.T) {
-	srv := startRedis(t)
-	a, sa := startBroker(t, Config{URL: srv.url(), InstanceID: "a"})
-	b, sb := startBroker(t, Config{URL: srv.url(), InstanceID: "b"})
-	c, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "c"})
-	admin := srv.client()
+	srv := redistest.Start(t)
+	a, sa := startBroker(t, Config{URL: srv.URL(), InstanceID: "a"})
+	b, sb := startBroker(t, Config{URL: srv.URL(), InstanceID: "b"})
+	c, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "c"})
+	admin := srv.Client()
 	const ch = "room:42"
 	must(t, subscribe(t, a, ch))
 	must(t, subscribe(t, b, ch))
-	if n := numsub(t, admin, ch, false); n != 2 {
+	if n := redistest.NumSub(t, admin, ch, false); n != 2 {
 		t.Fatalf("NUMSUB %s = %d, want 2 (one per subscribing instance)", ch, n)
 	}
 
@@ -63,9 +65,9 @@ func TestThreeInstancesOneOrder(t *testing.T) {
 	}
 
 	a.Unsubscribe(ch)
-	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, ch, false) == 1 }, "NUMSUB 1 after a's unsubscribe")
+	eventually(t, 2*time.Second, func() bool { return redistest.NumSub(t, admin, ch, false) == 1 }, "NUMSUB 1 after a's unsubscribe")
 	b.Unsubscribe(ch)
-	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, ch, false) == 0 }, "NUMSUB 0 after both unsubscribed")
+	eventually(t, 2*time.Second, func() bool { return redistest.NumSub(t, admin, ch, false) == 0 }, "NUMSUB 0 after both unsubscribed")
 	if s := a.Stats(); s.SubscribedChannels != 1 { // the instance channel
 		t.Fatalf("a still counts %d subscribed channels, want 1 (its own)", s.SubscribedChannels)
 	}
@@ -73,10 +75,10 @@ func TestThreeInstancesOneOrder(t *testing.T) {
 
 // Many Subscribe calls at once travel in a few SUBSCRIBE commands.
 func TestSubscribeBatched(t *testing.T) {
-	srv := startRedis(t)
-	b, sink := startBroker(t, Config{URL: srv.url(), SubscribeBatch: 100})
-	admin := srv.client()
-	before := commandCalls(t, admin, "subscribe")
+	srv := redistest.Start(t)
+	b, sink := startBroker(t, Config{URL: srv.URL(), SubscribeBatch: 100})
+	admin := srv.Client()
+	before := redistest.CommandCalls(t, admin, "subscribe")
 	const n = 1000
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -89,13 +91,13 @@ func TestSubscribeBatched(t *testing.T) {
 	for err := range errs {
 		must(t, err)
 	}
-	calls := commandCalls(t, admin, "subscribe") - before
+	calls := redistest.CommandCalls(t, admin, "subscribe") - before
 	t.Logf("%d channels subscribed with %d SUBSCRIBE commands", n, calls)
 	if calls > 30 || calls < n/100 {
 		t.Fatalf("%d SUBSCRIBE commands for %d channels: not batched (batch size 100)", calls, n)
 	}
 	for _, i := range []int{0, 499, 999} {
-		if got := numsub(t, admin, "c"+strconv.Itoa(i), false); got != 1 {
+		if got := redistest.NumSub(t, admin, "c"+strconv.Itoa(i), false); got != 1 {
 			t.Fatalf("NUMSUB c%d = %d", i, got)
 		}
 	}
@@ -106,7 +108,7 @@ func TestSubscribeBatched(t *testing.T) {
 		b.Unsubscribe("c" + strconv.Itoa(i))
 	}
 	eventually(t, 2*time.Second, func() bool { return b.Stats().SubscribedChannels == 1 }, "all unsubscribed")
-	if got := numsub(t, admin, "c499", false); got != 0 {
+	if got := redistest.NumSub(t, admin, "c499", false); got != 0 {
 		t.Fatalf("NUMSUB c499 = %d after unsubscribe", got)
 	}
 }
@@ -114,9 +116,9 @@ func TestSubscribeBatched(t *testing.T) {
 // Subscribe/Unsubscribe churn on one channel settles on the last call, and
 // every done is called exactly once.
 func TestSubscribeChurn(t *testing.T) {
-	srv := startRedis(t)
-	b, _ := startBroker(t, Config{URL: srv.url()})
-	admin := srv.client()
+	srv := redistest.Start(t)
+	b, _ := startBroker(t, Config{URL: srv.URL()})
+	admin := srv.Client()
 	var mu sync.Mutex
 	calls := 0
 	for i := range 100 {
@@ -139,15 +141,15 @@ func TestSubscribeChurn(t *testing.T) {
 		t.Fatalf("done called %d times for 100 subscribes", calls)
 	}
 	mu.Unlock()
-	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, "churn", false) == 1 }, "final state subscribed")
+	eventually(t, 2*time.Second, func() bool { return redistest.NumSub(t, admin, "churn", false) == 1 }, "final state subscribed")
 	b.Unsubscribe("churn")
-	eventually(t, 2*time.Second, func() bool { return numsub(t, admin, "churn", false) == 0 }, "final unsubscribe")
+	eventually(t, 2*time.Second, func() bool { return redistest.NumSub(t, admin, "churn", false) == 0 }, "final unsubscribe")
 }
 
 // Internal channels cannot be subscribed through the hub API, and nothing works before Start.
 func TestSubscribeRefusals(t *testing.T) {
-	srv := startRedis(t)
-	b, err := New(fastConfig(Config{URL: srv.url(), InstanceID: "x"}))
+	srv := redistest.Start(t)
+	b, err := New(fastConfig(Config{URL: srv.URL(), InstanceID: "x"}))
 	must(t, err)
 	defer b.Close()
 	if err := subscribe(t, b, "room"); err != hub.ErrUnavailable {
@@ -164,7 +166,7 @@ func TestSubscribeRefusals(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("New without URL or cluster accepted")
 	}
-	if _, err := New(Config{URL: srv.url(), InstanceID: "bad id"}); err == nil {
+	if _, err := New(Config{URL: srv.URL(), InstanceID: "bad id"}); err == nil {
 		t.Fatal("instance id with a space accepted")
 	}
 }
@@ -174,9 +176,9 @@ func TestSubscribeRefusals(t *testing.T) {
 // is killed repeatedly: every done comes exactly once, and the end state in
 // Redis is exactly what the callers want.
 func TestChurnDuringReconnects(t *testing.T) {
-	srv := startRedis(t)
-	b, _ := startBroker(t, Config{URL: srv.url()})
-	admin := srv.client()
+	srv := redistest.Start(t)
+	b, _ := startBroker(t, Config{URL: srv.URL()})
+	admin := srv.Client()
 	const chans = 40
 	var failures atomic.Int64
 	var wg sync.WaitGroup
@@ -211,14 +213,14 @@ func TestChurnDuringReconnects(t *testing.T) {
 	}
 	for range 5 {
 		time.Sleep(100 * time.Millisecond)
-		_ = srv.do("CLIENT", "KILL", "TYPE", "pubsub").Error()
+		_ = srv.Do("CLIENT", "KILL", "TYPE", "pubsub").Error()
 	}
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	eventually(t, 3*time.Second, func() bool {
 		for i := range chans {
-			if numsub(t, admin, "churn:"+strconv.Itoa(i), false) != 1 {
+			if redistest.NumSub(t, admin, "churn:"+strconv.Itoa(i), false) != 1 {
 				return false
 			}
 		}

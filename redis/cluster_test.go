@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 func TestSlotOf(t *testing.T) {
@@ -23,9 +25,9 @@ func TestSlotOf(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
-	cl := startCluster(t, 0)
-	a, sa := startBroker(t, Config{ClusterAddrs: cl.addrs(), InstanceID: "ka"})
-	b, sb := startBroker(t, Config{ClusterAddrs: cl.addrs(), InstanceID: "kb"})
+	cl := redistest.StartCluster(t, 0)
+	a, sa := startBroker(t, Config{ClusterAddrs: cl.Addrs(), InstanceID: "ka"})
+	b, sb := startBroker(t, Config{ClusterAddrs: cl.Addrs(), InstanceID: "kb"})
 	a.mu.Lock()
 	shards := len(a.shards)
 	a.mu.Unlock()
@@ -38,7 +40,7 @@ func TestCluster(t *testing.T) {
 	owners := map[int]int{}
 	for i := 0; len(chans) < 30; i++ {
 		ch := "k:" + strconv.Itoa(i)
-		o, _ := cl.owner(t, slotOf(ch))
+		o, _ := cl.Owner(t, slotOf(ch))
 		owners[o]++
 		chans = append(chans, ch)
 	}
@@ -50,8 +52,8 @@ func TestCluster(t *testing.T) {
 		must(t, subscribe(t, b, ch))
 	}
 	for _, ch := range chans[:6] {
-		o, _ := cl.owner(t, slotOf(ch))
-		if n := numsub(t, cl.nodes[o].client(), ch, true); n != 2 {
+		o, _ := cl.Owner(t, slotOf(ch))
+		if n := redistest.NumSub(t, cl.Nodes[o].Client(), ch, true); n != 2 {
 			t.Fatalf("SHARDNUMSUB %s on its master = %d, want 2", ch, n)
 		}
 	}
@@ -106,15 +108,15 @@ func TestCluster(t *testing.T) {
 	// Move the slot of one channel to another master while subscribed.
 	ch := chans[0]
 	slot := slotOf(ch)
-	from, ids := cl.owner(t, slot)
+	from, ids := cl.Owner(t, slot)
 	to := (from + 1) % 3
 	before := a.Stats().ResubscribedChannels
-	cl.moveSlot(t, slot, from, to, ids)
+	cl.MoveSlot(t, slot, from, to, ids)
 	moved := time.Now()
 	took := eventually(t, 5*time.Second, func() bool {
-		return numsub(t, cl.nodes[to].client(), ch, true) == 2 && numsub(t, cl.nodes[from].client(), ch, true) == 0
+		return redistest.NumSub(t, cl.Nodes[to].Client(), ch, true) == 2 && redistest.NumSub(t, cl.Nodes[from].Client(), ch, true) == 0
 	}, "both instances resubscribed on the new master")
-	t.Logf("slot %d moved %s -> %s: resubscribed after %v", slot, cl.nodes[from].addr(), cl.nodes[to].addr(), took.Round(time.Millisecond))
+	t.Logf("slot %d moved %s -> %s: resubscribed after %v", slot, cl.Nodes[from].Addr(), cl.Nodes[to].Addr(), took.Round(time.Millisecond))
 	if a.Stats().ResubscribedChannels <= before {
 		t.Fatal("slot move not counted as resubscription")
 	}
@@ -130,19 +132,19 @@ func TestCluster(t *testing.T) {
 	victim := 0 // holds registry entries but neither the heartbeat nor ws:instances
 	var onVictim []string
 	for _, c := range chans {
-		if o, _ := cl.owner(t, slotOf(c)); o == victim {
+		if o, _ := cl.Owner(t, slotOf(c)); o == victim {
 			onVictim = append(onVictim, c)
 		}
 	}
-	cl.nodes[victim].kill()
+	cl.Nodes[victim].Kill()
 	eventually(t, 3*time.Second, func() bool { return !a.Ready() }, "unready while a master is down")
-	cl.nodes[victim].start()
+	cl.Nodes[victim].Start()
 	back := time.Now()
 	eventually(t, 10*time.Second, func() bool { return a.Ready() && b.Ready() }, "ready after the master came back")
-	vc := cl.nodes[victim].client()
+	vc := cl.Nodes[victim].Client()
 	eventually(t, 5*time.Second, func() bool {
 		for _, c := range onVictim {
-			if numsub(t, vc, c, true) != 2 {
+			if redistest.NumSub(t, vc, c, true) != 2 {
 				return false
 			}
 		}
@@ -152,7 +154,7 @@ func TestCluster(t *testing.T) {
 	// Registry entries the restarted (empty) master held are written again.
 	lost := 0
 	for i := range 10 {
-		if o, _ := cl.owner(t, slotOf(connKey("kc"+strconv.Itoa(i)))); o == victim {
+		if o, _ := cl.Owner(t, slotOf(connKey("kc"+strconv.Itoa(i)))); o == victim {
 			lost++
 		}
 	}
@@ -180,34 +182,34 @@ func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("6-node cluster failover in -short mode")
 	}
-	cl := startCluster(t, 1)
-	a, sa := startBroker(t, Config{ClusterAddrs: cl.addrs(), InstanceID: "fa"})
+	cl := redistest.StartCluster(t, 1)
+	a, sa := startBroker(t, Config{ClusterAddrs: cl.Addrs(), InstanceID: "fa"})
 	ch := "fo:1"
 	must(t, subscribe(t, a, ch))
 	slot := slotOf(ch)
-	victim, _ := cl.owner(t, slot)
+	victim, _ := cl.Owner(t, slot)
 	if victim < 0 {
 		t.Fatal("no owner")
 	}
-	witness := (victim + 1) % len(cl.nodes)
-	cl.nodes[victim].kill()
+	witness := (victim + 1) % len(cl.Nodes)
+	cl.Nodes[victim].Kill()
 	killed := time.Now()
 	var owner int
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		owner, _ = cl.ownerSeenBy(t, slot, witness)
+		owner, _ = cl.OwnerSeenBy(t, slot, witness)
 		if owner >= 0 && owner != victim {
 			break
 		}
 		if time.Now().After(deadline) {
-			nodes, _ := cl.nodes[witness].do("CLUSTER", "NODES").ToString()
-			t.Fatalf("no replica promoted for slot %d after 15s; CLUSTER NODES on %s:\n%s", slot, cl.nodes[witness].addr(), nodes)
+			nodes, _ := cl.Nodes[witness].Do("CLUSTER", "NODES").ToString()
+			t.Fatalf("no replica promoted for slot %d after 15s; CLUSTER NODES on %s:\n%s", slot, cl.Nodes[witness].Addr(), nodes)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("replica %s promoted %v after the kill", cl.nodes[owner].addr(), time.Since(killed).Round(time.Millisecond))
+	t.Logf("replica %s promoted %v after the kill", cl.Nodes[owner].Addr(), time.Since(killed).Round(time.Millisecond))
 	eventually(t, 10*time.Second, func() bool {
-		return a.Ready() && numsub(t, cl.nodes[owner].client(), ch, true) == 1
+		return a.Ready() && redistest.NumSub(t, cl.Nodes[owner].Client(), ch, true) == 1
 	}, "ready and subscribed on the promoted master")
 	t.Logf("resubscribed on the new master %v after the kill", time.Since(killed).Round(time.Millisecond))
 	eventually(t, 5*time.Second, func() bool {
@@ -216,7 +218,7 @@ func TestClusterFailover(t *testing.T) {
 		return sa.has(ch, `"after failover"`)
 	}, "delivery after the failover")
 	a.mu.Lock()
-	_, stale := a.shards[cl.nodes[victim].addr()]
+	_, stale := a.shards[cl.Nodes[victim].Addr()]
 	a.mu.Unlock()
 	if stale {
 		t.Fatal("the dead master still has a subscription connection")

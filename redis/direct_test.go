@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 // directRec records addressed sends received by one instance.
@@ -32,10 +34,10 @@ func (d *directRec) list() []string {
 }
 
 func TestAddressedSends(t *testing.T) {
-	srv := startRedis(t)
-	a, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "da"})
-	b, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "db"})
-	c, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "dc"})
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "da"})
+	b, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "db"})
+	c, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "dc"})
 	var da, db, dc directRec
 	a.SetDirectHandler(da.handle)
 	b.SetDirectHandler(db.handle)
@@ -50,7 +52,7 @@ func TestAddressedSends(t *testing.T) {
 	syncReg(t, ra)
 	syncReg(t, rb)
 	// Watch every instance channel: addressed sends must go only to owners.
-	admin := srv.client()
+	admin := srv.Client()
 	var envMu sync.Mutex
 	var envs []string
 	wctx, stopWatch := context.WithCancel(context.Background())

@@ -4,12 +4,14 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 func TestMetricsRegistered(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	reg := prometheus.NewRegistry()
-	b, _ := startBroker(t, Config{URL: srv.url(), Metrics: reg})
+	b, _ := startBroker(t, Config{URL: srv.URL(), Metrics: reg})
 	must(t, subscribe(t, b, "m"))
 	mfs, err := reg.Gather()
 	must(t, err)
@@ -32,7 +34,7 @@ func TestMetricsRegistered(t *testing.T) {
 	if got["wshub_redis_ready"] != 1 || got["wshub_redis_subscribed_channels"] != 2 || got["wshub_redis_subscribe_commands_total"] < 1 {
 		t.Errorf("ready/subscribed/subscribe commands: %v", got)
 	}
-	if _, err := New(Config{URL: srv.url(), Metrics: reg}); err == nil {
+	if _, err := New(Config{URL: srv.URL(), Metrics: reg}); err == nil {
 		t.Error("second broker registering the same metrics accepted")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/wshub/wshub/hub"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 // steadyPublisher publishes a numbered message every few milliseconds until stopped.
@@ -51,9 +53,9 @@ const recoveryChannels = 200
 // becomes unready (when wantUnready), then ready, with every channel
 // resubscribed within 2 s of Redis being usable again (restoreFn returns that
 // moment), messages flowing, and no goroutine left after Close.
-func recoveryScenario(t *testing.T, srv *testServer, wantUnready bool, breakFn func(), restoreFn func() time.Time) {
+func recoveryScenario(t *testing.T, srv *redistest.Server, wantUnready bool, breakFn func(), restoreFn func() time.Time) {
 	base := runtime.NumGoroutine()
-	b, err := New(fastConfig(Config{URL: srv.url(), InstanceID: "rec", Logger: testLogger(t)}))
+	b, err := New(fastConfig(Config{URL: srv.URL(), InstanceID: "rec", Logger: testLogger(t)}))
 	must(t, err)
 	sink := newRecSink()
 	must(t, b.Start(sink))
@@ -78,14 +80,14 @@ func recoveryScenario(t *testing.T, srv *testServer, wantUnready bool, breakFn f
 	}
 	back := restoreFn()
 	eventually(t, 5*time.Second, b.Ready, "ready again")
-	admin := srv.client()
+	admin := srv.Client()
 	took := eventually(t, 5*time.Second, func() bool {
 		for i := 0; i < recoveryChannels; i += 20 {
-			if numsub(t, admin, "ch:"+strconv.Itoa(i), false) != 1 {
+			if redistest.NumSub(t, admin, "ch:"+strconv.Itoa(i), false) != 1 {
 				return false
 			}
 		}
-		return numsub(t, admin, "ch:"+strconv.Itoa(recoveryChannels-1), false) == 1
+		return redistest.NumSub(t, admin, "ch:"+strconv.Itoa(recoveryChannels-1), false) == 1
 	}, "resubscribed")
 	resub := time.Since(back)
 	t.Logf("ready and resubscribed %d channels %v after Redis was back (poll took %v)", recoveryChannels+1, resub.Round(time.Millisecond), took.Round(time.Millisecond))
@@ -115,18 +117,18 @@ func recoveryScenario(t *testing.T, srv *testServer, wantUnready bool, breakFn f
 }
 
 func TestRecoverKillRestart(t *testing.T) {
-	srv := startRedis(t)
-	recoveryScenario(t, srv, true, srv.kill, func() time.Time {
+	srv := redistest.Start(t)
+	recoveryScenario(t, srv, true, srv.Kill, func() time.Time {
 		time.Sleep(500 * time.Millisecond) // a real outage, longer than the backoff
-		srv.start()
+		srv.Start()
 		return time.Now()
 	})
 }
 
 func TestRecoverClientKillPubsub(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	recoveryScenario(t, srv, false, func() {
-		n, err := srv.do("CLIENT", "KILL", "TYPE", "pubsub").AsInt64()
+		n, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub").AsInt64()
 		if err != nil || n < 1 {
 			t.Fatalf("CLIENT KILL TYPE pubsub: %d %v", n, err)
 		}
@@ -134,13 +136,13 @@ func TestRecoverClientKillPubsub(t *testing.T) {
 }
 
 func TestRecoverStopCont(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	recoveryScenario(t, srv, true, func() {
-		srv.signal(syscall.SIGSTOP)
+		srv.Signal(syscall.SIGSTOP)
 		t.Log("SIGSTOP sent")
 	}, func() time.Time {
 		time.Sleep(300 * time.Millisecond) // well past the first probe failure
-		srv.signal(syscall.SIGCONT)
+		srv.Signal(syscall.SIGCONT)
 		t.Log("SIGCONT sent")
 		return time.Now()
 	})
@@ -150,18 +152,18 @@ func TestRecoverStopCont(t *testing.T) {
 // flight, a SIGSTOPped Redis makes the broker unready within
 // ProbeInterval+ProbeTimeout (plus a tick), and counts a probe failure.
 func TestProbeDetectsStall(t *testing.T) {
-	srv := startRedis(t)
-	b, _ := startBroker(t, Config{URL: srv.url()})
+	srv := redistest.Start(t)
+	b, _ := startBroker(t, Config{URL: srv.URL()})
 	must(t, subscribe(t, b, "quiet"))
 	time.Sleep(300 * time.Millisecond) // a few successful probes
 	if f := b.Stats().ProbeFailures; f != 0 {
 		t.Fatalf("%d probe failures on a healthy Redis", f)
 	}
-	srv.signal(syscall.SIGSTOP)
+	srv.Signal(syscall.SIGSTOP)
 	start := time.Now()
 	eventually(t, 2*time.Second, func() bool { return !b.Ready() }, "unready after the stall")
 	detect := time.Since(start)
-	srv.signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGCONT)
 	t.Logf("stall detected after %v", detect.Round(time.Millisecond))
 	if b.Stats().ProbeFailures == 0 {
 		t.Fatal("no probe failure counted")

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 func startRegistry(t testing.TB, b *Broker, cfg RegistryConfig) *Registry {
@@ -45,9 +47,9 @@ func userConnIDs(t testing.TB, r *Registry, user string) []string {
 var fastRegistry = RegistryConfig{HeartbeatInterval: 100 * time.Millisecond, HeartbeatTTL: 400 * time.Millisecond, TTL: 30 * time.Second, RefreshTick: 100 * time.Millisecond}
 
 func TestRegistryAddRemoveLookup(t *testing.T) {
-	srv := startRedis(t)
-	a, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "ra"})
-	b, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "rb"})
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "ra"})
+	b, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "rb"})
 	ra := startRegistry(t, a, fastRegistry)
 	rb := startRegistry(t, b, fastRegistry)
 
@@ -69,13 +71,13 @@ func TestRegistryAddRemoveLookup(t *testing.T) {
 	if _, err := lookup(ra, "gone"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("lookup of an added-then-removed conn: %v", err)
 	}
-	if n, _ := srv.do("EXISTS", "ws:conn:gone").AsInt64(); n != 0 {
+	if n, _ := srv.Do("EXISTS", "ws:conn:gone").AsInt64(); n != 0 {
 		t.Fatal("add+remove in one batch reached Redis")
 	}
 	if got, want := userConnIDs(t, ra, "alice"), []string{"ra/c1", "ra/c2", "rb/c4"}; !slices.Equal(got, want) {
 		t.Fatalf("alice's connections %v, want %v", got, want)
 	}
-	ttl, _ := srv.do("PTTL", "ws:conn:c1").AsInt64()
+	ttl, _ := srv.Do("PTTL", "ws:conn:c1").AsInt64()
 	if ttl <= 0 || ttl > fastRegistry.TTL.Milliseconds() {
 		t.Fatalf("ws:conn:c1 PTTL %d", ttl)
 	}
@@ -107,10 +109,10 @@ func TestRegistryAddRemoveLookup(t *testing.T) {
 // A crashed instance (stopped without cleanup) is fenced within one heartbeat
 // TTL, while its entries still exist in Redis; a closed one is gone at once.
 func TestRegistryFencingAndClose(t *testing.T) {
-	srv := startRedis(t)
-	a, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "fa"})
-	b, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "fb"})
-	c, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "fc"})
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "fa"})
+	b, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "fb"})
+	c, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "fc"})
 	ra := startRegistry(t, a, fastRegistry)
 	rb := startRegistry(t, b, fastRegistry)
 	rc := startRegistry(t, c, fastRegistry)
@@ -132,7 +134,7 @@ func TestRegistryFencingAndClose(t *testing.T) {
 	if took > fastRegistry.HeartbeatTTL+150*time.Millisecond {
 		t.Fatalf("fencing took %v, want within one heartbeat TTL (%v)", took, fastRegistry.HeartbeatTTL)
 	}
-	if n, _ := srv.do("EXISTS", "ws:conn:a1").AsInt64(); n != 1 {
+	if n, _ := srv.Do("EXISTS", "ws:conn:a1").AsInt64(); n != 1 {
 		t.Fatal("ws:conn:a1 vanished: the test would not show fencing")
 	}
 	if got := userConnIDs(t, rb, "dave"); !slices.Equal(got, []string{"fc/c1"}) {
@@ -144,24 +146,24 @@ func TestRegistryFencingAndClose(t *testing.T) {
 		t.Fatalf("lookup right after Close: %v", err)
 	}
 	for _, k := range []string{"ws:conn:c1", "ws:instance:fc"} {
-		if n, _ := srv.do("EXISTS", k).AsInt64(); n != 0 {
+		if n, _ := srv.Do("EXISTS", k).AsInt64(); n != 0 {
 			t.Fatalf("%s still exists after Close", k)
 		}
 	}
-	if m, _ := srv.do("SISMEMBER", "ws:user:dave", "fc|c1").AsInt64(); m != 0 {
+	if m, _ := srv.Do("SISMEMBER", "ws:user:dave", "fc|c1").AsInt64(); m != 0 {
 		t.Fatal("user set still holds fc|c1 after Close")
 	}
 }
 
 // A Redis that restarts empty gets this instance's entries back.
 func TestRegistryRewritesAfterRedisRestart(t *testing.T) {
-	srv := startRedis(t)
-	a, _ := startBroker(t, Config{URL: srv.url(), InstanceID: "wa"})
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "wa"})
 	ra := startRegistry(t, a, fastRegistry)
 	ra.Add("w1", "erin")
 	syncReg(t, ra)
-	srv.kill()
-	srv.start()
+	srv.Kill()
+	srv.Start()
 	eventually(t, 5*time.Second, func() bool {
 		info, err := lookup(ra, "w1")
 		return err == nil && info.User == "erin"

@@ -1,0 +1,343 @@
+// Package redistest starts throw-away redis-server processes (standalone or a
+// 3-master cluster) on free loopback ports for tests, and offers the few
+// assertions Redis tests share. Tests skip when redis-server is not installed.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Server is a redis-server process owned by one test.
+type Server struct {
+	t    testing.TB
+	port int
+	args []string
+	cmd  *exec.Cmd
+}
+
+// Need skips the test when redis-server is not in PATH.
+func Need(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not found in PATH: install it (make test-deps / apt-get install redis-server) to run the Redis tests")
+	}
+}
+
+// FreePort finds a loopback port that is free, and whose cluster bus port
+// (port+10000) is free too when bus is set. Both stay below Linux's ephemeral
+// range (32768+), where outgoing connections could take them meanwhile (a
+// restarted server must get its port back).
+func FreePort(t testing.TB, bus bool) int {
+	t.Helper()
+	for range 200 {
+		p := 10000 + rand.IntN(12000)
+		if !portFree(p) || (bus && !portFree(p+10000)) {
+			continue
+		}
+		return p
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// Start starts a redis-server on a free loopback port, with extra arguments
+// appended; it is killed at cleanup. Persistence is off.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	cluster := len(extra) > 0 && extra[0] == "--cluster-enabled"
+	return StartOn(t, FreePort(t, cluster), extra...)
+}
+
+// StartOn is Start on a given port (e.g. one a gateway was already told to use).
+func StartOn(t testing.TB, port int, extra ...string) *Server {
+	t.Helper()
+	s := Prepare(t, port, extra...)
+	s.Start()
+	return s
+}
+
+// Prepare returns a Server for port without starting it; Start starts it.
+func Prepare(t testing.TB, port int, extra ...string) *Server {
+	t.Helper()
+	Need(t)
+	dir := t.TempDir()
+	s := &Server{t: t, port: port}
+	s.args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--dir", dir, "--loglevel", "warning", "--logfile", filepath.Join(dir, "redis.log")}, extra...)
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Port is the server's TCP port.
+func (s *Server) Port() int { return s.port }
+
+// Addr is "127.0.0.1:<port>".
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// URL is "redis://127.0.0.1:<port>".
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+// Running reports whether the process was started and not killed.
+func (s *Server) Running() bool { return s.cmd != nil }
+
+// Start (re)starts the process on its port with its arguments and waits until
+// it accepts connections.
+func (s *Server) Start() {
+	s.t.Helper()
+	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
+	cmd := exec.Command("redis-server", args...)
+	// Output goes to --logfile in the test's temp dir.
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	s.cmd = cmd
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.t.Fatalf("redis-server on %d did not come up", s.port)
+}
+
+// Kill is kill -9 (and reaping), also of a stopped process; safe to call twice.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Signal sends sig (e.g. SIGSTOP, SIGCONT) to the process.
+func (s *Server) Signal(sig syscall.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// Client is an independent client for assertions and admin commands, closed
+// at cleanup.
+func (s *Server) Client() rueidis.Client {
+	s.t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(c.Close)
+	return c
+}
+
+// Do runs one command on a fresh connection with a 5 s timeout.
+func (s *Server) Do(args ...string) rueidis.RedisResult {
+	s.t.Helper()
+	c := s.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Do(ctx, c.B().Arbitrary(args[0]).Args(args[1:]...).Build())
+}
+
+// NumSub is PUBSUB NUMSUB (SHARDNUMSUB when shard) of one channel.
+func NumSub(t testing.TB, c rueidis.Client, channel string, shard bool) int64 {
+	t.Helper()
+	sub := "NUMSUB"
+	if shard {
+		sub = "SHARDNUMSUB"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	v, err := c.Do(ctx, c.B().Arbitrary("PUBSUB", sub).Args(channel).Build()).ToArray()
+	if err != nil || len(v) != 2 {
+		t.Fatalf("PUBSUB %s %s: %v %v", sub, channel, v, err)
+	}
+	n, _ := v[1].AsInt64()
+	return n
+}
+
+// CommandCalls reads the calls= count of one command from INFO commandstats.
+func CommandCalls(t testing.TB, c rueidis.Client, cmd string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := c.Do(ctx, c.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+strings.ToLower(cmd)+":calls="); ok {
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// Cluster is a Redis Cluster of 3 masters (plus replicas) made with
+// redis-cli --cluster create.
+type Cluster struct {
+	// Nodes are the servers in creation order (masters first).
+	Nodes []*Server
+}
+
+// StartCluster creates a 3-master cluster with replicas replicas per master
+// and waits until every node reports cluster_state:ok and replicas are in sync.
+func StartCluster(t testing.TB, replicas int) *Cluster {
+	t.Helper()
+	Need(t)
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Skip("redis-cli not found in PATH: needed to create the test cluster")
+	}
+	c := &Cluster{}
+	args := []string{"--cluster", "create"}
+	for range 3 * (1 + replicas) {
+		n := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0")
+		c.Nodes = append(c.Nodes, n)
+		args = append(args, n.Addr())
+	}
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	out, err := exec.Command("redis-cli", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range c.Nodes {
+		for {
+			info, _ := n.Do("CLUSTER", "INFO").ToString()
+			if strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster not ok on %s: %s", n.Addr(), info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// A replica only fails over once it has synced with its master.
+	for _, n := range c.Nodes {
+		for {
+			info, _ := n.Do("INFO", "replication").ToString()
+			if strings.Contains(info, "role:master") || strings.Contains(info, "master_link_status:up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s not in sync: %s", n.Addr(), info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// Addrs are the nodes' addresses, in Nodes order.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Addr())
+	}
+	return out
+}
+
+// Owner returns the index of the node serving slot (as the first node sees
+// it) and the node ids of every node, in Nodes order.
+func (c *Cluster) Owner(t testing.TB, slot uint16) (int, []string) {
+	t.Helper()
+	return c.OwnerSeenBy(t, slot, 0)
+}
+
+// OwnerSeenBy is Owner as node by sees it.
+func (c *Cluster) OwnerSeenBy(t testing.TB, slot uint16, by int) (int, []string) {
+	t.Helper()
+	ids := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		if n.Running() {
+			ids[i], _ = n.Do("CLUSTER", "MYID").ToString()
+		}
+	}
+	slots, err := c.Nodes[by].Do("CLUSTER", "SLOTS").ToArray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range slots {
+		v, _ := e.ToArray()
+		lo, _ := v[0].AsInt64()
+		hi, _ := v[1].AsInt64()
+		node, _ := v[2].ToArray()
+		port, _ := node[1].AsInt64()
+		if int64(slot) < lo || int64(slot) > hi {
+			continue
+		}
+		for i, n := range c.Nodes {
+			if n.port == int(port) {
+				return i, ids
+			}
+		}
+	}
+	return -1, ids
+}
+
+// MoveSlot moves an empty slot from node from to node to with CLUSTER SETSLOT,
+// telling every node, as redis-cli --cluster reshard does.
+func (c *Cluster) MoveSlot(t testing.TB, slot uint16, from, to int, ids []string) {
+	t.Helper()
+	s := strconv.Itoa(int(slot))
+	steps := []struct {
+		node int
+		args []string
+	}{
+		{to, []string{"CLUSTER", "SETSLOT", s, "IMPORTING", ids[from]}},
+		{from, []string{"CLUSTER", "SETSLOT", s, "MIGRATING", ids[to]}},
+		{to, []string{"CLUSTER", "SETSLOT", s, "NODE", ids[to]}},
+		{from, []string{"CLUSTER", "SETSLOT", s, "NODE", ids[to]}},
+	}
+	for i := range c.Nodes {
+		if i != from && i != to {
+			steps = append(steps, struct {
+				node int
+				args []string
+			}{i, []string{"CLUSTER", "SETSLOT", s, "NODE", ids[to]}})
+		}
+	}
+	for _, st := range steps {
+		if err := c.Nodes[st.node].Do(st.args...).Error(); err != nil {
+			t.Fatalf("%v on %s: %v", st.args, c.Nodes[st.node].Addr(), err)
+		}
+	}
+}
+
+// KeySlot asks the cluster for the hash slot of key (CLUSTER KEYSLOT).
+func (c *Cluster) KeySlot(t testing.TB, key string) uint16 {
+	t.Helper()
+	n, err := c.Nodes[0].Do("CLUSTER", "KEYSLOT", key).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint16(n)
+}
+
+func (c *Cluster) String() string { return fmt.Sprint(c.Addrs()) }
