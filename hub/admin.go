@@ -12,7 +12,9 @@ import (
 )
 
 // AdminHandler serves the admin API: POST /api/publish, GET /healthz,
-// GET /readyz (200 while ready() is true, else 503) and GET /metrics from g.
+// GET /readyz (200 while ready() is true, else 503), GET /metrics from g,
+// and the directory routes POST /api/send, GET /api/connections/{id} and
+// GET /api/instances (501 without Config.Directory).
 // It is the *http.ServeMux of NewAdminMux, so callers may add routes.
 func AdminHandler(h *Hub, ready func() bool, g prometheus.Gatherer) http.Handler {
 	return NewAdminMux(h, ready, g)
@@ -23,6 +25,7 @@ func AdminHandler(h *Hub, ready func() bool, g prometheus.Gatherer) http.Handler
 func NewAdminMux(h *Hub, ready func() bool, g prometheus.Gatherer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/publish", h.servePublish)
+	h.addDirectoryRoutes(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !getOnly(w, r) {
 			return

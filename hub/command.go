@@ -16,10 +16,11 @@ const (
 	opUnsubscribe
 	opPublish
 	opPing
+	opInfo // extension: the connection's own ids
 	numOps
 )
 
-var opNames = [numOps]string{"invalid", "subscribe", "unsubscribe", "publish", "ping"}
+var opNames = [numOps]string{"invalid", "subscribe", "unsubscribe", "publish", "ping", "info"}
 
 // command is one parsed client command. Its slices point into the message
 // (or, for the rare escaped channel name, into a fresh copy).
@@ -66,6 +67,7 @@ var (
 // fields are the top-level members a command or API body may carry.
 type fields struct {
 	op, id, channel, data, since rawField
+	conn, user                   rawField // POST /api/send
 }
 
 // scanFields validates msg as one JSON object and locates its known members
@@ -122,6 +124,10 @@ func scanFields(msg []byte, fs *fields) *Error {
 				fs.data = f
 			case "since":
 				fs.since = f
+			case "conn":
+				fs.conn = f
+			case "user":
+				fs.user = f
 			}
 			i = skipSpace(msg, vend)
 			if i >= len(msg) {
@@ -176,6 +182,9 @@ func parseCommand(msg []byte, cmd *command) *Error {
 		cmd.op = opPublish
 	case "ping":
 		cmd.op = opPing
+		return nil
+	case "info":
+		cmd.op = opInfo
 		return nil
 	default:
 		return &Error{400, "unknown op " + strconv.Quote(truncate(string(name), 64))}

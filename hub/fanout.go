@@ -30,9 +30,11 @@ type loopState struct {
 }
 
 // inboxItem is one publication for one loop: the shared frame and the
-// channel's members on that loop.
+// channel's members on that loop; or, with ls nil, an addressed send to the
+// one connection cs.
 type inboxItem struct {
 	ls *loopSubs
+	cs *connState
 	f  *wsproto.Frame
 	t  int64 // monotonic ns at Deliver, for the latency histogram
 }
@@ -85,9 +87,18 @@ func (h *Hub) Deliver(channel string, data []byte) {
 // push queues one item; only the push that finds the inbox empty posts the
 // drain, so a burst costs one Post.
 func (l *loopState) push(ls *loopSubs, f *wsproto.Frame, t int64) {
+	l.enqueue(inboxItem{ls: ls, f: f, t: t})
+}
+
+// pushDirect queues an addressed send (taking over f's reference).
+func (l *loopState) pushDirect(cs *connState, f *wsproto.Frame) {
+	l.enqueue(inboxItem{cs: cs, f: f})
+}
+
+func (l *loopState) enqueue(it inboxItem) {
 	l.mu.Lock()
 	first := len(l.inbox) == 0
-	l.inbox = append(l.inbox, inboxItem{ls: ls, f: f, t: t})
+	l.inbox = append(l.inbox, it)
 	l.mu.Unlock()
 	if first {
 		l.poster.Post(l.run)
@@ -105,6 +116,18 @@ func (l *loopState) runInbox() {
 	var sent, dropped uint64
 	for i := range items {
 		it := &items[i]
+		if it.ls == nil {
+			// Addressed send: the connection may have closed since (its
+			// closed flag is written on this loop).
+			if !it.cs.closed && it.cs.conn.Send(it.f) {
+				l.stats.directs.Add(1)
+			} else {
+				dropped++
+			}
+			it.f.Release()
+			*it = inboxItem{}
+			continue
+		}
 		for j := range it.ls.members {
 			m := &it.ls.members[j]
 			if m.wait != 0 {

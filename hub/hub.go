@@ -24,6 +24,15 @@ type Config struct {
 	// PublishTimeout bounds how long Publish (HTTP API) waits for the broker;
 	// 0 means 5 seconds.
 	PublishTimeout time.Duration
+	// InstanceID names this gateway; connection ids are "<InstanceID>.<n>".
+	// Empty means "local".
+	InstanceID string
+	// Presence, when set, is told about every connection (the Redis
+	// registry), and local connections can then be reached with SendDirect.
+	Presence Presence
+	// Directory, when set, serves POST /api/send, GET /api/connections/{id}
+	// and GET /api/instances on the admin API; without it they answer 501.
+	Directory Directory
 }
 
 // Hub routes commands from connections and publications from the broker.
@@ -35,6 +44,9 @@ type Hub struct {
 	broker Broker
 	reg    *registry
 	loops  []*loopState
+	index  *connIndex // local connections by id; nil without a Presence
+
+	idPrefix string // "<instance>."
 
 	errTooBig *Error
 	stats     hubStats
@@ -53,7 +65,13 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = "local"
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b, idPrefix: cfg.InstanceID + "."}
+	if cfg.Presence != nil {
+		h.index = newConnIndex()
+	}
 	h.errTooBig = &Error{413, "data is larger than the publish limit of " + strconv.Itoa(cfg.MaxPublish) + " bytes"}
 	h.loops = make([]*loopState, len(loops))
 	for i, p := range loops {
@@ -78,8 +96,14 @@ func (h *Hub) state(c Conn) *connState {
 	return cs
 }
 
-// OnOpen attaches the hub's state to a new connection.
-func (h *Hub) OnOpen(c Conn) { h.state(c) }
+// OnOpen attaches the hub's state to a new connection and registers it with
+// the Presence.
+func (h *Hub) OnOpen(c Conn) {
+	cs := h.state(c)
+	if cs.id == "" {
+		h.register(c, cs)
+	}
+}
 
 // OnClose drops every subscription of c. Replies still on their way to c are
 // discarded: its closed flag is checked on its loop.
@@ -89,6 +113,7 @@ func (h *Hub) OnClose(c Conn) {
 		return
 	}
 	h.reg.closeConn(cs)
+	h.unregister(c, cs)
 	c.SetData(nil)
 }
 
@@ -112,6 +137,8 @@ func (h *Hub) OnText(c Conn, msg []byte) {
 		h.unsubscribe(l, cs, &cmd)
 	case opPublish:
 		h.publish(l, cs, &cmd)
+	case opInfo:
+		h.info(l, cs, &cmd)
 	}
 }
 

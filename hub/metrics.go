@@ -16,12 +16,14 @@ type loopStats struct {
 	errors     [numCodes]atomic.Uint64
 	deliveries atomic.Uint64 // frames handed to Conn.Send and accepted
 	dropped    atomic.Uint64 // Conn.Send refused (closing or slow consumer)
+	directs    atomic.Uint64 // addressed sends queued to their connection
 	latency    histogram
 }
 
 // hubStats are counters outside the loops.
 type hubStats struct {
 	apiPublishes atomic.Uint64
+	directMissed atomic.Uint64 // SendDirect for no open local connection
 }
 
 // latencyBounds are the fan-out latency bucket upper bounds in seconds.
@@ -65,6 +67,10 @@ var (
 		"Message frames queued to subscribers.", nil, nil)
 	descDropped = prometheus.NewDesc("wshub_hub_deliveries_dropped_total",
 		"Message frames a connection refused (closing or slow consumer).", nil, nil)
+	descDirects = prometheus.NewDesc("wshub_hub_direct_sends_total",
+		"Addressed sends (POST /api/send) queued to a local connection.", nil, nil)
+	descDirectMissed = prometheus.NewDesc("wshub_hub_direct_sends_missed_total",
+		"Addressed sends for a connection that is not open here (closed meanwhile, or unknown).", nil, nil)
 	descChannels = prometheus.NewDesc("wshub_hub_channels",
 		"Channels with local subscribers or a broker operation in flight.", nil, nil)
 	descSubscriptions = prometheus.NewDesc("wshub_hub_subscriptions",
@@ -80,7 +86,7 @@ type collector struct{ h *Hub }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descErrors, descPublications, descAPIPublishes,
-		descDeliveries, descDropped, descChannels, descSubscriptions, descBrokerSubs, descLatency} {
+		descDeliveries, descDropped, descDirects, descDirectMissed, descChannels, descSubscriptions, descBrokerSubs, descLatency} {
 		ch <- d
 	}
 }
@@ -89,7 +95,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	h := c.h
 	var cmds [numOps]uint64
 	var errs [numCodes]uint64
-	var deliveries, dropped uint64
+	var deliveries, dropped, directs uint64
 	var buckets [len(latencyBounds) + 1]uint64
 	var sumNs int64
 	for _, l := range h.loops {
@@ -102,6 +108,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		deliveries += s.deliveries.Load()
 		dropped += s.dropped.Load()
+		directs += s.directs.Load()
 		for i := range buckets {
 			buckets[i] += s.latency.counts[i].Load()
 		}
@@ -125,6 +132,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descAPIPublishes, prometheus.CounterValue, float64(h.stats.apiPublishes.Load()))
 	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(deliveries))
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(dropped))
+	ch <- prometheus.MustNewConstMetric(descDirects, prometheus.CounterValue, float64(directs))
+	ch <- prometheus.MustNewConstMetric(descDirectMissed, prometheus.CounterValue, float64(h.stats.directMissed.Load()))
 	ch <- prometheus.MustNewConstMetric(descChannels, prometheus.GaugeValue, float64(h.reg.channels.Load()))
 	ch <- prometheus.MustNewConstMetric(descSubscriptions, prometheus.GaugeValue, float64(h.reg.members.Load()))
 	ch <- prometheus.MustNewConstMetric(descBrokerSubs, prometheus.GaugeValue, float64(h.reg.brokerSubs.Load()))

@@ -107,6 +107,8 @@ type connState struct {
 	loop   int32
 	closed bool
 	subs   []connSub
+	id     string // gateway-wide id, set while registered with the Presence
+	user   string // authenticated user id (JWT sub); empty until auth exists
 }
 
 // connSub locates one of the connection's members.

@@ -67,8 +67,18 @@ type chanState struct {
 	waiters  []func(error)
 }
 
-// New connects to Redis (failing fast when it cannot) and prepares the broker;
-// deliveries start with Start.
+// ErrUnreachable wraps New's error when Redis could not be reached (as
+// opposed to a configuration error): a caller may retry later.
+var ErrUnreachable = errors.New("redis: cannot connect")
+
+// ValidateURL checks a standalone Redis URL the way New will parse it.
+func ValidateURL(u string) error {
+	_, err := rueidis.ParseURL(u)
+	return err
+}
+
+// New connects to Redis (failing fast with ErrUnreachable when it cannot)
+// and prepares the broker; deliveries start with Start.
 func New(cfg Config) (*Broker, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -93,7 +103,7 @@ func New(cfg Config) (*Broker, error) {
 	opt.ClientName = "wshub-" + cfg.InstanceID
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("redis: connect: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	b := &Broker{
 		cfg:      cfg,

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -166,8 +167,27 @@ func TestSubscribeRefusals(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("New without URL or cluster accepted")
 	}
-	if _, err := New(Config{URL: srv.URL(), InstanceID: "bad id"}); err == nil {
-		t.Fatal("instance id with a space accepted")
+	if _, err := New(Config{URL: srv.URL(), InstanceID: "bad id"}); err == nil || errors.Is(err, ErrUnreachable) {
+		t.Fatalf("instance id with a space: %v", err)
+	}
+}
+
+// A Redis that is not there is told apart from a bad configuration, so a
+// gateway can wait for it.
+func TestNewUnreachable(t *testing.T) {
+	port := redistest.FreePort(t, false)
+	_, err := New(Config{URL: "redis://127.0.0.1:" + strconv.Itoa(port), DialTimeout: 200 * time.Millisecond})
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("New on a closed port: %v, want ErrUnreachable", err)
+	}
+	if err := ValidateURL("http://x"); err == nil {
+		t.Fatal("ValidateURL accepted http://x")
+	}
+	if err := ValidateURL("redis://127.0.0.1:1/2"); err != nil {
+		t.Fatalf("ValidateURL: %v", err)
+	}
+	if !errors.Is(ErrNotFound, hub.ErrNotFound) {
+		t.Fatal("ErrNotFound does not match hub.ErrNotFound")
 	}
 }
 

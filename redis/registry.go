@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,11 +12,13 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/wshub/wshub/hub"
 )
 
 // ErrNotFound: no live registry entry (never registered, removed, expired, or
-// owned by an instance whose heartbeat lapsed).
-var ErrNotFound = errors.New("redis: connection not found")
+// owned by an instance whose heartbeat lapsed). It matches hub.ErrNotFound.
+var ErrNotFound = fmt.Errorf("redis: connection %w", hub.ErrNotFound)
 
 // RegistryConfig tunes the connection registry; zero values take the defaults.
 type RegistryConfig struct {
@@ -54,20 +57,19 @@ func (c *RegistryConfig) setDefaults() {
 	}
 }
 
-// ConnInfo is one registered connection.
-type ConnInfo struct {
-	ID          string    `json:"id"`
-	Instance    string    `json:"instance"`
-	User        string    `json:"user,omitempty"`
-	ConnectedAt time.Time `json:"connected_at"`
-}
+// ConnInfo is one registered connection (the hub's type, so that a Registry
+// is a hub.Directory).
+type ConnInfo = hub.ConnInfo
 
 // InstanceInfo is one live gateway instance, from its heartbeat.
-type InstanceInfo struct {
-	ID        string    `json:"id"`
-	Conns     int       `json:"conns"`
-	Heartbeat time.Time `json:"heartbeat"`
-}
+type InstanceInfo = hub.InstanceInfo
+
+// A Registry is the hub's Presence (it records connections) and Directory
+// (it finds them and routes addressed sends).
+var (
+	_ hub.Presence  = (*Registry)(nil)
+	_ hub.Directory = (*Registry)(nil)
+)
 
 // Registry records this instance's connections in Redis and answers lookups
 // across instances. Add and Remove never block (they queue; one goroutine

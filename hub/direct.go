@@ -1,0 +1,174 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/cpu"
+
+	"github.com/wshub/wshub/wsproto"
+)
+
+// Addressed sends and the connection directory (extensions to PROTOCOL.md,
+// documented in README.md):
+//   - every connection has a gateway-wide id "<instance>.<n>" (ConnID), which
+//     a client learns with {"op":"info","id":N};
+//   - a backend sends to one connection or to every connection of a user with
+//     POST /api/send; the Directory (the Redis registry) finds the owning
+//     instance, whose broker hands the data to SendDirect, which queues
+//     {"op":"direct","data":...} on that one connection's loop.
+
+// Presence is told about every connection opening and closing (the Redis
+// registry). Calls come from the connection's loop and must not block.
+type Presence interface {
+	Add(connID, user string)
+	Remove(connID string)
+}
+
+// ConnInfo is one connection as the directory knows it.
+type ConnInfo struct {
+	ID          string    `json:"id"`
+	Instance    string    `json:"instance"`
+	User        string    `json:"user,omitempty"`
+	ConnectedAt time.Time `json:"connected_at"`
+}
+
+// InstanceInfo is one live gateway instance.
+type InstanceInfo struct {
+	ID        string    `json:"id"`
+	Conns     int       `json:"conns"`
+	Heartbeat time.Time `json:"heartbeat"`
+}
+
+// Directory finds connections across instances and routes addressed sends to
+// their owners. Errors matching ErrNotFound become 404; any other error means
+// the backend could not answer (503).
+type Directory interface {
+	SendToConn(ctx context.Context, connID string, data []byte) error
+	SendToUser(ctx context.Context, user string, data []byte) (int, error)
+	Lookup(ctx context.Context, connID string) (ConnInfo, error)
+	Instances(ctx context.Context) ([]InstanceInfo, error)
+}
+
+// ErrNotFound is reported by a Directory for a connection or user that no
+// live instance holds.
+var ErrNotFound = errors.New("not found")
+
+// connIndex maps local connection ids to their state, for SendDirect. It is
+// only filled when a Presence is configured (otherwise no one can address a
+// connection); sharded so that opens and closes on different loops rarely
+// meet on one lock.
+type connIndex struct {
+	shards [16]struct {
+		mu sync.Mutex
+		m  map[uint64]*connState
+		_  cpu.CacheLinePad
+	}
+}
+
+func newConnIndex() *connIndex {
+	x := &connIndex{}
+	for i := range x.shards {
+		x.shards[i].m = make(map[uint64]*connState)
+	}
+	return x
+}
+
+func (x *connIndex) put(id uint64, cs *connState) {
+	sh := &x.shards[id%uint64(len(x.shards))]
+	sh.mu.Lock()
+	sh.m[id] = cs
+	sh.mu.Unlock()
+}
+
+func (x *connIndex) del(id uint64) {
+	sh := &x.shards[id%uint64(len(x.shards))]
+	sh.mu.Lock()
+	delete(sh.m, id)
+	sh.mu.Unlock()
+}
+
+func (x *connIndex) get(id uint64) *connState {
+	sh := &x.shards[id%uint64(len(x.shards))]
+	sh.mu.Lock()
+	cs := sh.m[id]
+	sh.mu.Unlock()
+	return cs
+}
+
+// ConnID is c's gateway-wide id: "<Config.InstanceID>.<c.ID()>".
+func (h *Hub) ConnID(c Conn) string {
+	return h.idPrefix + strconv.FormatUint(c.ID(), 10)
+}
+
+// InstanceID is the instance name connection ids start with.
+func (h *Hub) InstanceID() string { return h.cfg.InstanceID }
+
+// register records a new connection with the Presence and the index.
+func (h *Hub) register(c Conn, cs *connState) {
+	if h.cfg.Presence == nil {
+		return
+	}
+	cs.id = h.ConnID(c)
+	h.index.put(c.ID(), cs)
+	h.cfg.Presence.Add(cs.id, cs.user)
+}
+
+// unregister undoes register.
+func (h *Hub) unregister(c Conn, cs *connState) {
+	if cs.id == "" {
+		return
+	}
+	h.index.del(c.ID())
+	h.cfg.Presence.Remove(cs.id)
+}
+
+// direct frame layout: {"op":"direct","data":<data>}
+const directHead = `{"op":"direct","data":`
+
+// SendDirect queues data (a JSON value, copied) for the local connection
+// connID as {"op":"direct","data":...}. It is safe from any goroutine and
+// never blocks; it reports whether connID named an open local connection
+// (one that closes meanwhile silently drops it). Only connections opened
+// while a Presence is configured can be addressed.
+func (h *Hub) SendDirect(connID string, data []byte) bool {
+	var cs *connState
+	if rest, ok := strings.CutPrefix(connID, h.idPrefix); ok && h.index != nil {
+		if id, err := strconv.ParseUint(rest, 10, 64); err == nil {
+			cs = h.index.get(id)
+		}
+	}
+	if cs == nil {
+		h.stats.directMissed.Add(1)
+		return false
+	}
+	f, p := wsproto.BuildFrame(ws.OpText, len(directHead)+len(data)+1)
+	n := copy(p, directHead)
+	n += copy(p[n:], data)
+	p[n] = '}'
+	h.loops[cs.loop].pushDirect(cs, f)
+	return true
+}
+
+// info answers {"op":"info","id":N} with the connection's and instance's ids.
+func (h *Hub) info(l *loopState, cs *connState, cmd *command) {
+	if !cmd.hasID {
+		return // success without an id is silent, as for every command
+	}
+	b := append(l.scratch[:0], `{"op":"ok"`...)
+	b = appendID(b, true, cmd.id)
+	b = append(b, `,"conn":`...)
+	if cs.id != "" {
+		b = appendJSONString(b, cs.id)
+	} else {
+		b = appendJSONString(b, h.ConnID(cs.conn))
+	}
+	b = append(b, `,"instance":`...)
+	b = appendJSONString(b, h.cfg.InstanceID)
+	l.reply(cs.conn, append(b, '}'))
+}
