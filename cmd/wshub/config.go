@@ -5,10 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wshub/wshub/redis"
 )
 
 // config is everything the command line and the environment can set.
@@ -31,6 +35,17 @@ type config struct {
 	Echo            bool
 	LogLevel        string
 	LogFormat       string
+
+	Redis             string
+	RedisCluster      string
+	InstanceID        string
+	Registry          bool
+	HeartbeatInterval time.Duration
+	RegistryTTL       time.Duration
+	ProbeInterval     time.Duration
+	ProbeTimeout      time.Duration
+
+	registrySet bool // --registry was given (flag or environment)
 }
 
 // envPrefix makes every flag settable as WSHUB_<NAME> (dashes become underscores).
@@ -57,6 +72,14 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.Echo, "echo", false, "serve /echo, an RFC 6455 echo endpoint for conformance suites")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.Redis, "redis", "", "Redis URL (redis://[user:pass@]host:port[/db]) for scale-out; empty, and no --redis-cluster: in-process broker, one instance")
+	fs.StringVar(&c.RedisCluster, "redis-cluster", "", "comma-separated host:port seed nodes of a Redis Cluster (sharded pub/sub); exclusive with --redis")
+	fs.StringVar(&c.InstanceID, "instance-id", "", "this gateway's name in Redis and in connection ids, unique among live instances: 1-128 of A-Z a-z 0-9 _ - . : @ = (default: host-pid-random)")
+	fs.BoolVar(&c.Registry, "registry", false, "keep the connection registry in Redis (addressed sends, /api/connections, /api/instances); default: on when Redis is configured")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often the instance renews its registry heartbeat; its connections stop resolving 3 intervals after it dies")
+	fs.DurationVar(&c.RegistryTTL, "registry-ttl", 10*time.Minute, "TTL of each registry entry, renewed every third of it; bounds what a crashed instance leaves in Redis")
+	fs.DurationVar(&c.ProbeInterval, "redis-probe-interval", time.Second, "how often each Redis subscription connection sends itself a liveness probe")
+	fs.DurationVar(&c.ProbeTimeout, "redis-probe-timeout", 2*time.Second, "a probe not back within this marks the subscription connection dead: /readyz 503, reconnect, resubscribe")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "wshub: a horizontally-scalable WebSocket pub/sub gateway.\n\nUsage: wshub [flags]\n\nEvery flag can also be set as %s<NAME> (e.g. %sPING_INTERVAL=30s); a flag on the command line wins.\n\n", envPrefix, envPrefix)
 		fs.PrintDefaults()
@@ -87,13 +110,24 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %v", name, v, err))
 			}
+			given[f.Name] = true
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	c.registrySet = given["registry"]
+	if !c.registrySet {
+		c.Registry = c.redisEnabled()
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = redis.DefaultInstanceID()
+	}
 	return c, c.validate()
 }
+
+// redisEnabled reports whether a Redis broker is configured.
+func (c *config) redisEnabled() bool { return c.Redis != "" || c.RedisCluster != "" }
 
 func (c *config) validate() error {
 	var errs []error
@@ -118,7 +152,65 @@ func (c *config) validate() error {
 	check(c.LogFormat == "text" || c.LogFormat == "json", "--log-format must be text or json, got %q", c.LogFormat)
 	_, lerr := parseLevel(c.LogLevel)
 	check(lerr == nil, "--log-level: %v", lerr)
+	errs = append(errs, c.validateRedis()...)
 	return errors.Join(errs...)
+}
+
+// validateRedis checks the scale-out settings.
+func (c *config) validateRedis() []error {
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(c.Redis == "" || c.RedisCluster == "", "--redis and --redis-cluster are exclusive: give one (standalone URL or cluster seed nodes)")
+	if c.Redis != "" {
+		err := redis.ValidateURL(c.Redis)
+		check(err == nil, "--redis %q: %v (want redis://host:port)", c.Redis, err)
+	}
+	if c.RedisCluster != "" {
+		for _, a := range strings.Split(c.RedisCluster, ",") {
+			_, port, err := net.SplitHostPort(strings.TrimSpace(a))
+			if err == nil {
+				_, err = strconv.ParseUint(port, 10, 16)
+			}
+			check(err == nil, "--redis-cluster: %q is not host:port", a)
+		}
+	}
+	check(validInstanceID(c.InstanceID), "--instance-id %q: want 1 to 128 bytes of A-Z a-z 0-9 _ - . : @ =", c.InstanceID)
+	check(!c.Registry || c.redisEnabled(), "--registry needs --redis or --redis-cluster (the registry lives in Redis)")
+	check(c.HeartbeatInterval >= 100*time.Millisecond, "--heartbeat-interval must be at least 100ms, got %v", c.HeartbeatInterval)
+	check(c.RegistryTTL >= 3*time.Second && c.RegistryTTL >= 3*c.HeartbeatInterval,
+		"--registry-ttl must be at least 3s and 3 heartbeat intervals, got %v", c.RegistryTTL)
+	check(c.ProbeInterval >= 10*time.Millisecond, "--redis-probe-interval must be at least 10ms, got %v", c.ProbeInterval)
+	check(c.ProbeTimeout >= 10*time.Millisecond, "--redis-probe-timeout must be at least 10ms, got %v", c.ProbeTimeout)
+	return errs
+}
+
+// validInstanceID allows what a URL path segment and a Redis key carry as is.
+func validInstanceID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("_-.:@=", b) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// clusterAddrs splits --redis-cluster.
+func (c *config) clusterAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.RedisCluster, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // origins splits the allow-list.

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/wshub/wshub/eventloop"
 	"github.com/wshub/wshub/hub"
+	"github.com/wshub/wshub/redis"
 )
 
 // glue adapts the event loops' callbacks to the hub; hub is set once the
@@ -30,11 +29,6 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	broker, err := newBroker(cfg, log, reg)
-	if err != nil {
-		log.Error("broker", "err", err)
-		return 1
-	}
 	g := &glue{}
 	srv, err := eventloop.New(eventloop.Config{
 		Addr: cfg.Addr, Loops: cfg.Loops,
@@ -49,28 +43,63 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		log.Error("event loops", "err", err)
 		return 1
 	}
+
+	// The admin listener comes first, so that health checks answer (and
+	// /readyz says 503) while the broker is still being reached.
+	adminH := &adminSwitch{}
+	adminH.set(startingHandler(reg))
+	admin, adminErr := startAdmin(cfg.AdminAddr, adminH, log)
+	if adminErr != nil {
+		log.Error("admin listener", "addr", cfg.AdminAddr, "err", adminErr)
+		return 1
+	}
+	defer stopAdmin(admin)
+
+	broker, rb, err := openBroker(ctx, cfg, log, reg)
+	if err == errStopped {
+		log.Info("wshub stopped before Redis answered", "exit", 0)
+		return 0
+	}
+	if err != nil {
+		log.Error("broker", "err", err)
+		return 1
+	}
+	hcfg := hub.Config{MaxPublish: cfg.MaxPublish, Metrics: reg, Logger: log, InstanceID: cfg.InstanceID}
+	if cfg.Registry {
+		// The registry exists before the hub so that every connection is
+		// recorded; it writes to Redis in batches from its own goroutine.
+		r, err := redis.NewRegistry(rb, redis.RegistryConfig{HeartbeatInterval: cfg.HeartbeatInterval, TTL: cfg.RegistryTTL})
+		if err != nil {
+			log.Error("connection registry", "err", err)
+			broker.Close()
+			return 1
+		}
+		hcfg.Presence, hcfg.Directory = r, r
+	}
 	loops := srv.Loops()
 	posters := make([]hub.Poster, len(loops))
 	for i, l := range loops {
 		posters[i] = l
 	}
-	g.h = hub.New(hub.Config{MaxPublish: cfg.MaxPublish, Metrics: reg, Logger: log}, broker, posters)
+	g.h = hub.New(hcfg, broker, posters)
+	if rb != nil {
+		h := g.h
+		rb.SetDirectHandler(func(connID string, data []byte) { h.SendDirect(connID, data) })
+	}
 	if err := broker.Start(g.h); err != nil {
 		log.Error("broker start", "err", err)
+		broker.Close()
 		return 1
 	}
 
 	var draining atomic.Bool
 	ready := func() bool { return !draining.Load() && broker.Ready() }
-	admin, adminErr := startAdmin(cfg.AdminAddr, hub.AdminHandler(g.h, ready, reg), log)
-	if adminErr != nil {
-		log.Error("admin listener", "addr", cfg.AdminAddr, "err", adminErr)
-		return 1
-	}
+	adminH.set(hub.AdminHandler(g.h, ready, reg))
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
-	log.Info("wshub listening", "addr", cfg.Addr, "admin", cfg.AdminAddr, "loops", len(loops), "echo", cfg.Echo)
+	log.Info("wshub listening", "addr", cfg.Addr, "admin", cfg.AdminAddr, "loops", len(loops), "echo", cfg.Echo,
+		"instance", cfg.InstanceID, "broker", brokerName(cfg), "registry", cfg.Registry)
 
 	code := 0
 	select {
@@ -92,11 +121,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 			code = 1
 		}
 	}
-	if admin != nil {
-		actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = admin.Shutdown(actx)
-		cancel()
-	}
+	// After the drain: closing the Redis broker deletes this instance's
+	// registry entries, so lookups stop finding it at once.
 	if err := broker.Close(); err != nil {
 		log.Warn("broker close", "err", err)
 	}
@@ -104,20 +130,21 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	return code
 }
 
-// startAdmin serves the admin API on its own listener; an empty addr disables it.
-func startAdmin(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
-	if addr == "" {
-		return nil, nil
+func brokerName(cfg *config) string {
+	switch {
+	case cfg.Redis != "":
+		return "redis"
+	case cfg.RedisCluster != "":
+		return "redis-cluster"
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
+	return "memory"
+}
+
+func stopAdmin(s *http.Server) {
+	if s == nil {
+		return
 	}
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin listener", "err", err)
-		}
-	}()
-	return s, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = s.Shutdown(ctx)
+	cancel()
 }
