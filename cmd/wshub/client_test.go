@@ -22,6 +22,9 @@ type client struct {
 	t  *testing.T
 	c  net.Conn
 	br *bufio.Reader
+
+	lastID uint64           // ids used by call
+	stash  []map[string]any // messages call read past while awaiting its reply
 }
 
 const testKey = "dGhlIHNhbXBsZSBub25jZQ=="

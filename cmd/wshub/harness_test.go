@@ -79,6 +79,14 @@ func freeAddr(t testing.TB) string {
 // and waits until it serves both listeners.
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
+	g := launchGateway(t, args...)
+	g.waitListening(true)
+	return g
+}
+
+// launchGateway starts wshub without waiting for it; it is killed at cleanup.
+func launchGateway(t *testing.T, args ...string) *gateway {
+	t.Helper()
 	g := &gateway{t: t, addr: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan struct{})}
 	full := append([]string{"--addr", g.addr, "--admin-addr", g.admin, "--loops", "2", "--log-level", "debug"}, args...)
 	g.cmd = exec.Command(wshubBin, full...)
@@ -98,24 +106,37 @@ func startGateway(t *testing.T, args ...string) *gateway {
 			t.Logf("wshub logs:\n%s", g.logs.String())
 		}
 	})
+	return g
+}
+
+// waitListening waits until /healthz answers 200 and, with ws set, the
+// WebSocket listener accepts connections.
+func (g *gateway) waitListening(ws bool) {
+	g.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if c, err := net.DialTimeout("tcp", g.addr, time.Second); err == nil {
-			c.Close()
+		up := true
+		if ws {
+			c, err := net.DialTimeout("tcp", g.addr, time.Second)
+			if up = err == nil; up {
+				c.Close()
+			}
+		}
+		if up {
 			if resp, err := http.Get("http://" + g.admin + "/healthz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
-					return g
+					return
 				}
 			}
 		}
 		select {
 		case <-g.done:
-			t.Fatalf("wshub exited at start: %v\n%s", g.err, g.logs.String())
+			g.t.Fatalf("wshub exited at start: %v\n%s", g.err, g.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("wshub did not start listening\n%s", g.logs.String())
+			g.t.Fatalf("wshub did not start listening\n%s", g.logs.String())
 		}
 		time.Sleep(30 * time.Millisecond)
 	}

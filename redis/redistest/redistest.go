@@ -180,6 +180,27 @@ func NumSub(t testing.TB, c rueidis.Client, channel string, shard bool) int64 {
 	return n
 }
 
+// NumSubs is PUBSUB NUMSUB (SHARDNUMSUB when shard) of several channels in
+// one call (on a cluster they must share a slot, or be asked node by node).
+func NumSubs(t testing.TB, c rueidis.Client, shard bool, channels ...string) []int64 {
+	t.Helper()
+	sub := "NUMSUB"
+	if shard {
+		sub = "SHARDNUMSUB"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	v, err := c.Do(ctx, c.B().Arbitrary("PUBSUB", sub).Args(channels...).Build()).ToArray()
+	if err != nil || len(v) != 2*len(channels) {
+		t.Fatalf("PUBSUB %s (%d channels): %v %v", sub, len(channels), len(v), err)
+	}
+	out := make([]int64, len(channels))
+	for i := range out {
+		out[i], _ = v[2*i+1].AsInt64()
+	}
+	return out
+}
+
 // CommandCalls reads the calls= count of one command from INFO commandstats.
 func CommandCalls(t testing.TB, c rueidis.Client, cmd string) int64 {
 	t.Helper()
