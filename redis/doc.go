@@ -6,15 +6,16 @@
 // # Wiring
 //
 //	b, err := redis.New(redis.Config{URL: "redis://127.0.0.1:6379", InstanceID: id,
-//		Logger: log, Metrics: reg})          // or ClusterAddrs: []string{...}
-//	h := hub.New(hubCfg, b, posters)
-//	b.SetDirectHandler(deliverToLocalConn)  // addressed sends for this instance
+//		Logger: log, Metrics: reg})          // or ClusterAddrs: []string{...};
+//	                                        // errors.Is(err, ErrUnreachable): retry later
+//	r, err := redis.NewRegistry(b, redis.RegistryConfig{HeartbeatInterval: hb, TTL: ttl})
+//	h := hub.New(hub.Config{InstanceID: id, Presence: r, Directory: r}, b, posters)
+//	b.SetDirectHandler(func(conn string, data []byte) { h.SendDirect(conn, data) })
 //	err = b.Start(h)                        // h is the hub.Sink
-//	reg, err := redis.NewRegistry(b, redis.RegistryConfig{HeartbeatInterval: hb, TTL: ttl})
-//	// on open: reg.Add(connID, user); on close: reg.Remove(connID)
-//	// /readyz: b.Ready(); /api/send: reg.SendToConn / reg.SendToUser;
-//	// /api/connections/{id}: reg.Lookup; /api/instances: reg.Instances
-//	// shutdown: b.Close() (closes the registry first: entries deleted at once)
+//	// /readyz: b.Ready(); the hub serves /api/send, /api/connections/{id} and
+//	// /api/instances from r (a hub.Directory) and registers connections in r
+//	// (a hub.Presence); shutdown: b.Close() (closes the registry first:
+//	// entries deleted at once). cmd/wshub does exactly this.
 //
 // # Redis names
 //
