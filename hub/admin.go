@@ -60,22 +60,32 @@ func getOnly(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// servePublish handles POST /api/publish {"channel": "...", "data": ...}.
-func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+// readPostBody reads the body of a POST whose JSON carries at most one
+// publish-sized data value. It answers 405 or 413 itself and reports false.
+func (h *Hub) readPostBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		writeAPIError(w, &Error{405, "use POST"})
-		return
+		return nil, false
 	}
-	// The body may hold the data plus the channel and JSON punctuation.
+	// The body may hold the data plus the addressing and JSON punctuation.
 	limit := int64(h.cfg.MaxPublish) + 1024
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		writeAPIError(w, &Error{400, "reading the body: " + err.Error()})
-		return
+		return nil, false
 	}
 	if int64(len(body)) > limit {
 		writeAPIError(w, h.errTooBig)
+		return nil, false
+	}
+	return body, true
+}
+
+// servePublish handles POST /api/publish {"channel": "...", "data": ...}.
+func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+	body, ok := h.readPostBody(w, r)
+	if !ok {
 		return
 	}
 	channel, data, perr := parsePublishBody(body)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -52,23 +51,12 @@ func (h *Hub) directoryCall(r *http.Request, notFound *Error, fn func(ctx contex
 
 // serveSend handles POST /api/send.
 func (h *Hub) serveSend(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeAPIError(w, &Error{405, "use POST"})
+	body, ok := h.readPostBody(w, r)
+	if !ok {
 		return
 	}
 	if h.cfg.Directory == nil {
 		writeAPIError(w, errNoDirectory)
-		return
-	}
-	limit := int64(h.cfg.MaxPublish) + 1024
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		writeAPIError(w, &Error{400, "reading the body: " + err.Error()})
-		return
-	}
-	if int64(len(body)) > limit {
-		writeAPIError(w, h.errTooBig)
 		return
 	}
 	conn, user, data, perr := parseSendBody(body)
