@@ -13,11 +13,14 @@ build:
 	$(GO) build -o bin/wshub ./cmd/wshub
 	$(GO) build -o bin/wsload ./cmd/wsload
 
-# Redis-backed tests start their own redis-server on free ports; make sure one exists.
+# Tests start their own redis-server on free ports and drive the gateway with
+# third-party clients (python3-websockets, headless Chromium; npm packages are
+# fetched by the tests themselves): make sure the Debian packages exist.
 test-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || missing="redis-server redis-tools"; \
 	/usr/bin/python3 -c "import websockets" >/dev/null 2>&1 || missing="$$missing python3-websockets"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing (tests start their own redis-server on free ports)"; \
