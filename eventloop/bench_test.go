@@ -3,6 +3,7 @@ package eventloop
 import (
 	"bytes"
 	"fmt"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"io"
 	"net"
 	"reflect"
@@ -34,7 +35,7 @@ func benchFanOut(b *testing.B, n, perFlush int) {
 	s := startServer(b, Config{Loops: 1, SendQueue: 4096, MaxPending: 64 << 20}, h)
 	for range n {
 		c := dialWS(b, s, "/ws")
-		go io.Copy(io.Discard, c.br) //nolint:errcheck // drains until the connection closes
+		go io.Copy(io.Discard, c.Reader) //nolint:errcheck // drains until the connection closes
 	}
 	eventually(b, 5*time.Second, "all open", func() bool { return h.opened.Load() == int64(n) })
 	l := s.Loops()[0]
@@ -108,7 +109,7 @@ func TestIdleConnMemory(t *testing.T) {
 		return fd
 	}
 	upgrade := func(fd int, buf []byte) {
-		if _, err := unix.Write(fd, []byte(upgradeRequest("/ws?token=abc"))); err != nil {
+		if _, err := unix.Write(fd, []byte(wstest.UpgradeRequest("test", "/ws?token=abc"))); err != nil {
 			t.Fatal(err)
 		}
 		got := 0

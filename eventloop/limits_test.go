@@ -1,6 +1,7 @@
 package eventloop
 
 import (
+	"github.com/wshub/wshub/wsproto/wstest"
 	"testing"
 	"time"
 
@@ -18,10 +19,10 @@ func TestMaxConnsRefusesExtraConnections(t *testing.T) {
 	}
 	for range 2 {
 		extra := dialRaw(t, s.Addr().String())
-		extra.c.Write([]byte(upgradeRequest("/ws")))
-		extra.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		extra.Conn.Write([]byte(wstest.UpgradeRequest("test", "/ws")))
+		extra.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 		buf := make([]byte, 16)
-		if n, err := extra.c.Read(buf); err == nil {
+		if n, err := extra.Conn.Read(buf); err == nil {
 			t.Fatalf("connection over MaxConns was served: %q", buf[:n])
 		}
 	}
@@ -30,8 +31,8 @@ func TestMaxConnsRefusesExtraConnections(t *testing.T) {
 	}
 	for i, c := range held {
 		msg := []byte{'m', byte('0' + i)}
-		c.write(frame(ws.OpText, true, true, msg))
-		if f := c.next(); string(f.Payload) != string(msg) {
+		c.Write(wstest.Frame(ws.OpText, true, true, msg))
+		if f := c.NextFrame(); string(f.Payload) != string(msg) {
 			t.Fatalf("held connection %d: %q", i, f.Payload)
 		}
 	}
@@ -39,7 +40,7 @@ func TestMaxConnsRefusesExtraConnections(t *testing.T) {
 		t.Fatalf("Conns() = %d, want 3", s.Conns())
 	}
 	// A slot freed by a closed connection is used again.
-	held[0].c.Close()
+	held[0].Conn.Close()
 	eventually(t, 2*time.Second, "the slot to free", func() bool { return s.Conns() == 2 })
 	dialWS(t, s, "/ws")
 }

@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"bytes"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +25,8 @@ func TestUpgradeAndTextRoundTrip(t *testing.T) {
 	s := startServer(t, Config{}, h)
 	c := dialWS(t, s, "/ws?token=abc&x=1", "Authorization: Bearer xyz", "Sec-WebSocket-Protocol: wshub.v1")
 	for _, msg := range []string{"hello", `{"op":"ping"}`, strings.Repeat("é", 3000)} {
-		c.write(frame(ws.OpText, true, true, []byte(msg)))
-		f := c.next()
+		c.Write(wstest.Frame(ws.OpText, true, true, []byte(msg)))
+		f := c.NextFrame()
 		if f.Header.OpCode != ws.OpText || string(f.Payload) != msg {
 			t.Fatalf("echo: op %v payload %.40q, want %.40q", f.Header.OpCode, f.Payload, msg)
 		}
@@ -37,9 +38,9 @@ func TestUpgradeAndTextRoundTrip(t *testing.T) {
 		t.Fatalf("handler saw %+v, want [%+v]", seen, want)
 	}
 	// A client close is echoed with its code and the socket closed.
-	c.write(frame(ws.OpClose, true, true, closeBody(1000, "bye")))
-	c.expectClose(1000, false)
-	c.expectEOF(2 * time.Second)
+	c.Write(wstest.Frame(ws.OpClose, true, true, wstest.CloseBody(1000, "bye")))
+	c.ExpectClose(1000, false)
+	c.ExpectEOF(2 * time.Second)
 	eventually(t, 2*time.Second, "OnClose", func() bool { return h.closed.Load() == 1 })
 	eventually(t, 2*time.Second, "Conns()==0", func() bool { return s.Conns() == 0 })
 }
@@ -48,22 +49,22 @@ func TestEchoEndpoint(t *testing.T) {
 	h := newTestHandler()
 	s := startServer(t, Config{Echo: true}, h)
 	c := dialWS(t, s, "/echo")
-	c.write(frame(ws.OpBinary, true, true, []byte{0, 1, 2, 255}))
-	if f := c.next(); f.Header.OpCode != ws.OpBinary || !bytes.Equal(f.Payload, []byte{0, 1, 2, 255}) {
+	c.Write(wstest.Frame(ws.OpBinary, true, true, []byte{0, 1, 2, 255}))
+	if f := c.NextFrame(); f.Header.OpCode != ws.OpBinary || !bytes.Equal(f.Payload, []byte{0, 1, 2, 255}) {
 		t.Fatalf("binary echo: %v %v", f.Header.OpCode, f.Payload)
 	}
 	// Fragmented text with a ping in the middle, one byte at a time.
 	var in []byte
-	in = append(in, frame(ws.OpText, false, true, []byte("hel"))...)
-	in = append(in, frame(ws.OpPing, true, true, []byte("mid"))...)
-	in = append(in, frame(ws.OpContinuation, true, true, []byte("lo ✓"))...)
+	in = append(in, wstest.Frame(ws.OpText, false, true, []byte("hel"))...)
+	in = append(in, wstest.Frame(ws.OpPing, true, true, []byte("mid"))...)
+	in = append(in, wstest.Frame(ws.OpContinuation, true, true, []byte("lo ✓"))...)
 	for i := range in {
-		c.write(in[i : i+1])
+		c.Write(in[i : i+1])
 	}
-	if f := c.next(); f.Header.OpCode != ws.OpPong || string(f.Payload) != "mid" {
+	if f := c.NextFrame(); f.Header.OpCode != ws.OpPong || string(f.Payload) != "mid" {
 		t.Fatalf("pong: %v %q", f.Header.OpCode, f.Payload)
 	}
-	if f := c.next(); f.Header.OpCode != ws.OpText || string(f.Payload) != "hello ✓" {
+	if f := c.NextFrame(); f.Header.OpCode != ws.OpText || string(f.Payload) != "hello ✓" {
 		t.Fatalf("text echo: %v %q", f.Header.OpCode, f.Payload)
 	}
 	if n := h.opened.Load(); n != 0 {
@@ -76,15 +77,15 @@ func TestPipelinedFrameAfterUpgrade(t *testing.T) {
 	s := startServer(t, Config{Echo: true}, newTestHandler())
 	for _, path := range []string{"/ws", "/echo"} {
 		c := dialRaw(t, s.Addr().String())
-		req := []byte(upgradeRequest(path))
-		req = append(req, frame(ws.OpText, true, true, []byte("first"))...)
-		req = append(req, frame(ws.OpText, true, true, []byte("second"))...)
-		c.write(req)
-		if resp := c.readResponse(); resp.StatusCode != 101 {
+		req := []byte(wstest.UpgradeRequest("test", path))
+		req = append(req, wstest.Frame(ws.OpText, true, true, []byte("first"))...)
+		req = append(req, wstest.Frame(ws.OpText, true, true, []byte("second"))...)
+		c.Write(req)
+		if resp := c.ReadResponse(); resp.StatusCode != 101 {
 			t.Fatalf("%s: status %d", path, resp.StatusCode)
 		}
 		for _, want := range []string{"first", "second"} {
-			if f := c.next(); string(f.Payload) != want {
+			if f := c.NextFrame(); string(f.Payload) != want {
 				t.Fatalf("%s: got %q, want %q", path, f.Payload, want)
 			}
 		}
@@ -100,26 +101,26 @@ func TestBadRequestsRejected(t *testing.T) {
 		reason    string
 	}{
 		{"not an upgrade", "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 400, "upgrade"},
-		{"wrong path", upgradeRequest("/nope"), 404, "path"},
-		{"echo off", upgradeRequest("/echo"), 404, "path"},
-		{"wrong version", strings.Replace(upgradeRequest("/ws"), "Version: 13", "Version: 8", 1), 426, "version"},
-		{"bad key", strings.Replace(upgradeRequest("/ws"), testKey, "short", 1), 400, "key"},
-		{"origin not allowed", upgradeRequest("/ws", "Origin: https://evil.example"), 403, "origin"},
+		{"wrong path", wstest.UpgradeRequest("test", "/nope"), 404, "path"},
+		{"echo off", wstest.UpgradeRequest("test", "/echo"), 404, "path"},
+		{"wrong version", strings.Replace(wstest.UpgradeRequest("test", "/ws"), "Version: 13", "Version: 8", 1), 426, "version"},
+		{"bad key", strings.Replace(wstest.UpgradeRequest("test", "/ws"), wstest.Key, "short", 1), 400, "key"},
+		{"origin not allowed", wstest.UpgradeRequest("test", "/ws", "Origin: https://evil.example"), 403, "origin"},
 		{"garbage", "\x16\x03\x01\x02\x00", 400, "malformed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := metricValue(t, reg, "wshub_eventloop_handshake_failures_total", map[string]string{"reason": tc.reason})
 			c := dialRaw(t, s.Addr().String())
-			c.write([]byte(tc.req))
-			resp := c.readResponse()
+			c.Write([]byte(tc.req))
+			resp := c.ReadResponse()
 			if resp.StatusCode != tc.code {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.code)
 			}
 			if tc.code == 426 && resp.Header.Get("Sec-WebSocket-Version") != "13" {
 				t.Fatalf("426 without Sec-WebSocket-Version: %v", resp.Header)
 			}
-			c.expectEOF(2 * time.Second)
+			c.ExpectEOF(2 * time.Second)
 			after := metricValue(t, reg, "wshub_eventloop_handshake_failures_total", map[string]string{"reason": tc.reason})
 			if after != before+1 {
 				t.Fatalf("handshake failures{reason=%q}: %v -> %v", tc.reason, before, after)
@@ -144,8 +145,8 @@ func TestReassemblyBufferReleasedAfterMessage(t *testing.T) {
 	h := newTestHandler()
 	s := startServer(t, Config{Loops: 1}, h)
 	c := dialWS(t, s, "/ws")
-	c.write(append(frame(ws.OpText, false, true, []byte("hel")), frame(ws.OpContinuation, true, true, []byte("lo"))...))
-	if f := c.next(); string(f.Payload) != "hello" {
+	c.Write(append(wstest.Frame(ws.OpText, false, true, []byte("hel")), wstest.Frame(ws.OpContinuation, true, true, []byte("lo"))...))
+	if f := c.NextFrame(); string(f.Payload) != "hello" {
 		t.Fatalf("echo %q", f.Payload)
 	}
 	holding := make(chan bool, 1)

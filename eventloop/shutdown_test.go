@@ -3,6 +3,7 @@ package eventloop
 import (
 	"context"
 	"errors"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"net"
 	"testing"
 	"time"
@@ -37,11 +38,11 @@ func TestShutdownDeliversQueuedThenGoingAway(t *testing.T) {
 		shutdownErr <- s.Shutdown(ctx)
 	}()
 	for i, c := range cls {
-		if f := c.next(); string(f.Payload) != "last words" {
+		if f := c.NextFrame(); string(f.Payload) != "last words" {
 			t.Fatalf("client %d got %q before the close", i, f.Payload)
 		}
-		c.expectClose(wsproto.CloseGoingAway, true)
-		c.expectEOF(2 * time.Second)
+		c.ExpectClose(wsproto.CloseGoingAway, true)
+		c.ExpectEOF(2 * time.Second)
 	}
 	if err := <-shutdownErr; err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -74,12 +75,12 @@ func TestShutdownBoundedByCloseTimeout(t *testing.T) {
 	start := time.Now()
 	shutdownErr := make(chan error, 1)
 	go func() { shutdownErr <- s.Shutdown(context.Background()) }()
-	deaf.expectClose(wsproto.CloseGoingAway, false)
+	deaf.ExpectClose(wsproto.CloseGoingAway, false)
 
 	late := dialRaw(t, s.Addr().String())
-	late.c.Write([]byte(upgradeRequest("/ws")))
-	late.c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if n, err := late.c.Read(make([]byte, 16)); err == nil {
+	late.Conn.Write([]byte(wstest.UpgradeRequest("test", "/ws")))
+	late.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := late.Conn.Read(make([]byte, 16)); err == nil {
 		t.Fatalf("a connection made while draining was served (%d bytes)", n)
 	}
 

@@ -26,14 +26,14 @@ func TestSlowConsumerDroppedFastServed(t *testing.T) {
 	h := newTestHandler()
 	s := startServer(t, Config{Loops: 1, SendQueue: sendQueue, MaxPending: maxPending, Metrics: reg}, h)
 	slow := dialSmallBuffer(t, s.Addr().String())
-	slow.upgrade("/ws")
+	slow.Upgrade("/ws")
 	fast := dialWS(t, s, "/ws")
 	eventually(t, 2*time.Second, "both connections open", func() bool { return h.opened.Load() == 2 })
 
 	got := make(chan error, 1)
 	go func() {
 		for i := 0; i < msgs; i++ {
-			f, err := fast.readFrame(5 * time.Second)
+			f, err := fast.ReadFrame(5 * time.Second)
 			if err != nil {
 				got <- fmt.Errorf("fast client after %d messages: %v", i, err)
 				return
@@ -73,7 +73,7 @@ func TestSlowConsumerDroppedFastServed(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	slow.expectEOF(5 * time.Second)
+	slow.ExpectEOF(5 * time.Second)
 	if v := metricValue(t, reg, "wshub_eventloop_slow_consumer_drops_total", nil); v != 1 {
 		t.Fatalf("slow-consumer drops %v, want 1", v)
 	}
@@ -108,7 +108,7 @@ func TestBurstLargerThanQueueInOneBatch(t *testing.T) {
 		}
 	})
 	for i := range 100 {
-		if f := c.next(); string(f.Payload) != strconv.Itoa(i) {
+		if f := c.NextFrame(); string(f.Payload) != strconv.Itoa(i) {
 			t.Fatalf("frame %d: %q", i, f.Payload)
 		}
 	}
@@ -121,7 +121,7 @@ func TestPartialWritesKeepFramesIntact(t *testing.T) {
 	h := newTestHandler()
 	s := startServer(t, Config{Loops: 1, SendQueue: 1024, MaxPending: 32 << 20}, h)
 	c := dialSmallBuffer(t, s.Addr().String())
-	c.upgrade("/ws")
+	c.Upgrade("/ws")
 	eventually(t, 2*time.Second, "open", func() bool { return h.opened.Load() == 1 })
 	const frames = 600
 	pad := bytes.Repeat([]byte("y"), 16000) // 9.6 MB: more than any socket buffer
@@ -148,7 +148,7 @@ func TestPartialWritesKeepFramesIntact(t *testing.T) {
 		t.Fatalf("%d writev calls for one burst", w)
 	}
 	for i := range frames {
-		f := c.next()
+		f := c.NextFrame()
 		want := append([]byte(strconv.Itoa(i)+" "), pad...)
 		if !bytes.Equal(f.Payload, want) {
 			t.Fatalf("frame %d corrupted: %.20q... (%d bytes)", i, f.Payload, len(f.Payload))

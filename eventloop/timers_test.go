@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"errors"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"net"
 	"testing"
 	"time"
@@ -14,8 +15,8 @@ func TestPingAnsweredWithSamePayload(t *testing.T) {
 	s := startServer(t, Config{}, newTestHandler())
 	c := dialWS(t, s, "/ws")
 	for _, p := range []string{"", "are you there?", string(make([]byte, 125))} {
-		c.write(frame(ws.OpPing, true, true, []byte(p)))
-		f := c.next()
+		c.Write(wstest.Frame(ws.OpPing, true, true, []byte(p)))
+		f := c.NextFrame()
 		if f.Header.OpCode != ws.OpPong || string(f.Payload) != p {
 			t.Fatalf("pong: %v %q, want payload %q", f.Header.OpCode, f.Payload, p)
 		}
@@ -36,7 +37,7 @@ func TestPongTimeout(t *testing.T) {
 		// Read (never answer) until the server closes the connection.
 		pinged := false
 		for {
-			f, err := silent.readFrame(3 * time.Second)
+			f, err := silent.ReadFrame(3 * time.Second)
 			if err != nil {
 				var ne net.Error
 				switch {
@@ -55,13 +56,13 @@ func TestPongTimeout(t *testing.T) {
 
 	pings := 0
 	for start := time.Now(); time.Since(start) < 700*time.Millisecond; {
-		f, err := polite.readFrame(time.Second)
+		f, err := polite.ReadFrame(time.Second)
 		if err != nil {
 			t.Fatalf("polite client lost its connection: %v", err)
 		}
 		if f.Header.OpCode == ws.OpPing {
 			pings++
-			polite.write(frame(ws.OpPong, true, true, f.Payload))
+			polite.Write(wstest.Frame(ws.OpPong, true, true, f.Payload))
 		}
 	}
 	if pings < 3 {
@@ -73,8 +74,8 @@ func TestPongTimeout(t *testing.T) {
 	if v := metricValue(t, reg, "wshub_eventloop_pong_timeouts_total", nil); v != 1 {
 		t.Fatalf("pong timeouts metric %v, want 1", v)
 	}
-	polite.write(frame(ws.OpText, true, true, []byte("alive")))
-	if f := polite.next(); string(f.Payload) != "alive" {
+	polite.Write(wstest.Frame(ws.OpText, true, true, []byte("alive")))
+	if f := polite.NextFrame(); string(f.Payload) != "alive" {
 		t.Fatalf("polite client after the silent one was closed: %q", f.Payload)
 	}
 }
@@ -84,11 +85,11 @@ func TestHandshakeTimeout(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := startServer(t, Config{HandshakeTimeout: 200 * time.Millisecond, Metrics: reg}, newTestHandler())
 	c := dialRaw(t, s.Addr().String())
-	c.write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n")) // never finished
+	c.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n")) // never finished
 	start := time.Now()
 	buf := make([]byte, 64)
-	c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	n, err := c.c.Read(buf)
+	c.Conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	n, err := c.Conn.Read(buf)
 	if err == nil || n > 0 {
 		t.Fatalf("expected the connection closed without a reply, got %q %v", buf[:n], err)
 	}

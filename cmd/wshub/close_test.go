@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,25 +19,25 @@ func TestCloseCodesForBadInput(t *testing.T) {
 		in   []byte
 		code ws.StatusCode
 	}{
-		{"unmasked frame", frame(ws.OpText, true, false, []byte(`{"op":"ping"}`)), 1002},
-		{"reserved opcode", frame(ws.OpCode(0x3), true, true, []byte("x")), 1002},
-		{"fragmented control frame", frame(ws.OpPing, false, true, []byte("x")), 1002},
-		{"oversize control frame", frame(ws.OpPing, true, true, bytes.Repeat([]byte("p"), 126)), 1002},
-		{"RSV bit without extension", append([]byte{0x80 | 0x40 | byte(ws.OpText)}, frame(ws.OpText, true, true, []byte("x"))[1:]...), 1002},
-		{"continuation without start", frame(ws.OpContinuation, true, true, []byte("x")), 1002},
-		{"binary message", frame(ws.OpBinary, true, true, []byte{1, 2, 3}), 1003},
-		{"invalid UTF-8", frame(ws.OpText, true, true, []byte{'{', 0xff, 0xfe, '}'}), 1007},
-		{"invalid UTF-8 across fragments", append(frame(ws.OpText, false, true, []byte{'"', 0xe2, 0x82}), frame(ws.OpContinuation, true, true, []byte{'('})...), 1007},
-		{"oversize message", frame(ws.OpText, true, true, big), 1009},
+		{"unmasked frame", wstest.Frame(ws.OpText, true, false, []byte(`{"op":"ping"}`)), 1002},
+		{"reserved opcode", wstest.Frame(ws.OpCode(0x3), true, true, []byte("x")), 1002},
+		{"fragmented control frame", wstest.Frame(ws.OpPing, false, true, []byte("x")), 1002},
+		{"oversize control frame", wstest.Frame(ws.OpPing, true, true, bytes.Repeat([]byte("p"), 126)), 1002},
+		{"RSV bit without extension", append([]byte{0x80 | 0x40 | byte(ws.OpText)}, wstest.Frame(ws.OpText, true, true, []byte("x"))[1:]...), 1002},
+		{"continuation without start", wstest.Frame(ws.OpContinuation, true, true, []byte("x")), 1002},
+		{"binary message", wstest.Frame(ws.OpBinary, true, true, []byte{1, 2, 3}), 1003},
+		{"invalid UTF-8", wstest.Frame(ws.OpText, true, true, []byte{'{', 0xff, 0xfe, '}'}), 1007},
+		{"invalid UTF-8 across fragments", append(wstest.Frame(ws.OpText, false, true, []byte{'"', 0xe2, 0x82}), wstest.Frame(ws.OpContinuation, true, true, []byte{'('})...), 1007},
+		{"oversize message", wstest.Frame(ws.OpText, true, true, big), 1009},
 		// The peer is still sending when the gateway gives up: the close
 		// frame must reach it anyway (no reset from unread input).
-		{"oversize message still arriving", frame(ws.OpText, true, true, bytes.Repeat([]byte("a"), 4<<20)), 1009},
-		{"oversize fragmented message", append(frame(ws.OpText, false, true, big[:900]), frame(ws.OpContinuation, true, true, big[:900])...), 1009},
+		{"oversize message still arriving", wstest.Frame(ws.OpText, true, true, bytes.Repeat([]byte("a"), 4<<20)), 1009},
+		{"oversize fragmented message", append(wstest.Frame(ws.OpText, false, true, big[:900]), wstest.Frame(ws.OpContinuation, true, true, big[:900])...), 1009},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dial(t, g.addr)
-			c.write(tc.in)
+			c.Write(tc.in)
 			c.expectClose(tc.code)
 		})
 	}
@@ -53,15 +54,15 @@ func TestFragmentedCommandAndControlFrames(t *testing.T) {
 	c := dial(t, g.addr)
 	cmd := []byte(`{"op":"ping","id":9}`)
 	var in []byte
-	in = append(in, frame(ws.OpText, false, true, cmd[:5])...)
-	in = append(in, frame(ws.OpPing, true, true, []byte("mid"))...)
-	in = append(in, frame(ws.OpContinuation, false, true, cmd[5:12])...)
-	in = append(in, frame(ws.OpContinuation, true, true, cmd[12:])...)
+	in = append(in, wstest.Frame(ws.OpText, false, true, cmd[:5])...)
+	in = append(in, wstest.Frame(ws.OpPing, true, true, []byte("mid"))...)
+	in = append(in, wstest.Frame(ws.OpContinuation, false, true, cmd[5:12])...)
+	in = append(in, wstest.Frame(ws.OpContinuation, true, true, cmd[12:])...)
 	// One byte at a time: the gateway must cope with every partial read.
 	for i := range in {
-		c.write(in[i : i+1])
+		c.Write(in[i : i+1])
 	}
-	f, err := c.readFrame(5 * time.Second)
+	f, err := c.ReadFrame(5 * time.Second)
 	if err != nil || f.Header.OpCode != ws.OpPong || string(f.Payload) != "mid" {
 		t.Fatalf("pong for the interleaved ping: %v %v %q", err, f.Header.OpCode, f.Payload)
 	}
@@ -69,15 +70,15 @@ func TestFragmentedCommandAndControlFrames(t *testing.T) {
 		t.Fatalf("reassembled command reply %v", m)
 	}
 	// A close from the client is echoed with its code.
-	c.write(frame(ws.OpClose, true, true, ws.NewCloseFrameBody(1000, "bye")))
+	c.Write(wstest.Frame(ws.OpClose, true, true, ws.NewCloseFrameBody(1000, "bye")))
 	c.expectClose(1000)
 }
 
 func TestWebSocketPingPongSamePayload(t *testing.T) {
 	g := startGateway(t)
 	c := dial(t, g.addr)
-	c.write(frame(ws.OpPing, true, true, []byte("are you there?")))
-	f, err := c.readFrame(5 * time.Second)
+	c.Write(wstest.Frame(ws.OpPing, true, true, []byte("are you there?")))
+	f, err := c.ReadFrame(5 * time.Second)
 	if err != nil || f.Header.OpCode != ws.OpPong || string(f.Payload) != "are you there?" {
 		t.Fatalf("pong: %v %v %q", err, f.Header.OpCode, f.Payload)
 	}
@@ -89,33 +90,33 @@ func TestHandshakeRejections(t *testing.T) {
 		name, req string
 		code      int
 	}{
-		{"wrong path", upgradeRequest(g.addr, "/nope"), 404},
-		{"echo off by default", upgradeRequest(g.addr, "/echo"), 404},
+		{"wrong path", wstest.UpgradeRequest(g.addr, "/nope"), 404},
+		{"echo off by default", wstest.UpgradeRequest(g.addr, "/echo"), 404},
 		{"not an upgrade", "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-		{"wrong version", strings.Replace(upgradeRequest(g.addr, "/ws"), "Version: 13", "Version: 8", 1), 426},
-		{"bad key", strings.Replace(upgradeRequest(g.addr, "/ws"), testKey, "short", 1), 400},
-		{"origin not allowed", upgradeRequest(g.addr, "/ws", "Origin: https://evil.example"), 403},
+		{"wrong version", strings.Replace(wstest.UpgradeRequest(g.addr, "/ws"), "Version: 13", "Version: 8", 1), 426},
+		{"bad key", strings.Replace(wstest.UpgradeRequest(g.addr, "/ws"), wstest.Key, "short", 1), 400},
+		{"origin not allowed", wstest.UpgradeRequest(g.addr, "/ws", "Origin: https://evil.example"), 403},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialRaw(t, g.addr)
-			c.write([]byte(tc.req))
-			resp := c.readResponse()
+			c.Write([]byte(tc.req))
+			resp := c.ReadResponse()
 			if resp.StatusCode != tc.code {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.code)
 			}
 			if tc.code == 426 && resp.Header.Get("Sec-WebSocket-Version") != "13" {
 				t.Fatalf("426 without Sec-WebSocket-Version: %v", resp.Header)
 			}
-			c.expectEOF(3 * time.Second)
+			c.ExpectEOF(3 * time.Second)
 		})
 	}
 	// An allowed origin upgrades.
 	dialPath(t, g.addr, "/ws", "Origin: https://good.example")
 	// The subprotocol is echoed when offered.
 	raw := dialRaw(t, g.addr)
-	raw.write([]byte(upgradeRequest(g.addr, "/ws", "Sec-WebSocket-Protocol: wshub.v1")))
-	if resp := raw.readResponse(); resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != "wshub.v1" {
+	raw.Write([]byte(wstest.UpgradeRequest(g.addr, "/ws", "Sec-WebSocket-Protocol: wshub.v1")))
+	if resp := raw.ReadResponse(); resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != "wshub.v1" {
 		t.Fatalf("subprotocol: %d %v", resp.StatusCode, resp.Header)
 	}
 }
@@ -123,13 +124,13 @@ func TestHandshakeRejections(t *testing.T) {
 func TestEchoEndpoint(t *testing.T) {
 	g := startGateway(t, "--echo")
 	c := dialPath(t, g.addr, "/echo")
-	c.write(frame(ws.OpBinary, true, true, []byte{0, 1, 2, 255}))
-	f, err := c.readFrame(5 * time.Second)
+	c.Write(wstest.Frame(ws.OpBinary, true, true, []byte{0, 1, 2, 255}))
+	f, err := c.ReadFrame(5 * time.Second)
 	if err != nil || f.Header.OpCode != ws.OpBinary || !bytes.Equal(f.Payload, []byte{0, 1, 2, 255}) {
 		t.Fatalf("binary echo: %v %v %v", err, f.Header.OpCode, f.Payload)
 	}
-	c.write(append(frame(ws.OpText, false, true, []byte("hel")), frame(ws.OpContinuation, true, true, []byte("lo ✓"))...))
-	f, err = c.readFrame(5 * time.Second)
+	c.Write(append(wstest.Frame(ws.OpText, false, true, []byte("hel")), wstest.Frame(ws.OpContinuation, true, true, []byte("lo ✓"))...))
+	f, err = c.ReadFrame(5 * time.Second)
 	if err != nil || f.Header.OpCode != ws.OpText || string(f.Payload) != "hello ✓" {
 		t.Fatalf("text echo: %v %v %q", err, f.Header.OpCode, f.Payload)
 	}

@@ -182,20 +182,18 @@ func (g *gateway) rssKiB() int {
 // get fetches an admin path and returns status and body.
 func (g *gateway) get(path string) (int, string) {
 	g.t.Helper()
-	resp, err := http.Get("http://" + g.admin + path)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	return resp.StatusCode, b.String()
+	return g.answer(http.Get("http://" + g.admin + path))
 }
 
 // post sends a JSON body to an admin path.
 func (g *gateway) post(path, body string) (int, string) {
 	g.t.Helper()
-	resp, err := http.Post("http://"+g.admin+path, "application/json", strings.NewReader(body))
+	return g.answer(http.Post("http://"+g.admin+path, "application/json", strings.NewReader(body)))
+}
+
+// admin_ reads an admin API answer.
+func (g *gateway) answer(resp *http.Response, err error) (int, string) {
+	g.t.Helper()
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"net"
 	"syscall"
 	"testing"
@@ -19,23 +20,23 @@ func TestPongTimeoutClosesSilentClient(t *testing.T) {
 	start := time.Now()
 	pings := 0
 	for time.Since(start) < 2*time.Second {
-		f, err := polite.readFrame(2 * time.Second)
+		f, err := polite.ReadFrame(2 * time.Second)
 		if err != nil {
 			t.Fatalf("polite client lost its connection: %v", err)
 		}
 		if f.Header.OpCode == ws.OpPing {
 			pings++
-			polite.write(frame(ws.OpPong, true, true, f.Payload))
+			polite.Write(wstest.Frame(ws.OpPong, true, true, f.Payload))
 		}
 	}
 	if pings < 2 {
 		t.Fatalf("polite client saw %d pings in 2s with a 300ms interval", pings)
 	}
 	// The silent client got a ping and then the connection went away.
-	silent.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	silent.Conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	sawPing := false
 	for {
-		f, err := ws.ReadFrame(silent.br)
+		f, err := ws.ReadFrame(silent.Reader)
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatal("silent client was not closed after the pong timeout")
@@ -56,11 +57,11 @@ func TestPongTimeoutClosesSilentClient(t *testing.T) {
 func TestHandshakeTimeout(t *testing.T) {
 	g := startGateway(t, "--handshake-timeout", "400ms")
 	c := dialRaw(t, g.addr)
-	c.write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n")) // never finished
+	c.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n")) // never finished
 	start := time.Now()
 	buf := make([]byte, 64)
-	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := c.c.Read(buf)
+	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Conn.Read(buf)
 	if err == nil || n > 0 {
 		t.Fatalf("expected the connection closed without a reply, got %q %v", buf[:n], err)
 	}
@@ -80,10 +81,10 @@ func TestMaxConnsRefusesExtraConnections(t *testing.T) {
 	}
 	for i := 0; i < 3; i++ {
 		extra := dialRaw(t, g.addr)
-		extra.c.SetDeadline(time.Now().Add(3 * time.Second))
-		fmt.Fprint(extra.c, upgradeRequest(g.addr, "/ws"))
+		extra.Conn.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprint(extra.Conn, wstest.UpgradeRequest(g.addr, "/ws"))
 		buf := make([]byte, 16)
-		if n, err := extra.c.Read(buf); err == nil {
+		if n, err := extra.Conn.Read(buf); err == nil {
 			t.Fatalf("connection over --max-conns was served: %q", buf[:n])
 		}
 	}
@@ -94,14 +95,14 @@ func TestMaxConnsRefusesExtraConnections(t *testing.T) {
 		}
 	}
 	// A freed slot can be used again.
-	held[0].c.Close()
+	held[0].Conn.Close()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		c := dialRaw(t, g.addr)
-		c.write([]byte(upgradeRequest(g.addr, "/ws")))
-		c.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.Write([]byte(wstest.UpgradeRequest(g.addr, "/ws")))
+		c.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 		buf := make([]byte, 12)
-		if n, _ := c.c.Read(buf); n > 0 {
+		if n, _ := c.Conn.Read(buf); n > 0 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -21,7 +21,7 @@ func TestPubSubRoundTrip(t *testing.T) {
 	if m := pub.next(); m["op"] != "ok" || m["id"] != 2.0 {
 		t.Fatalf("publish reply %v", m)
 	}
-	f, err := sub.readFrame(5e9)
+	f, err := sub.ReadFrame(5e9)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func eventually(t testing.TB, d time.Duration, cond func() bool, what string) ti
 // call sends cmd with a fresh id and returns the reply to it (ok, error, pong);
 // messages read meanwhile are kept for msg.
 func (cl *client) call(cmd map[string]any) map[string]any {
-	cl.t.Helper()
+	cl.T.Helper()
 	cl.lastID++
 	id := cl.lastID
 	cmd["id"] = id
@@ -79,17 +79,17 @@ func (cl *client) call(cmd map[string]any) map[string]any {
 
 // mustOK is call, failing the test unless the reply is ok.
 func (cl *client) mustOK(cmd map[string]any) map[string]any {
-	cl.t.Helper()
+	cl.T.Helper()
 	m := cl.call(cmd)
 	if m["op"] != "ok" {
-		cl.t.Fatalf("%v: %v", cmd, m)
+		cl.T.Fatalf("%v: %v", cmd, m)
 	}
 	return m
 }
 
 // subscribe subscribes to each channel and waits for every ok.
 func (cl *client) subscribe(channels ...string) {
-	cl.t.Helper()
+	cl.T.Helper()
 	for _, ch := range channels {
 		cl.mustOK(map[string]any{"op": "subscribe", "channel": ch})
 	}
@@ -97,7 +97,7 @@ func (cl *client) subscribe(channels ...string) {
 
 // msg returns the next server-initiated message (message, direct ...).
 func (cl *client) msg() map[string]any {
-	cl.t.Helper()
+	cl.T.Helper()
 	if len(cl.stash) > 0 {
 		m := cl.stash[0]
 		cl.stash = cl.stash[1:]
@@ -108,12 +108,12 @@ func (cl *client) msg() map[string]any {
 
 // info returns the connection's id and its instance (the info extension).
 func (cl *client) info() (conn, instance string) {
-	cl.t.Helper()
+	cl.T.Helper()
 	m := cl.mustOK(map[string]any{"op": "info"})
 	conn, _ = m["conn"].(string)
 	instance, _ = m["instance"].(string)
 	if conn == "" || instance == "" || !strings.HasPrefix(conn, instance+".") {
-		cl.t.Fatalf("info: %v", m)
+		cl.T.Fatalf("info: %v", m)
 	}
 	return conn, instance
 }
@@ -121,10 +121,10 @@ func (cl *client) info() (conn, instance string) {
 // expectQuiet checks that nothing but the answer to a ping arrives: what
 // was sent to this connection before the ping would come first.
 func (cl *client) expectQuiet() {
-	cl.t.Helper()
+	cl.T.Helper()
 	cl.call(map[string]any{"op": "ping"})
 	if len(cl.stash) > 0 {
-		cl.t.Fatalf("unexpected messages: %v", cl.stash)
+		cl.T.Fatalf("unexpected messages: %v", cl.stash)
 	}
 }
 

@@ -104,7 +104,7 @@ func TestRedisLazySubscriptions(t *testing.T) {
 			s.mustOK(map[string]any{"op": "unsubscribe", "channel": "lazy:1"})
 			s.mustOK(map[string]any{"op": "unsubscribe", "channel": "lazy:2"})
 		} else {
-			s.c.Close()
+			s.Conn.Close()
 		}
 		if i < len(onA)-1 && (numsub("lazy:1") != 2 || numsub("lazy:2") != 1) {
 			t.Fatalf("subscription dropped while %d local subscribers remain", len(onA)-1-i)
@@ -112,7 +112,7 @@ func TestRedisLazySubscriptions(t *testing.T) {
 	}
 	waitNumsub("lazy:1", 1)
 	waitNumsub("lazy:2", 0)
-	onB[0].c.Close()
+	onB[0].Conn.Close()
 	time.Sleep(100 * time.Millisecond) // one subscriber left on B: must stay
 	if n := numsub("lazy:1"); n != 1 {
 		t.Fatalf("NUMSUB lazy:1 with one subscriber left on B: %d", n)

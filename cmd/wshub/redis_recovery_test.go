@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"sort"
 	"strconv"
 	"sync"
@@ -45,8 +46,8 @@ func startSteady(t *testing.T, addr, channel string, period time.Duration) *stea
 			p.sentAt[i] = time.Now()
 			p.mu.Unlock()
 			msg := fmt.Sprintf(`{"op":"publish","channel":%q,"data":{"n":%d},"id":%d}`, channel, i, i)
-			p.cl.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if _, err := p.cl.c.Write(frame(ws.OpText, true, true, []byte(msg))); err != nil {
+			p.cl.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := p.cl.Conn.Write(wstest.Frame(ws.OpText, true, true, []byte(msg))); err != nil {
 				return
 			}
 		}
@@ -54,8 +55,8 @@ func startSteady(t *testing.T, addr, channel string, period time.Duration) *stea
 	go func() { // reader
 		defer p.wg.Done()
 		for {
-			p.cl.c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			f, err := ws.ReadFrame(p.cl.br)
+			p.cl.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			f, err := ws.ReadFrame(p.cl.Reader)
 			if err != nil {
 				return
 			}
@@ -83,7 +84,7 @@ func (p *steadyPublisher) finish(t *testing.T) (sentAt map[int]time.Time, code m
 		defer p.mu.Unlock()
 		return len(p.code) >= len(p.sentAt)
 	}, "answers to every steady publish")
-	p.cl.c.Close()
+	p.cl.Conn.Close()
 	p.wg.Wait()
 	return p.sentAt, p.code
 }

@@ -101,7 +101,7 @@ func TestRegistryAndAddressedSends(t *testing.T) {
 	}
 
 	// Closing removes the entry.
-	a2.c.Close()
+	a2.Conn.Close()
 	eventually(t, 2*time.Second, func() bool { c, _ := b.lookup(a2id); return c == 404 }, "a2 unregistered")
 	if n, _ := srv.Do("EXISTS", "ws:conn:"+a2id).AsInt64(); n != 0 {
 		t.Fatalf("ws:conn:%s still in Redis after close", a2id)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/wshub/wshub/wsproto/wstest"
 	"net"
 	"strings"
 	"syscall"
@@ -13,22 +14,12 @@ import (
 // reads: the textbook slow consumer.
 func dialSmallBuffer(t *testing.T, addr string) *client {
 	t.Helper()
-	d := net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+	cl := &client{Client: wstest.DialWith(t, addr, net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) {
 			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
 		})
-	}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	cl := &client{t: t, c: c}
-	cl.br = newReader(c)
-	cl.write([]byte(upgradeRequest(addr, "/ws")))
-	if resp := cl.readResponse(); resp.StatusCode != 101 {
-		t.Fatalf("upgrade: %d", resp.StatusCode)
-	}
+	}})}
+	cl.Upgrade("/ws")
 	return cl
 }
 
@@ -52,7 +43,7 @@ func TestSlowConsumerDroppedFastOneServed(t *testing.T) {
 	go func() {
 		n := 0
 		for n < msgs {
-			f, err := fast.readFrame(10 * time.Second)
+			f, err := fast.ReadFrame(10 * time.Second)
 			if err != nil {
 				t.Logf("fast subscriber: %v after %d messages", err, n)
 				break
@@ -69,7 +60,7 @@ func TestSlowConsumerDroppedFastOneServed(t *testing.T) {
 	const window = 32
 	for i := 0; i < msgs; i += window {
 		for j := i; j < i+window; j++ {
-			pub.write(frame(1, true, true, []byte(fmt.Sprintf(`{"op":"publish","channel":"firehose","data":"%d %s","id":%d}`, j, pad, j))))
+			pub.Write(wstest.Frame(1, true, true, []byte(fmt.Sprintf(`{"op":"publish","channel":"firehose","data":"%d %s","id":%d}`, j, pad, j))))
 		}
 		for j := i; j < i+window; j++ {
 			if m := pub.next(); m["op"] != "ok" {
@@ -86,7 +77,7 @@ func TestSlowConsumerDroppedFastOneServed(t *testing.T) {
 	}
 	// The slow consumer's connection was closed by the server: draining what
 	// its kernel buffer holds ends in EOF, not a timeout.
-	slow.expectEOF(10 * time.Second)
+	slow.ExpectEOF(10 * time.Second)
 	_, metrics := g.get("/metrics")
 	if !strings.Contains(metrics, "slow") {
 		t.Fatalf("no slow-consumer metric in /metrics")
