@@ -191,3 +191,18 @@ func (c *Client) ExpectEOF(d time.Duration) {
 		c.T.Fatalf("server did not close the connection within %v", d)
 	}
 }
+
+// ExpectRejected checks that the server refused the upgrade with status code
+// (a 426 must name the supported version) and closed the connection.
+func (c *Client) ExpectRejected(code int) *http.Response {
+	c.T.Helper()
+	resp := c.ReadResponse()
+	if resp.StatusCode != code {
+		c.T.Fatalf("status %d, want %d", resp.StatusCode, code)
+	}
+	if code == http.StatusUpgradeRequired && resp.Header.Get("Sec-WebSocket-Version") != "13" {
+		c.T.Fatalf("426 without Sec-WebSocket-Version: %v", resp.Header)
+	}
+	c.ExpectEOF(Timeout)
+	return resp
+}
