@@ -16,11 +16,12 @@ const (
 
 // Config describes one load-generator run (or one worker's share of it).
 type Config struct {
-	Scenario  string
-	Targets   []string // gateway host:port addresses; connections go round robin
-	Path      string   // WebSocket path, default "/ws"
-	SourceIPs []string // local IPv4 addresses to bind, round robin (empty: kernel's choice)
-	Pollers   int      // epoll goroutines, default 1
+	Scenario       string
+	Targets        []string // gateway host:port addresses; connections go round robin
+	PublishTargets []string // fanout, slow: publishers connect here (round robin), subscribers stay on Targets
+	Path           string   // WebSocket path, default "/ws"
+	SourceIPs      []string // local IPv4 addresses to bind, round robin (empty: kernel's choice)
+	Pollers        int      // epoll goroutines, default 1
 
 	Conns      int           // idle, churn (concurrent cap), storm: connections
 	Subs       int           // fanout, slow: subscribers
@@ -119,6 +120,14 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Targets) == 0 {
 		return fmt.Errorf("no --target given")
+	}
+	if len(c.PublishTargets) > 0 {
+		if c.Scenario != ScenarioFanout && c.Scenario != ScenarioSlow {
+			return fmt.Errorf("--publish-target applies to fanout and slow only, not %s", c.Scenario)
+		}
+		if c.PublishHTTP != "" {
+			return fmt.Errorf("--publish-target and --publish-http are exclusive: publishers use WebSocket or HTTP")
+		}
 	}
 	if c.Rate < 0 || c.Msgs < 0 || c.Size < 0 {
 		return fmt.Errorf("--rate, --msgs and --size must not be negative")

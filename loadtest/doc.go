@@ -19,6 +19,12 @@
 // HDR-style log-linear histogram (exact below 128 µs, under 1.6 % error
 // above) that merges across pollers and worker processes.
 //
+// Connections go round robin over Config.Targets; with
+// Config.PublishTargets the publishers connect there instead, so
+// subscribers on some gateway instances and publishers on another measure
+// delivery across instances (through the gateways' broker) with the same
+// exact accounting: sequences are per channel, wherever they were sent.
+//
 // A run is Run(ctx, cfg, coord): setup (connect and subscribe), the
 // "ready" barrier, the scenario's main phase, the "done" barrier. The
 // Coordinator lets several processes (wsload --procs) start and end their

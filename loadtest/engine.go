@@ -19,7 +19,8 @@ import (
 // the atomic counters.
 type engine struct {
 	cfg       *Config
-	targets   []target
+	targets   []target // subscriber targets, then publisher targets
+	nSub      int32    // how many of targets take subscribers
 	srcIPs    [][4]byte
 	nextSrc   atomic.Uint32
 	pollers   []*poller
@@ -52,14 +53,15 @@ type target struct {
 
 func newEngine(cfg *Config) (*engine, error) {
 	e := &engine{cfg: cfg, start: time.Now()}
-	for _, t := range cfg.Targets {
+	for _, t := range append(append([]string{}, cfg.Targets...), cfg.PublishTargets...) {
 		tg, err := resolveTarget(t)
 		if err != nil {
 			return nil, err
 		}
 		e.targets = append(e.targets, tg)
 	}
-	if len(e.targets) == 0 {
+	e.nSub = int32(len(cfg.Targets))
+	if e.nSub == 0 {
 		return nil, fmt.Errorf("no --target given")
 	}
 	for _, s := range cfg.SourceIPs {
@@ -119,6 +121,20 @@ func resolveTarget(s string) (target, error) {
 		}
 	}
 	return target{}, fmt.Errorf("target %q: no IPv4 address", s)
+}
+
+// subTarget is the target of subscriber (or plain connection) i: the
+// subscriber targets, round robin.
+func (e *engine) subTarget(i int32) int32 { return i % e.nSub }
+
+// pubTarget is the target of publisher k (numbered across workers; its
+// connection index is idx): the publish targets round robin when there
+// are any, else the same round robin as subscribers.
+func (e *engine) pubTarget(k, idx int32) int32 {
+	if n := int32(len(e.targets)) - e.nSub; n > 0 {
+		return e.nSub + k%n
+	}
+	return e.subTarget(idx)
 }
 
 // now is the engine's monotonic clock in nanoseconds.

@@ -720,7 +720,7 @@ func (p *poller) afterClose(c *conn) {
 	if since == 0 {
 		since = p.e.now()
 	}
-	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fReconnect), target: c.target + 1, since: since}
+	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fReconnect), target: p.e.subTarget(c.target + 1), since: since}
 	if c.has(fReady) {
 		p.lostReady.Add(1)
 		p.ctr.ready.Add(-1) // it must become ready again

@@ -8,9 +8,10 @@ import (
 // Result is the outcome of a whole run as people and scripts read it (the
 // --json file).
 type Result struct {
-	Scenario string   `json:"scenario"`
-	Targets  []string `json:"targets,omitempty"`
-	Procs    int      `json:"procs"`
+	Scenario       string   `json:"scenario"`
+	Targets        []string `json:"targets,omitempty"`
+	PublishTargets []string `json:"publish_targets,omitempty"` // publishers' gateways, when apart from Targets
+	Procs          int      `json:"procs"`
 
 	Conns     int64 `json:"conns"`     // connections planned in setup (churn: dialed)
 	Connected int64 `json:"connected"` // ready at the end of setup

@@ -143,7 +143,6 @@ func (ru *runner) setup(ctx context.Context) error {
 		i := int(r.idx) % len(e.pollers)
 		perPoller[i] = append(perPoller[i], r)
 	}
-	nt := int32(len(e.targets))
 	switch cfg.Scenario {
 	case ScenarioIdle, ScenarioStorm:
 		flags := fSub
@@ -152,7 +151,7 @@ func (ru *runner) setup(ctx context.Context) error {
 		}
 		for i := 0; i < cfg.Conns; i++ {
 			if cfg.mine(i) {
-				add(dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: int32(i) % nt})
+				add(dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: e.subTarget(int32(i))})
 			}
 		}
 	case ScenarioFanout, ScenarioSlow:
@@ -167,7 +166,7 @@ func (ru *runner) setup(ctx context.Context) error {
 				flags |= fSlow
 				ru.r.SlowSubs++
 			}
-			add(dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: int32(i) % nt})
+			add(dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: e.subTarget(int32(i))})
 		}
 		for k, pb := range ru.makePublishers() {
 			ru.pubs = append(ru.pubs, pb)
@@ -177,7 +176,7 @@ func (ru *runner) setup(ctx context.Context) error {
 			idx := int32(cfg.Subs + k)
 			pi := int(idx) % len(e.pollers)
 			pubsOf[pi] = append(pubsOf[pi], pb)
-			add(dialReq{idx: idx, ch: -1, flags: fPub, target: idx % nt, pub: pb})
+			add(dialReq{idx: idx, ch: -1, flags: fPub, target: e.pubTarget(int32(k*cfg.Workers+cfg.Worker), idx), pub: pb})
 		}
 	}
 	var planned int64

@@ -100,7 +100,7 @@ func (ru *runner) churn(ctx context.Context) error {
 		if n > 0 {
 			reqs := make([][]dialReq, len(e.pollers))
 			for ; n > 0; n-- {
-				r := dialReq{idx: next, ch: next % int32(cfg.Channels), flags: fSub | fChurn, target: next % int32(len(e.targets))}
+				r := dialReq{idx: next, ch: next % int32(cfg.Channels), flags: fSub | fChurn, target: e.subTarget(next)}
 				reqs[int(next)%len(e.pollers)] = append(reqs[int(next)%len(e.pollers)], r)
 				next += int32(cfg.Workers)
 				dialed++
