@@ -33,6 +33,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	Origins         string
 	Echo            bool
+	Pprof           bool
 	LogLevel        string
 	LogFormat       string
 
@@ -70,6 +71,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for clients to answer close 1001")
 	fs.StringVar(&c.Origins, "origins", "", "comma-separated Origin allow-list; upgrades from other origins get 403 (empty: any origin)")
 	fs.BoolVar(&c.Echo, "echo", false, "serve /echo, an RFC 6455 echo endpoint for conformance suites")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the admin listener")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL (redis://[user:pass@]host:port[/db]) for scale-out; empty, and no --redis-cluster: in-process broker, one instance")

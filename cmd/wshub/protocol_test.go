@@ -161,3 +161,12 @@ func TestHTTPAPIErrors(t *testing.T) {
 		t.Fatalf("/metrics %d without wshub_ series", code)
 	}
 }
+
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	if code, _ := startGateway(t).get("/debug/pprof/"); code != 404 {
+		t.Fatalf("/debug/pprof/ without --pprof: %d", code)
+	}
+	if code, body := startGateway(t, "--pprof").get("/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("/debug/pprof/ with --pprof: %d", code)
+	}
+}

@@ -94,7 +94,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 
 	var draining atomic.Bool
 	ready := func() bool { return !draining.Load() && broker.Ready() }
-	adminH.set(hub.AdminHandler(g.h, ready, reg))
+	adminH.set(withPprof(hub.AdminHandler(g.h, ready, reg), cfg.Pprof))
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
