@@ -1,35 +1,19 @@
 package loadtest
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wshub/wshub/bench/refhub"
+	"github.com/wshub/wshub/loadtest/testserver"
 )
 
-// instance is one listener in front of a reference hub that may be shared
-// with other listeners: several listeners on one hub behave like gateway
-// instances joined by a broker, listeners on separate hubs like instances
-// that are not. It counts the connections it accepted.
-type instance struct {
-	addr  string
-	conns atomic.Int64
-}
-
-func startInstance(t *testing.T, h *refhub.Hub) *instance {
+// startInstance serves h's handler on a free port until the test ends.
+func startInstance(t *testing.T, h *refhub.Hub) *testserver.Instance {
 	t.Helper()
-	in := &instance{}
-	inner := h.Handler()
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in.conns.Add(1)
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() { s.CloseClientConnections(); s.Close() })
-	in.addr = strings.TrimPrefix(s.URL, "http://")
+	in := testserver.StartInstance(h.Handler())
+	t.Cleanup(in.Stop)
 	return in
 }
 
@@ -48,10 +32,10 @@ func TestPublishTargetsCarryThePublishers(t *testing.T) {
 	h := startHub(t)
 	a1, a2, b1, b2 := startInstance(t, h), startInstance(t, h), startInstance(t, h), startInstance(t, h)
 	res := runLocal(t, Config{
-		Scenario: ScenarioFanout, Targets: []string{a1.addr, a2.addr}, PublishTargets: []string{b1.addr, b2.addr},
+		Scenario: ScenarioFanout, Targets: []string{a1.Addr, a2.Addr}, PublishTargets: []string{b1.Addr, b2.Addr},
 		Pollers: 2, Subs: 20, Channels: 2, Publishers: 2, Msgs: 200, Size: 100, Duration: 10 * time.Second, Drain: 3 * time.Second,
 	})
-	if got := [4]int64{a1.conns.Load(), a2.conns.Load(), b1.conns.Load(), b2.conns.Load()}; got != [4]int64{10, 10, 1, 1} {
+	if got := [4]int64{a1.Conns(), a2.Conns(), b1.Conns(), b2.Conns()}; got != [4]int64{10, 10, 1, 1} {
 		t.Fatalf("connections on A1 A2 B1 B2: %v, want [10 10 1 1]", got)
 	}
 	// 200 publications over 2 channels with 10 subscribers each.
@@ -69,11 +53,11 @@ func TestPublishTargetsCarryThePublishers(t *testing.T) {
 func TestPublishTargetOnAnotherHubLosesEverything(t *testing.T) {
 	a, b := startInstance(t, startHub(t)), startInstance(t, startHub(t))
 	res := runLocal(t, Config{
-		Scenario: ScenarioFanout, Targets: []string{a.addr}, PublishTargets: []string{b.addr},
+		Scenario: ScenarioFanout, Targets: []string{a.Addr}, PublishTargets: []string{b.Addr},
 		Subs: 6, Channels: 3, Publishers: 1, Msgs: 90, Rate: 1000, Duration: 10 * time.Second, Drain: time.Second,
 	})
-	if a.conns.Load() != 6 || b.conns.Load() != 1 {
-		t.Fatalf("connections on A %d, on B %d, want 6 and 1", a.conns.Load(), b.conns.Load())
+	if a.Conns() != 6 || b.Conns() != 1 {
+		t.Fatalf("connections on A %d, on B %d, want 6 and 1", a.Conns(), b.Conns())
 	}
 	if res.Published != 90 || res.Rejected != 0 || res.Expected != 180 || res.Delivered != 0 || res.Lost != 180 {
 		t.Fatalf("published %d rejected %d expected %d delivered %d lost %d, want 90/0/180/0/180", res.Published, res.Rejected, res.Expected, res.Delivered, res.Lost)

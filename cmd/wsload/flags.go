@@ -80,6 +80,7 @@ Usage: wsload SCENARIO [flags]     (or --scenario SCENARIO)
 Scenarios:
   idle    --conns N connections, each subscribed to one of --channels, held for --duration
   fanout  --subs over --channels, --publishers publishing --rate/s (0 = max within --window) or --msgs
+          (publishers on their own instance with --publish-target)
   churn   connect, subscribe, close at --rate/s, at most --conns at once
   storm   --conns connections drop at once (--storm-trigger client|server) and reconnect
   slow    like fanout, with --slow-fraction of subscribers not reading
@@ -98,6 +99,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	}
 	fs.StringVar(&c.Scenario, "scenario", "", "scenario (also the first argument)")
 	fs.Var(listFlag{&c.Targets}, "target", "gateway host:port, repeatable or comma-separated (default 127.0.0.1:8080)")
+	fs.Var(listFlag{&c.PublishTargets}, "publish-target", "fanout, slow: gateway host:port(s) the publishers connect to (repeatable or comma-separated, round robin) while subscribers stay on --target: cross-instance delivery (default: publishers on --target too)")
 	fs.StringVar(&c.Path, "path", "/ws", "WebSocket path")
 	fs.IntVar(&o.procs, "procs", 1, "worker processes (each holds at most ~19,900 sockets under a 20,000 open-file limit)")
 	var srcs []string

@@ -73,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 3
 	}
 	res := loadtest.Finalize(raw)
-	res.Targets = o.cfg.Targets
+	res.Targets, res.PublishTargets = o.cfg.Targets, o.cfg.PublishTargets
 	if b, r, d, ok := sampler.phases(); ok {
 		res.AddServer(o.serverPIDs, b, r, d)
 	}

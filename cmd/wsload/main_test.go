@@ -75,6 +75,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"idle"},
 		{"idle", "--conns", "5", "--source-ips", "127.0.0.9-127.0.0.2"},
 		{"idle", "--conns", "5", "--max-loss", "150%"},
+		{"idle", "--conns", "5", "--publish-target", "127.0.0.1:1"},
+		{"fanout", "--subs", "5", "--publish-target", "127.0.0.1:1", "--publish-http", "127.0.0.1:2"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
@@ -97,10 +99,7 @@ func TestWorkerProcessesMerge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "wsload")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildWsload(t)
 	h := refhub.New()
 	go h.Run()
 	s := httptest.NewServer(h.Handler())
@@ -132,4 +131,14 @@ func TestWorkerProcessesMerge(t *testing.T) {
 	if res.Lost+res.Duplicates+res.Reordered != 0 {
 		t.Fatalf("clean run not clean: %+v", res)
 	}
+}
+
+// buildWsload compiles this command into the test's temporary directory.
+func buildWsload(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "wsload")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -12,7 +12,11 @@ import (
 // printSummary writes the human summary table.
 func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 	row := func(k, format string, a ...any) { fmt.Fprintf(w, "  %-14s %s\n", k, fmt.Sprintf(format, a...)) }
-	fmt.Fprintf(w, "\nwsload %s against %s (%d process(es), %.1fs main phase)\n", r.Scenario, strings.Join(r.Targets, ", "), r.Procs, r.DurationS)
+	against := strings.Join(r.Targets, ", ")
+	if len(r.PublishTargets) > 0 {
+		against += "; publishers on " + strings.Join(r.PublishTargets, ", ")
+	}
+	fmt.Fprintf(w, "\nwsload %s against %s (%d process(es), %.1fs main phase)\n", r.Scenario, against, r.Procs, r.DurationS)
 	if r.Scenario == loadtest.ScenarioChurn {
 		row("connections", "%d dialed, %d failed", r.Conns, r.Failed)
 	} else {
