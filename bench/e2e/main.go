@@ -3,6 +3,12 @@
 // runs the same idle and fanout scenarios against each server, alternating
 // which goes first in each round, and prints a side-by-side Markdown table
 // with ratios (wshub / reference).
+//
+// When redis-server is on PATH (or with --redis-scenario) a second table
+// follows: fan-out across instances, the subscribers split over two wshub
+// instances on a redis-server the runner starts on a free loopback port,
+// the publisher on a third instance, against the same subscribers on one
+// wshub with the in-memory broker.
 package main
 
 import (
@@ -26,6 +32,9 @@ type config struct {
 	hold, duration                  time.Duration
 	jsonOut, mdOut, binDir, workDir string
 	keepGoing                       bool
+	noRefhub                        bool // skip the reference hub table
+	redis                           bool // run the cross-instance Redis table
+	redisSubs                       int  // its subscribers in total
 }
 
 func main() {
@@ -51,7 +60,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.mdOut, "md", "", "also write the table to this Markdown file")
 	fs.StringVar(&c.binDir, "bin", "", "directory with prebuilt wshub, refhub and wsload (default: build them)")
 	fs.BoolVar(&c.keepGoing, "keep-going", false, "print the table even when a run fails (its cells show n/a)")
+	refhub := fs.Bool("refhub-scenario", true, "run the wshub vs reference hub table (false: only the Redis one)")
+	fs.BoolVar(&c.redis, "redis-scenario", haveRedis(), "run the cross-instance fan-out table on Redis (default: on when redis-server is on PATH)")
+	fs.IntVar(&c.redisSubs, "redis-subs", 0, "Redis table: subscribers in total, half on each of the two subscriber instances (default 2 x --subs)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c.noRefhub = !*refhub
+	if c.redisSubs <= 0 {
+		c.redisSubs = 2 * c.subs
+	}
+	if c.redis && !haveRedis() {
+		fmt.Fprintln(stderr, "bench-e2e: --redis-scenario needs redis-server on PATH (apt-get install redis-server)")
+		return 2
+	}
+	if c.noRefhub && !c.redis {
+		fmt.Fprintln(stderr, "bench-e2e: nothing to run: --refhub-scenario=false and no --redis-scenario")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -78,37 +102,105 @@ func bench(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	servers := [2]serverSpec{
-		{name: "wshub", bin: filepath.Join(bins, "wshub")},
-		{name: "refhub", bin: filepath.Join(bins, "refhub")},
-	}
-	wsload := filepath.Join(bins, "wsload")
-	rounds := make([][2]outcome, 0, c.rounds)
-	var firstErr error
-	fail := func(r int, name string, err error) error {
-		err = fmt.Errorf("round %d, %s: %w", r+1, name, err)
-		if c.keepGoing {
-			fmt.Fprintln(stderr, "bench-e2e:", err)
-			if firstErr == nil {
-				firstErr = err
-			}
-			return nil
+	b := &bencher{c: c, wsload: filepath.Join(bins, "wsload"), stderr: stderr}
+	wshub := serverSpec{name: "wshub", bin: filepath.Join(bins, "wshub")}
+	var tables []table
+	if !c.noRefhub {
+		t, err := b.refhubTable(ctx, wshub, serverSpec{name: "refhub", bin: filepath.Join(bins, "refhub")})
+		if err != nil {
+			return err
 		}
-		return err
+		tables = append(tables, t)
 	}
-	for r := 0; r < c.rounds; r++ {
+	if c.redis {
+		t, err := b.redisTable(ctx, wshub)
+		if err != nil {
+			return err
+		}
+		tables = append(tables, t)
+	}
+	fmt.Fprintln(stdout)
+	writeTables(stdout, tables)
+	if c.mdOut != "" {
+		f, err := os.Create(c.mdOut)
+		if err != nil {
+			return err
+		}
+		writeTables(f, tables)
+		f.Close()
+	}
+	if c.jsonOut != "" {
+		out := map[string]any{}
+		for _, t := range tables {
+			out[t.key] = map[string]any{"servers": t.names, "rounds": t.rounds}
+		}
+		if len(tables) > 0 && tables[0].key == "refhub" { // the layout before the Redis table existed
+			out["servers"], out["rounds"] = tables[0].names, tables[0].rounds
+		}
+		j, _ := json.MarshalIndent(out, "", "  ")
+		if err := os.WriteFile(c.jsonOut, j, 0o644); err != nil {
+			return err
+		}
+	}
+	return b.firstErr
+}
+
+// refhubTable: wshub against the goroutine-per-connection reference hub,
+// idle and fanout.
+func (b *bencher) refhubTable(ctx context.Context, wshub, refhub serverSpec) (table, error) {
+	c := b.c
+	sides := [2]deployment{single(wshub), single(refhub)}
+	rounds, err := b.compare(ctx, sides,
+		func(ctx context.Context, d deployment, o *outcome) error {
+			return b.measureMax(ctx, d, o, c.subs, true)
+		},
+		func(ctx context.Context, d deployment, o *outcome, common float64) error {
+			return b.measureRates(ctx, d, o, c.subs, common)
+		})
+	names := [2]string{wshub.name, refhub.name + " (goroutine/conn)"}
+	return table{key: "refhub", title: "wshub vs the goroutine-per-connection reference hub", names: names, ratio: "wshub / refhub", metrics: metrics(c.conns, c.subs, c.size), rounds: rounds,
+		notes: describe(c) + "\n\n" + rateNotes(names, rounds)}, err
+}
+
+// redisTable: fan-out across instances on Redis (subscribers split over
+// two wshub instances, the publisher on a third) against the same
+// subscribers on one wshub with the in-memory broker.
+func (b *bencher) redisTable(ctx context.Context, wshub serverSpec) (table, error) {
+	c := b.c
+	sides := [2]deployment{
+		{key: "wshub-redis", spec: wshub, subInsts: 2, pubApart: true, redis: true},
+		single(wshub),
+	}
+	rounds, err := b.compare(ctx, sides,
+		func(ctx context.Context, d deployment, o *outcome) error {
+			return b.measureMax(ctx, d, o, c.redisSubs, false)
+		},
+		func(ctx context.Context, d deployment, o *outcome, _ float64) error {
+			return b.measureRates(ctx, d, o, c.redisSubs, 0)
+		})
+	names := [2]string{"2 wshub on Redis (+1 for the publisher)", "1 wshub in memory"}
+	return table{key: "redis", title: "fan-out across instances on Redis vs one instance in memory", names: names, ratio: "Redis / memory", metrics: redisMetrics(c.redisSubs, c.size), rounds: rounds,
+		notes: describeRedis(c) + "\n\n" + rateNotes(names, rounds) + redisNotes(rounds)}, err
+}
+
+// compare runs two deployments round after round, alternating which goes
+// first: pass 1 on each, then pass 2 on each that has a max-rate result,
+// given the common rate (half the slower max) when both have one.
+func (b *bencher) compare(ctx context.Context, sides [2]deployment,
+	pass1 func(context.Context, deployment, *outcome) error,
+	pass2 func(context.Context, deployment, *outcome, float64) error) ([][2]outcome, error) {
+	rounds := make([][2]outcome, 0, b.c.rounds)
+	for r := 0; r < b.c.rounds; r++ {
 		var res [2]outcome
 		order := []int{0, 1}
 		if r%2 == 1 {
 			order = []int{1, 0}
 		}
-		// Pass 1: idle and max rate on each server; pass 2: half of each
-		// one's own max, and both at the same rate (half the slower max).
 		for _, i := range order {
-			fmt.Fprintf(stderr, "round %d: %s\n", r+1, servers[i].name)
-			if err := measureMax(ctx, c, servers[i], wsload, &res[i], stderr); err != nil {
-				if err := fail(r, servers[i].name, err); err != nil {
-					return err
+			fmt.Fprintf(b.stderr, "round %d: %s\n", r+1, sides[i].key)
+			if err := pass1(ctx, sides[i], &res[i]); err != nil {
+				if err := b.fail(r, sides[i].key, err); err != nil {
+					return rounds, err
 				}
 			}
 		}
@@ -120,76 +212,46 @@ func bench(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			if res[i].Max == nil {
 				continue
 			}
-			if err := measureRates(ctx, c, servers[i], wsload, &res[i], common, stderr); err != nil {
-				if err := fail(r, servers[i].name, err); err != nil {
-					return err
+			if err := pass2(ctx, sides[i], &res[i], common); err != nil {
+				if err := b.fail(r, sides[i].key, err); err != nil {
+					return rounds, err
 				}
 			}
 		}
 		rounds = append(rounds, res)
 	}
-	ms := metrics(c.conns, c.subs, c.size)
-	names := [2]string{servers[0].name, servers[1].name + " (goroutine/conn)"}
-	fmt.Fprintln(stdout)
-	printTable(stdout, ms, names, rounds)
-	fmt.Fprintf(stdout, "\n%s\n%s", describe(c), rateNotes(names, rounds))
-	if c.mdOut != "" {
-		f, err := os.Create(c.mdOut)
-		if err != nil {
-			return err
-		}
-		printTable(f, ms, names, rounds)
-		fmt.Fprintf(f, "\n%s\n%s", describe(c), rateNotes(names, rounds))
-		f.Close()
-	}
-	if c.jsonOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{"servers": names, "rounds": rounds}, "", "  ")
-		if err := os.WriteFile(c.jsonOut, b, 0o644); err != nil {
-			return err
-		}
-	}
-	return firstErr
+	return rounds, nil
 }
 
-// runner runs one wsload scenario against a fresh instance of a server,
-// so RSS baselines and CPU are that run's own.
-func runOn(ctx context.Context, c *config, s serverSpec, wsload, label string, stderr io.Writer, extra ...string) (*resultT, error) {
-	srv, err := startServer(ctx, s, c.workDir, stderr)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.stop()
-	// The scenario comes first: flag parsing stops at the first argument.
-	args := append(extra, "--target", srv.addr, "--server-pid", fmt.Sprint(srv.pid()), "--procs", fmt.Sprint(c.procs))
-	fmt.Fprintf(stderr, "  %s: wsload %v\n", label, args)
-	return runWsload(ctx, wsload, args, filepath.Join(c.workDir, s.name+"-"+label+".json"), stderr)
-}
-
-func fanoutArgs(c *config) []string {
-	return []string{"fanout", "--subs", fmt.Sprint(c.subs), "--channels", fmt.Sprint(c.channels),
+func fanoutArgs(c *config, subs int) []string {
+	return []string{"fanout", "--subs", fmt.Sprint(subs), "--channels", fmt.Sprint(c.channels),
 		"--publishers", fmt.Sprint(c.publishers), "--size", fmt.Sprint(c.size), "--duration", c.duration.String()}
 }
 
-// measureMax runs idle and fanout at max rate.
-func measureMax(ctx context.Context, c *config, s serverSpec, wsload string, o *outcome, stderr io.Writer) error {
+// measureMax runs idle (when asked) and fanout at max rate.
+func (b *bencher) measureMax(ctx context.Context, d deployment, o *outcome, subs int, idle bool) error {
+	c := b.c
 	var err error
-	if o.Idle, err = runOn(ctx, c, s, wsload, "idle", stderr, "idle", "--conns", fmt.Sprint(c.conns),
-		"--channels", fmt.Sprint(c.idleChannels), "--duration", c.hold.String()); err != nil {
-		return err
+	if idle {
+		if o.Idle, err = b.runOn(ctx, d, "idle", o, "idle", "--conns", fmt.Sprint(c.conns),
+			"--channels", fmt.Sprint(c.idleChannels), "--duration", c.hold.String()); err != nil {
+			return err
+		}
 	}
-	o.Max, err = runOn(ctx, c, s, wsload, "max", stderr, append(fanoutArgs(c), "--rate", "0", "--window", fmt.Sprint(c.window))...)
+	o.Max, err = b.runOn(ctx, d, "max", o, append(fanoutArgs(c, subs), "--rate", "0", "--window", fmt.Sprint(c.window))...)
 	return err
 }
 
-// measureRates runs fanout at half the server's own max rate and at the
-// common rate (reusing the first when they are the same).
-func measureRates(ctx context.Context, c *config, s serverSpec, wsload string, o *outcome, common float64, stderr io.Writer) error {
+// measureRates runs fanout at half the deployment's own max rate and, when
+// common is set, at that common rate (reusing the first when they are the
+// same).
+func (b *bencher) measureRates(ctx context.Context, d deployment, o *outcome, subs int, common float64) error {
 	half := o.Max.PublishesPerS / 2
 	if half < 1 {
 		return fmt.Errorf("max-rate run published %.1f/s: nothing to halve", o.Max.PublishesPerS)
 	}
 	var err error
-	if o.Half, err = runOn(ctx, c, s, wsload, "half", stderr, append(fanoutArgs(c), "--rate", fmt.Sprintf("%.0f", half))...); err != nil {
+	if o.Half, err = b.runOn(ctx, d, "half", o, append(fanoutArgs(b.c, subs), "--rate", fmt.Sprintf("%.0f", half))...); err != nil {
 		return err
 	}
 	switch {
@@ -197,7 +259,7 @@ func measureRates(ctx context.Context, c *config, s serverSpec, wsload string, o
 	case fmt.Sprintf("%.0f", common) == fmt.Sprintf("%.0f", half):
 		o.Common = o.Half
 	default:
-		o.Common, err = runOn(ctx, c, s, wsload, "common", stderr, append(fanoutArgs(c), "--rate", fmt.Sprintf("%.0f", common))...)
+		o.Common, err = b.runOn(ctx, d, "common", o, append(fanoutArgs(b.c, subs), "--rate", fmt.Sprintf("%.0f", common))...)
 	}
 	return err
 }

@@ -18,10 +18,12 @@ import (
 
 type resultT = loadtest.Result
 
-// serverSpec is a gateway binary taking --addr and --admin-addr.
+// serverSpec is a gateway binary taking --addr and --admin-addr, and the
+// further arguments each instance gets.
 type serverSpec struct {
 	name string
 	bin  string
+	args []string
 }
 
 // server is one running instance.
@@ -76,7 +78,7 @@ func startServer(ctx context.Context, s serverSpec, workDir string, stderr io.Wr
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, s.bin, "--addr", addr, "--admin-addr", admin)
+	cmd := exec.CommandContext(ctx, s.bin, append([]string{"--addr", addr, "--admin-addr", admin}, s.args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
