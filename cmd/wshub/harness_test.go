@@ -64,30 +64,45 @@ type gateway struct {
 	err   error // set when done is closed
 }
 
-// freeAddr reserves a loopback port long enough to learn its number.
-func freeAddr(t testing.TB) string {
+// freeAddrs reserves n distinct loopback ports long enough to learn their
+// numbers: all listeners stay open until every port is chosen, so two calls
+// in a row cannot hand out the same port.
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // startGateway runs wshub with args added to small, test-friendly defaults
-// and waits until it serves both listeners.
+// and waits until it serves both listeners. A port taken by another process
+// between reserving and binding it is retried with fresh ports.
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
-	g := launchGateway(t, args...)
-	g.waitListening(true)
-	return g
+	for attempt := 1; ; attempt++ {
+		g := launchGateway(t, args...)
+		err := g.waitUp(true)
+		if err == nil {
+			return g
+		}
+		if attempt == 3 || !strings.Contains(g.logs.String(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
 }
 
 // launchGateway starts wshub without waiting for it; it is killed at cleanup.
 func launchGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, addr: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan struct{})}
+	ports := freeAddrs(t, 2)
+	g := &gateway{t: t, addr: ports[0], admin: ports[1], logs: &syncBuffer{}, done: make(chan struct{})}
 	full := append([]string{"--addr", g.addr, "--admin-addr", g.admin, "--loops", "2", "--log-level", "debug"}, args...)
 	g.cmd = exec.Command(wshubBin, full...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
@@ -110,9 +125,16 @@ func launchGateway(t *testing.T, args ...string) *gateway {
 }
 
 // waitListening waits until /healthz answers 200 and, with ws set, the
-// WebSocket listener accepts connections.
+// WebSocket listener accepts connections; it fails the test otherwise.
 func (g *gateway) waitListening(ws bool) {
 	g.t.Helper()
+	if err := g.waitUp(ws); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// waitUp is waitListening reporting instead of failing.
+func (g *gateway) waitUp(ws bool) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		up := true
@@ -126,17 +148,17 @@ func (g *gateway) waitListening(ws bool) {
 			if resp, err := http.Get("http://" + g.admin + "/healthz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
-					return
+					return nil
 				}
 			}
 		}
 		select {
 		case <-g.done:
-			g.t.Fatalf("wshub exited at start: %v\n%s", g.err, g.logs.String())
+			return fmt.Errorf("wshub exited at start: %v\n%s", g.err, g.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("wshub did not start listening\n%s", g.logs.String())
+			return fmt.Errorf("wshub did not start listening\n%s", g.logs.String())
 		}
 		time.Sleep(30 * time.Millisecond)
 	}
