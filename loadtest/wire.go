@@ -29,26 +29,15 @@ const maxResponseHeader = 8 << 10
 // appendClientFrame appends one final, masked client frame with the given
 // opcode and payload to dst, masking with key as RFC 6455 §5.3 requires.
 func appendClientFrame(dst []byte, op byte, payload []byte, key uint32) []byte {
-	dst = append(dst, 0x80|op)
-	n := len(payload)
-	switch {
-	case n < 126:
-		dst = append(dst, 0x80|byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x80|127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	dst = binary.BigEndian.AppendUint32(dst, key)
-	start := len(dst)
+	dst, start := beginClientFrame(dst, op, len(payload), key)
 	dst = append(dst, payload...)
 	maskBytes(dst[start:], key)
 	return dst
 }
 
 // beginClientFrame reserves a masked frame header for a payload of exactly
-// n bytes that the caller appends next; finishClientFrame masks it in place.
+// n bytes that the caller appends next and then masks in place (maskBytes
+// from the returned offset).
 // This lets a publish be built straight into the output buffer.
 func beginClientFrame(dst []byte, op byte, n int, key uint32) ([]byte, int) {
 	dst = append(dst, 0x80|op)
