@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 // recSink records deliveries per channel.
@@ -87,17 +89,8 @@ func startBroker(t testing.TB, cfg Config) (*Broker, *recSink) {
 	return b, sink
 }
 
-func eventually(t testing.TB, d time.Duration, cond func() bool, what string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
-}
+// eventually is redistest.Eventually.
+var eventually = redistest.Eventually
 
 // await calls fn with a done callback and waits for it (which must come once).
 func await(t testing.TB, fn func(done func(error))) error {

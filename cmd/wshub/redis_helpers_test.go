@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wshub/wshub/redis/redistest"
 )
 
 // Helpers for the tests that run gateways on real Redis servers.
@@ -47,18 +49,8 @@ func (g *gateway) waitReady(want int, within time.Duration) time.Duration {
 	return eventually(g.t, within, func() bool { return g.readyz() == want }, fmt.Sprintf("/readyz %d on %s", want, g.admin))
 }
 
-// eventually polls cond every 10ms until it holds; it fails the test after d.
-func eventually(t testing.TB, d time.Duration, cond func() bool, what string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
+// eventually is redistest.Eventually.
+var eventually = redistest.Eventually
 
 // call sends cmd with a fresh id and returns the reply to it (ok, error, pong);
 // messages read meanwhile are kept for msg.

@@ -362,3 +362,18 @@ func (c *Cluster) KeySlot(t testing.TB, key string) uint16 {
 }
 
 func (c *Cluster) String() string { return fmt.Sprint(c.Addrs()) }
+
+// Eventually polls cond every 5 ms until it holds and returns how long that
+// took; it fails the test after d. Recovery tests use the duration as their
+// measurement.
+func Eventually(t testing.TB, d time.Duration, cond func() bool, what string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
