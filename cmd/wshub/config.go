@@ -49,6 +49,10 @@ type config struct {
 	registrySet bool // --registry was given (flag or environment)
 }
 
+// publishEnvelope is what the default --max-publish leaves of --max-message
+// for the rest of a publish command.
+const publishEnvelope = 1 << 10
+
 // envPrefix makes every flag settable as WSHUB_<NAME> (dashes become underscores).
 const envPrefix = "WSHUB_"
 
@@ -63,7 +67,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "frames a connection may have queued; overflowing it drops the client as a slow consumer (close 1008)")
 	fs.IntVar(&c.MaxPending, "max-pending", 1<<20, "bytes a connection may have waiting in its socket's outbound buffer before it is dropped as a slow consumer")
 	fs.IntVar(&c.MaxMessage, "max-message", 64<<10, "largest client message in bytes after reassembly; larger ones close the connection with 1009")
-	fs.IntVar(&c.MaxPublish, "max-publish", 64<<10, "largest publish data in bytes; larger ones get error 413")
+	fs.IntVar(&c.MaxPublish, "max-publish", 0, "largest publish data in bytes; larger ones get error 413 (0: --max-message minus 1 KiB, so a publish under the limit always fits in one client message)")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "connections held at most; more are refused at once (0: the open-file limit minus a reserve)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "how often an idle connection is pinged")
 	fs.DurationVar(&c.PongTimeout, "pong-timeout", 10*time.Second, "how long a pinged connection may take to answer before it is closed")
@@ -90,8 +94,9 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 }
 
 // parseConfig reads flags, then fills every flag not given on the command
-// line from its WSHUB_ variable, then validates the whole.
-func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
+// line from its WSHUB_ variable (a variable set to "" counts: it is how
+// WSHUB_ADMIN_ADDR= disables the admin listener), then validates the whole.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (*config, error) {
 	c := &config{}
 	fs := newFlagSet(c, out)
 	if err := fs.Parse(args); err != nil {
@@ -108,7 +113,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 			return
 		}
 		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
+		if v, set := lookupEnv(name); set {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %v", name, v, err))
 			}
@@ -124,6 +129,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	}
 	if c.InstanceID == "" {
 		c.InstanceID = redis.DefaultInstanceID()
+	}
+	if c.MaxPublish == 0 {
+		// The command around data (op, channel, id) takes at most ~300 bytes.
+		c.MaxPublish = max(c.MaxMessage-publishEnvelope, 1)
 	}
 	return c, c.validate()
 }
@@ -145,7 +154,7 @@ func (c *config) validate() error {
 	check(c.SendQueue >= 1 && c.SendQueue <= 1<<16, "--send-queue must be between 1 and 65536 frames, got %d", c.SendQueue)
 	check(c.MaxPending >= 4<<10, "--max-pending must be at least 4096 bytes, got %d", c.MaxPending)
 	check(c.MaxMessage >= 125 && c.MaxMessage <= 64<<20, "--max-message must be between 125 bytes and 64 MiB, got %d", c.MaxMessage)
-	check(c.MaxPublish >= 1, "--max-publish must be positive, got %d", c.MaxPublish)
+	check(c.MaxPublish >= 0, "--max-publish must not be negative, got %d", c.MaxPublish)
 	check(c.MaxConns >= 0, "--max-conns must not be negative, got %d", c.MaxConns)
 	check(c.PingInterval > 0, "--ping-interval must be positive")
 	check(c.PongTimeout > 0, "--pong-timeout must be positive")

@@ -10,7 +10,7 @@ import (
 
 func parseWith(t *testing.T, args []string, env map[string]string) (*config, error) {
 	t.Helper()
-	return parseConfig(args, func(k string) string { return env[k] }, io.Discard)
+	return parseConfig(args, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
 }
 
 func TestRedisFlags(t *testing.T) {
@@ -60,5 +60,20 @@ func TestBadRedisFlagExits2(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "exclusive") {
 		t.Fatalf("exit %v, output %q", err, out)
+	}
+}
+
+func TestEnvAndPublishLimitDefaults(t *testing.T) {
+	c, err := parseWith(t, nil, map[string]string{"WSHUB_ADMIN_ADDR": ""})
+	if err != nil || c.AdminAddr != "" {
+		t.Fatalf("WSHUB_ADMIN_ADDR= must disable the admin listener: %q %v", c.AdminAddr, err)
+	}
+	c, err = parseWith(t, []string{"--max-message", "4096"}, nil)
+	if err != nil || c.MaxPublish != 4096-publishEnvelope {
+		t.Fatalf("default --max-publish under --max-message 4096: %d %v", c.MaxPublish, err)
+	}
+	c, err = parseWith(t, []string{"--max-publish", "100000"}, nil)
+	if err != nil || c.MaxPublish != 100000 {
+		t.Fatalf("explicit --max-publish (HTTP publishers may send more): %d %v", c.MaxPublish, err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func main() {
-	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	cfg, err := parseConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if err != nil {
 		os.Exit(exitCode(err))
 	}

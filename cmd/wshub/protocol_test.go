@@ -170,3 +170,18 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("/debug/pprof/ with --pprof: %d", code)
 	}
 }
+
+// By default a publish whose data is under --max-publish always fits in one
+// client message: the limit leaves room for the command around the data.
+func TestDefaultPublishLimitAnswers413NotClose(t *testing.T) {
+	g := startGateway(t, "--max-message", "2048")
+	c := dial(t, g.addr)
+	c.sendText(`{"op":"publish","channel":"a","data":"` + strings.Repeat("x", 1500) + `","id":1}`)
+	if m := c.next(); m["op"] != "error" || m["code"] != 413.0 || m["id"] != 1.0 {
+		t.Fatalf("publish over the default limit: %v", m)
+	}
+	c.sendText(`{"op":"publish","channel":"a","data":"` + strings.Repeat("x", 900) + `","id":2}`)
+	if m := c.next(); m["op"] != "ok" || m["id"] != 2.0 {
+		t.Fatalf("publish under the default limit: %v", m)
+	}
+}

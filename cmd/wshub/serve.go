@@ -23,6 +23,9 @@ func (g *glue) OnOpen(c *eventloop.Conn)             { g.h.OnOpen(c) }
 func (g *glue) OnText(c *eventloop.Conn, msg []byte) { g.h.OnText(c, msg) }
 func (g *glue) OnClose(c *eventloop.Conn)            { g.h.OnClose(c) }
 
+// engineStopGrace bounds the wait for the event loops after a drain.
+const engineStopGrace = 5 * time.Second
+
 // serve runs the gateway until ctx is cancelled (a signal), then drains it.
 // It returns the process exit code.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
@@ -116,8 +119,16 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 			log.Warn("drain did not finish cleanly", "err", err)
 		}
 		cancel()
-		if err := <-runErr; err != nil {
-			log.Error("event loops", "err", err)
+		// Shutdown stops the engine even when the drain timed out; should it
+		// not return, exit anyway rather than hang a rolling deploy.
+		select {
+		case err := <-runErr:
+			if err != nil {
+				log.Error("event loops", "err", err)
+				code = 1
+			}
+		case <-time.After(engineStopGrace):
+			log.Error("event loops did not stop after the drain", "waited", engineStopGrace)
 			code = 1
 		}
 	}
