@@ -84,9 +84,12 @@ func (s *shard) closeNode() {
 	}
 }
 
+// hasLocked reports whether channel is subscribed on the live connection and
+// stays so: while our UNSUBSCRIBE of it is unanswered, Redis may still apply
+// it, so a subscriber must wait for the SUBSCRIBE that follows.
 func (s *shard) hasLocked(channel string) bool {
 	_, ok := s.active[channel]
-	return ok
+	return ok && s.unsubWait[channel] == 0
 }
 
 func (s *shard) markDirtyLocked(channel string) {
