@@ -96,6 +96,9 @@ type Registry struct {
 	cursor int
 	beats  int
 	resync bool // Redis may have lost our entries: write them all again
+	// unremoved holds removed entries (id -> user) whose DEL/SREM failed;
+	// they are sent again with the next resync.
+	unremoved map[string]string
 }
 
 type regOp struct {
@@ -115,14 +118,15 @@ type localConn struct {
 func NewRegistry(b *Broker, cfg RegistryConfig) (*Registry, error) {
 	cfg.setDefaults()
 	r := &Registry{
-		b:       b,
-		cfg:     cfg,
-		id:      b.cfg.InstanceID,
-		wake:    make(chan struct{}, 1),
-		syncReq: make(chan chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		local:   make(map[string]*localConn),
+		b:         b,
+		cfg:       cfg,
+		id:        b.cfg.InstanceID,
+		wake:      make(chan struct{}, 1),
+		syncReq:   make(chan chan struct{}),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		local:     make(map[string]*localConn),
+		unremoved: make(map[string]string),
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -333,11 +337,9 @@ func (r *Registry) Close() error {
 		c.B().Zrem().Key(instancesKey).Member(r.id).Build(),
 	}
 	for id, lc := range r.local {
-		cmds = append(cmds, c.B().Del().Key(connKey(id)).Build())
-		if lc.user != "" {
-			cmds = append(cmds, c.B().Srem().Key(userKey(lc.user)).Member(userMember(r.id, id)).Build())
-		}
+		cmds = r.removeCmds(cmds, id, lc.user)
 	}
+	cmds = r.unremovedCmds(cmds)
 	return r.exec(ctx, cmds)
 }
 

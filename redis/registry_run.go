@@ -99,15 +99,24 @@ func (r *Registry) flush() {
 		}
 	}
 	var cmds rueidis.Commands
+	var removed []regOp // removes of this batch, kept for a retry if it fails
 	for i, op := range ops {
 		if skip[i] {
 			continue
 		}
 		if old := r.local[op.id]; old != nil {
-			cmds = r.removeCmds(cmds, op.id, old)
+			cmds = r.removeCmds(cmds, op.id, old.user)
+			removed = append(removed, regOp{id: op.id, user: old.user})
 			r.removeLocal(op.id)
 		}
 		if op.add {
+			// An earlier remove of this id that failed goes first, so
+			// that the old user's set loses its member.
+			if user, ok := r.unremoved[op.id]; ok {
+				cmds = r.removeCmds(cmds, op.id, user)
+				removed = append(removed, regOp{id: op.id, user: user})
+				delete(r.unremoved, op.id)
+			}
 			lc := &localConn{user: op.user, at: op.at}
 			r.addLocal(op.id, lc)
 			cmds = r.addCmds(cmds, op.id, lc)
@@ -118,14 +127,28 @@ func (r *Registry) flush() {
 	if err := r.exec(ctx, cmds); err != nil {
 		r.b.log.Warn("registry write failed; will rewrite all entries", "err", err)
 		r.resync = true
+		// Resync only rewrites what is still local: the removes are
+		// remembered, or their entries would linger until the TTL.
+		for _, op := range removed {
+			r.unremoved[op.id] = op.user
+		}
 	}
 }
 
-func (r *Registry) removeCmds(cmds rueidis.Commands, id string, lc *localConn) rueidis.Commands {
+func (r *Registry) removeCmds(cmds rueidis.Commands, id, user string) rueidis.Commands {
 	c := r.b.client
 	cmds = append(cmds, c.B().Del().Key(connKey(id)).Build())
-	if lc.user != "" {
-		cmds = append(cmds, c.B().Srem().Key(userKey(lc.user)).Member(userMember(r.id, id)).Build())
+	if user != "" {
+		cmds = append(cmds, c.B().Srem().Key(userKey(user)).Member(userMember(r.id, id)).Build())
+	}
+	return cmds
+}
+
+// unremovedCmds are the removes still owed to Redis. They go before any add
+// of the same id, and sending one twice is harmless.
+func (r *Registry) unremovedCmds(cmds rueidis.Commands) rueidis.Commands {
+	for id, user := range r.unremoved {
+		cmds = r.removeCmds(cmds, id, user)
 	}
 	return cmds
 }
@@ -179,12 +202,14 @@ func (r *Registry) heartbeat() {
 	}
 	if r.resync {
 		r.resync = false
-		var cmds rueidis.Commands
+		cmds := r.unremovedCmds(nil)
 		for id, lc := range r.local {
 			cmds = r.addCmds(cmds, id, lc)
 		}
 		if err := r.exec(ctx, cmds); err != nil {
 			r.resync = true
+		} else {
+			clear(r.unremoved)
 		}
 	}
 }

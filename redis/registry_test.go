@@ -172,3 +172,41 @@ func TestRegistryRewritesAfterRedisRestart(t *testing.T) {
 		t.Fatalf("user set after restart: %v", got)
 	}
 }
+
+// A Remove whose write Redis refused is sent again once Redis takes writes:
+// the closed connection must not stay resolvable until its TTL.
+func TestRegistryRetriesFailedRemove(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "ra"})
+	ra := startRegistry(t, a, fastRegistry)
+	ra.Add("c1", "alice")
+	ra.Add("c2", "alice")
+	syncReg(t, ra)
+	if _, err := lookup(ra, "c1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// With no replica connected, every write is refused (NOREPLICAS).
+	must(t, srv.Do("CONFIG", "SET", "min-replicas-to-write", "1").Error())
+	ra.Remove("c1")
+	syncReg(t, ra)
+	if n, _ := srv.Do("EXISTS", "ws:conn:c1").AsInt64(); n != 1 {
+		t.Fatal("the remove was not refused: the test does not exercise a failed write")
+	}
+	must(t, srv.Do("CONFIG", "SET", "min-replicas-to-write", "0").Error())
+
+	eventually(t, 3*time.Second, func() bool {
+		n, _ := srv.Do("EXISTS", "ws:conn:c1").AsInt64()
+		return n == 0
+	}, "ws:conn:c1 deleted after Redis took writes again")
+	eventually(t, 3*time.Second, func() bool {
+		_, err := lookup(ra, "c2")
+		return err == nil
+	}, "c2 resolvable again")
+	if _, err := lookup(ra, "c1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup of the removed conn: %v, want ErrNotFound", err)
+	}
+	if got, want := userConnIDs(t, ra, "alice"), []string{"ra/c2"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's connections %v, want %v", got, want)
+	}
+}
