@@ -300,9 +300,10 @@ func (b *Broker) setProbeLocked(s *shard, channel string) {
 	}
 }
 
-// onMessage is the pub/sub hook of every subscription connection. It runs on
-// rueidis' reader goroutine, one per connection, so messages of a channel are
-// handed on in Redis' order; the sink never blocks.
+// onMessage handles what the current subscription connections read (see
+// session.onMessage). It runs on rueidis' reader goroutine, one per
+// connection, so messages of a channel are handed on in Redis' order; the
+// sink never blocks.
 func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 	if !strings.HasPrefix(m.Channel, internalPrefix) {
 		b.sink.Deliver(m.Channel, stringBytes(m.Message))

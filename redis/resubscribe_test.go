@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,4 +62,79 @@ func TestSubscribeDuringInflightUnsubscribe(t *testing.T) {
 		t.Fatal("subscription not confirmed")
 	}
 	eventually(t, 2*time.Second, func() bool { return sink.has(ch, "after-ok") }, "delivery of a publication made after the subscription was confirmed")
+}
+
+// gateSink counts deliveries and holds the first delivery of hold until
+// release is closed, which stalls that connection's reader.
+type gateSink struct {
+	hold    string
+	held    chan struct{} // closed when the held delivery started
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	n       map[string]int
+}
+
+func (s *gateSink) Deliver(channel string, data []byte) {
+	msg := string(data)
+	s.mu.Lock()
+	s.n[msg]++
+	s.mu.Unlock()
+	if msg == s.hold {
+		s.once.Do(func() {
+			close(s.held)
+			<-s.release
+		})
+	}
+}
+
+func (s *gateSink) count(msg string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[msg]
+}
+
+// Once a connection is replaced, what it still reads is not delivered: the
+// new connection carries the channel, and the old one would duplicate its
+// messages (and call Deliver concurrently with it). The old connection's
+// reader is held in Deliver, so its probe fails while Redis stays alive and
+// the old connection stays subscribed until its Close gives up.
+func TestReplacedConnectionDeliversNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := New(fastConfig(Config{URL: srv.URL(), Logger: testLogger(t)}))
+	must(t, err)
+	defer b.Close()
+	sink := &gateSink{hold: "m1", held: make(chan struct{}), release: make(chan struct{}), n: make(map[string]int)}
+	must(t, b.Start(sink))
+	released := false
+	defer func() {
+		if !released {
+			close(sink.release)
+		}
+	}()
+	eventually(t, 5*time.Second, b.Ready, "ready")
+	const ch = "dup"
+	must(t, subscribe(t, b, ch))
+	pub := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	send := func(msg string) { must(t, pub.Do(ctx, pub.B().Publish().Channel(ch).Message(msg).Build()).Error()) }
+
+	send("m1")
+	<-sink.held
+	send("m2") // queued behind the held delivery on the old connection
+	eventually(t, 3*time.Second, func() bool { return b.Stats().ProbeFailures > 0 }, "probe failure")
+	eventually(t, 3*time.Second, b.Ready, "ready on a new connection")
+	send("m3")
+	eventually(t, 2*time.Second, func() bool { return sink.count("m3") > 0 }, "m3 on the new connection")
+	close(sink.release)
+	released = true
+	// The old connection, if still delivering, hands on m2 and m3 now.
+	time.Sleep(300 * time.Millisecond)
+	if n := sink.count("m3"); n != 1 {
+		t.Fatalf("m3 delivered %d times, want 1", n)
+	}
+	if n := sink.count("m2"); n > 1 {
+		t.Fatalf("m2 delivered %d times, want at most 1", n)
+	}
 }

@@ -50,6 +50,17 @@ type shard struct {
 // session is one connection's identity; hooks of an older connection are ignored.
 type session struct {
 	dc rueidis.DedicatedClient
+	// live is set while this is the shard's current connection. A replaced
+	// connection closes in the background and may still read messages that
+	// the new one delivers too: its reader drops them once live is false.
+	live atomic.Bool
+}
+
+// onMessage hands on messages of the current connection only.
+func (sess *session) onMessage(b *Broker, m rueidis.PubSubMessage) {
+	if sess.live.Load() {
+		b.onMessage(m)
+	}
 }
 
 func (b *Broker) newShardLocked(addr string, node rueidis.Client) *shard {
@@ -156,7 +167,7 @@ func (s *shard) session() (established bool, err error) {
 	}()
 	sess := &session{dc: dc}
 	errCh := dc.SetPubSubHooks(rueidis.PubSubHooks{
-		OnMessage:      b.onMessage,
+		OnMessage:      func(m rueidis.PubSubMessage) { sess.onMessage(b, m) },
 		OnSubscription: func(x rueidis.PubSubSubscription) { s.onSubscription(sess, x) },
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CommandTimeout)
@@ -169,6 +180,7 @@ func (s *shard) session() (established bool, err error) {
 
 	b.mu.Lock()
 	s.sess = sess
+	sess.live.Store(true)
 	for ch, st := range b.chans {
 		if st.shard == s && st.wanted {
 			s.dirty[ch] = struct{}{}
@@ -251,6 +263,7 @@ func (s *shard) endSession() {
 	b := s.b
 	var fail []func(error)
 	b.mu.Lock()
+	s.sess.live.Store(false)
 	s.sess = nil
 	s.up = false
 	b.stats.subscribed.Add(-int64(len(s.active)))
