@@ -49,6 +49,8 @@ type Loop struct {
 	iovecs    []unix.Iovec
 	held      []*wsproto.Frame
 	scratch   []byte // one-off control frames (ping, pong, 1008)
+	pong      []byte // payload of the latest ping of the current traffic event
+	pongDue   bool   // that ping still needs its pong
 	queued    int    // frames in this loop's rings
 
 	sendQueue  int
@@ -79,6 +81,7 @@ func newLoop(s *Server, idx int) *Loop {
 		iov:        make([][]byte, 0, maxIOV),
 		iovecs:     make([]unix.Iovec, maxIOV),
 		held:       make([]*wsproto.Frame, 0, maxIOV),
+		pong:       make([]byte, 0, 125), // a control payload's maximum
 	}
 	l.wheel.init(1024, s.nowTick())
 	l.rings.init(s.cfg.SendQueue + 1)

@@ -12,7 +12,13 @@ import (
 // Input is parsed straight from gnet's buffer and only whole requests and
 // frames are discarded; an incomplete frame stays in gnet's buffer, where
 // the decoder's limit check on the header keeps it under MaxMessage+14.
+// Pings are answered once, at the end (see answerPing).
 func (c *Conn) onTraffic() {
+	c.readFrames()
+	c.loop.answerPing(c)
+}
+
+func (c *Conn) readFrames() {
 	buf, _ := c.gc.Peek(-1)
 	off := 0
 	if c.state == stHandshake {
@@ -117,7 +123,11 @@ func (c *Conn) handle(ev *wsproto.Event) {
 		}
 	case wsproto.EventPing:
 		if c.state == stOpen { // nothing may follow our close frame
-			l.writeControl(c, wsproto.AppendFrame(l.scratch[:0], ws.OpPong, ev.Payload))
+			// Only the latest ping of this read is answered (RFC 6455
+			// §5.5.3): a client packing thousands of pings into one
+			// segment gets one pong, not one write(2) each.
+			l.pong = append(l.pong[:0], ev.Payload...)
+			l.pongDue = true
 		}
 	case wsproto.EventPong:
 		if c.state == stOpen && c.flags&fAwaitPong != 0 {
@@ -139,5 +149,18 @@ func (c *Conn) handle(ev *wsproto.Event) {
 				c.kill() // the close handshake is complete
 			}
 		}
+	}
+}
+
+// answerPing writes the pong owed for the latest ping of c's traffic event,
+// ahead of the frames the event queued. None is sent once our close frame
+// is out: nothing may follow it.
+func (l *Loop) answerPing(c *Conn) {
+	if !l.pongDue {
+		return
+	}
+	l.pongDue = false
+	if c.state < stDead && c.flags&fCloseSent == 0 {
+		l.writeControl(c, wsproto.AppendFrame(l.scratch[:0], ws.OpPong, l.pong))
 	}
 }
