@@ -24,13 +24,17 @@ const (
 	FDReserve = 256
 )
 
+// maxServerHeader is the longest header of a server frame (unmasked, 64-bit
+// length).
+const maxServerHeader = 10
+
 // Config configures a Server. Zero fields take the defaults above.
 type Config struct {
 	Addr                    string // ":8080" or "127.0.0.1:0"
 	Loops                   int    // event loops; 0 = runtime.NumCPU()
 	ReadBuffer, WriteBuffer int    // gnet WithReadBufferCap (per loop) / WithWriteBufferCap (per connection)
 	SendQueue               int    // frames a connection may have queued (default 256)
-	MaxPending              int    // bytes in gnet's outbound buffer before a slow-consumer drop (default 1 MiB)
+	MaxPending              int    // bytes in gnet's outbound buffer before a slow-consumer drop (default 1 MiB; at least MaxMessage+10)
 	MaxMessage              int    // largest client message after reassembly (default 64 KiB)
 	MaxConns                int    // 0 = the fd limit minus FDReserve
 	// PingInterval is how often a connection is pinged (negative: never);
@@ -83,6 +87,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxMessage == 0 {
 		c.MaxMessage = DefaultMaxMessage
 	}
+	// One frame is always written whole into gnet's buffer: a limit below
+	// the largest frame would drop a healthy client for a single message.
+	c.MaxPending = max(c.MaxPending, c.MaxMessage+maxServerHeader)
 	if c.PingInterval == 0 {
 		c.PingInterval = DefaultPingInterval
 	}

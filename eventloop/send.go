@@ -36,8 +36,10 @@ func (l *Loop) flushConn(c *Conn) {
 	}
 	if c.flags&fSlow != 0 {
 		c.flags &^= fSlow
-		l.scratch = wsproto.AppendCloseFrame(l.scratch[:0], wsproto.ClosePolicy, "slow consumer")
-		_, _ = c.gc.Write(l.scratch) // best effort: gnet tries it once more as it closes
+		if c.flags&fCloseSent == 0 { // RFC 6455 §5.5.1: one close frame only
+			l.scratch = wsproto.AppendCloseFrame(l.scratch[:0], wsproto.ClosePolicy, "slow consumer")
+			_, _ = c.gc.Write(l.scratch) // best effort: gnet tries it once more as it closes
+		}
 		if c.state != stClosed {
 			c.closeSocket()
 		}
@@ -54,6 +56,9 @@ func (l *Loop) flushConn(c *Conn) {
 		if c.state == stClosed {
 			return // the write failed and gnet closed the connection
 		}
+		if c.state == stClosing && c.q.n == 0 {
+			c.flags |= fCloseSent // the close frame, always last, just went out
+		}
 		if c.gc.OutboundBuffered() > l.maxPending {
 			l.dropSlow(c)
 			return
@@ -64,7 +69,7 @@ func (l *Loop) flushConn(c *Conn) {
 		c.q = nil
 	}
 	if c.state == stClosing {
-		c.flags |= fCloseSent
+		c.flags |= fCloseSent // the ring is empty: so is the close frame out
 		switch {
 		case c.flags&fPeerClosed != 0:
 			c.kill()

@@ -21,10 +21,11 @@ func TestSlowConsumerDroppedFastServed(t *testing.T) {
 		msgs       = 4000
 		sendQueue  = 64
 		maxPending = 64 << 10
+		maxMessage = 4 << 10 // keeps MaxPending from being raised
 	)
 	reg := prometheus.NewRegistry()
 	h := newTestHandler()
-	s := startServer(t, Config{Loops: 1, SendQueue: sendQueue, MaxPending: maxPending, Metrics: reg}, h)
+	s := startServer(t, Config{Loops: 1, SendQueue: sendQueue, MaxPending: maxPending, MaxMessage: maxMessage, Metrics: reg}, h)
 	slow := dialSmallBuffer(t, s.Addr().String())
 	slow.Upgrade("/ws")
 	fast := dialWS(t, s, "/ws")
