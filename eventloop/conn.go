@@ -34,7 +34,7 @@ const (
 // Connection flags.
 const (
 	fDirty      uint16 = 1 << iota // on the loop's dirty list (frames to write)
-	fBacklog                       // on the loop's backlog (socket backed up, retry on tick)
+	fBacklog                       // on the loop's backlog (socket backed up, retried as the loop runs)
 	fOpened                        // Handler.OnOpen was called: OnClose is owed
 	fAwaitPong                     // a ping is out; the timer is the pong deadline
 	fPeerClosed                    // the peer's close frame arrived

@@ -71,10 +71,11 @@ func quietLogger() *slog.Logger {
 }
 
 // startServer runs a server on a free loopback port; cleanup shuts it down
-// and checks that Run returned nil.
-func startServer(t testing.TB, cfg Config, h Handler) *Server {
+// and checks that Run returned nil. prep, if any, adjusts the Server before
+// it runs.
+func startServer(t testing.TB, cfg Config, h Handler, prep ...func(*Server)) *Server {
 	t.Helper()
-	s, runErr := runServer(t, cfg, h)
+	s, runErr := runServer(t, cfg, h, prep...)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -95,7 +96,7 @@ func startServer(t testing.TB, cfg Config, h Handler) *Server {
 
 // runServer starts a server and hands Run's result to the test; cleanup
 // only makes sure it is stopped.
-func runServer(t testing.TB, cfg Config, h Handler) (*Server, <-chan error) {
+func runServer(t testing.TB, cfg Config, h Handler, prep ...func(*Server)) (*Server, <-chan error) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Loops == 0 {
@@ -107,6 +108,9 @@ func runServer(t testing.TB, cfg Config, h Handler) (*Server, <-chan error) {
 	s, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prep {
+		p(s)
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- s.Run() }()

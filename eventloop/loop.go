@@ -159,6 +159,7 @@ func (l *Loop) leave() {
 		l.depth--
 		return
 	}
+	l.retryBacklog()
 	for {
 		l.flushDirty()
 		if len(l.closed) == 0 {
@@ -188,17 +189,30 @@ func (l *Loop) runBatch() {
 	l.leave()
 }
 
-// tick advances the timer wheel and retries backed-up connections; posted
-// from gnet's ticker goroutine.
+// tick advances the timer wheel; posted from gnet's ticker goroutine. Like
+// every batch, it ends with a retry of the backlog.
 func (l *Loop) tick() {
 	l.tickQueued.Store(false)
 	l.wheel.advance(l.srv.nowTick(), l.fireFn)
-	for i, c := range l.backlog {
-		l.backlog[i] = nil
+}
+
+// retryBacklog queues for this flush the backed-up connections whose socket
+// gnet has drained since (or that closed). gnet drains on its own writable
+// events, which do not call us, so this runs at the end of every batch,
+// traffic event and close: the frames leave at the loop's next run, not the
+// next tick. It costs O(backlog).
+func (l *Loop) retryBacklog() {
+	kept := l.backlog[:0]
+	for _, c := range l.backlog {
+		if c.state != stClosed && c.gc.OutboundBuffered() > 0 {
+			kept = append(kept, c)
+			continue
+		}
 		c.flags &^= fBacklog
 		l.markDirty(c)
 	}
-	l.backlog = l.backlog[:0]
+	clear(l.backlog[len(kept):])
+	l.backlog = kept
 }
 
 // fire handles an expired connection timer.

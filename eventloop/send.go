@@ -48,7 +48,7 @@ func (l *Loop) flushConn(c *Conn) {
 	for c.q != nil && c.q.n > 0 {
 		if c.gc.OutboundBuffered() > 0 {
 			// The socket is backed up: keep the frames in the ring, where
-			// they are bounded, and retry on the next send or tick.
+			// they are bounded, and retry once gnet has drained it.
 			l.addBacklog(c)
 			return
 		}
