@@ -52,6 +52,7 @@ type Loop struct {
 	pong      []byte // payload of the latest ping of the current traffic event
 	pongDue   bool   // that ping still needs its pong
 	queued    int    // frames in this loop's rings
+	scanned   int    // input bytes peeked for decoding (kept linear, see readFrames)
 
 	sendQueue  int
 	maxPending int

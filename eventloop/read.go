@@ -8,6 +8,10 @@ import (
 	"github.com/wshub/wshub/wsproto"
 )
 
+// maxFrameHeader is the longest client frame header: 64-bit length and
+// mask key.
+const maxFrameHeader = 14
+
 // onTraffic consumes what the peer sent: the upgrade request, then frames.
 // Input is parsed straight from gnet's buffer and only whole requests and
 // frames are discarded; an incomplete frame stays in gnet's buffer, where
@@ -19,7 +23,11 @@ func (c *Conn) onTraffic() {
 }
 
 func (c *Conn) readFrames() {
+	if c.awaitFrame() {
+		return
+	}
 	buf, _ := c.gc.Peek(-1)
+	c.loop.scanned += len(buf)
 	off := 0
 	if c.state == stHandshake {
 		n, ok := c.handshake(buf)
@@ -55,6 +63,22 @@ func (c *Conn) readFrames() {
 	if off > 0 { // Discard(0) would drop everything
 		_, _ = c.gc.Discard(off)
 	}
+}
+
+// awaitFrame reports whether the frame at the front of the input is still
+// incomplete, judging from its header alone. gnet's Peek(-1) copies all
+// buffered input whenever earlier bytes wait in its buffer, so peeking a
+// large frame at every small read would cost quadratic copying; the header
+// takes a peek of at most 14 bytes. A header the decoder would refuse is
+// left to Next, which reports it.
+func (c *Conn) awaitFrame() bool {
+	if c.state != stOpen && c.state != stClosing || c.flags&fReadOff != 0 {
+		return false
+	}
+	in := c.gc.InboundBuffered()
+	hdr, _ := c.gc.Peek(min(in, maxFrameHeader))
+	size, err := c.dec.FrameSize(hdr)
+	return err == nil && size > in
 }
 
 // handshake parses the upgrade request. It returns the request's length and

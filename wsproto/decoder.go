@@ -143,45 +143,15 @@ func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
 		// is no longer valid, so an idle connection holds no buffer.
 		d.release()
 	}
-	if len(buf) < 2 {
-		return ev, 0, nil
-	}
-	if err := d.checkHeader(buf[0], buf[1]); err != nil {
+	length, hdr, err := d.header(buf)
+	if err != nil || hdr == 0 {
 		return ev, 0, err
 	}
-	op := ws.OpCode(buf[0] & 0x0f)
-	fin := buf[0]&0x80 != 0
-	length, hdr := uint64(buf[1]&0x7f), 2
-	switch length {
-	case 126:
-		if len(buf) < 4 {
-			return ev, 0, nil
-		}
-		length, hdr = uint64(binary.BigEndian.Uint16(buf[2:])), 4
-	case 127:
-		if len(buf) < 10 {
-			return ev, 0, nil
-		}
-		length, hdr = binary.BigEndian.Uint64(buf[2:]), 10
-		if length>>63 != 0 {
-			return ev, 0, errLength64
-		}
-	}
-	if !op.IsControl() {
-		// Non-minimal length encodings are legal (RFC 6455 §5.2 only says
-		// "minimal number of bytes MUST be used" for the sender), so accept.
-		held := uint64(0)
-		if op == ws.OpContinuation {
-			held = uint64(len(d.msg.B))
-		}
-		if length > uint64(d.max) || held+length > uint64(d.max) {
-			return ev, 0, errTooBig
-		}
-	}
-	hdr += 4 // mask key
 	if len(buf) < hdr || uint64(len(buf)-hdr) < length {
 		return ev, 0, nil
 	}
+	op := ws.OpCode(buf[0] & 0x0f)
+	fin := buf[0]&0x80 != 0
 	n = hdr + int(length)
 	payload := buf[hdr:n]
 	ws.Cipher(payload, [4]byte(buf[hdr-4:hdr]), 0)
@@ -215,6 +185,60 @@ func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
 		}
 	}
 	return ev, n, nil
+}
+
+// FrameSize is the whole size (header, mask key, payload) of the frame at
+// the front of buf, so that a caller can wait for that many bytes before
+// calling Next again; 0 while buf is too short to hold the length. It makes
+// the same header checks as Next and returns the same error, so a size it
+// returns is within the message limit.
+func (d *Decoder) FrameSize(buf []byte) (int, error) {
+	length, hdr, err := d.header(buf)
+	if err != nil || hdr == 0 {
+		return 0, err
+	}
+	return hdr + int(length), nil
+}
+
+// header checks the frame header at the front of buf and returns the
+// payload length and the header's size, mask key included (hdr == 0: the
+// length is not readable yet).
+func (d *Decoder) header(buf []byte) (length uint64, hdr int, err error) {
+	if len(buf) < 2 {
+		return 0, 0, nil
+	}
+	if err := d.checkHeader(buf[0], buf[1]); err != nil {
+		return 0, 0, err
+	}
+	op := ws.OpCode(buf[0] & 0x0f)
+	length, hdr = uint64(buf[1]&0x7f), 2
+	switch length {
+	case 126:
+		if len(buf) < 4 {
+			return 0, 0, nil
+		}
+		length, hdr = uint64(binary.BigEndian.Uint16(buf[2:])), 4
+	case 127:
+		if len(buf) < 10 {
+			return 0, 0, nil
+		}
+		length, hdr = binary.BigEndian.Uint64(buf[2:]), 10
+		if length>>63 != 0 {
+			return 0, 0, errLength64
+		}
+	}
+	if !op.IsControl() {
+		// Non-minimal length encodings are legal (RFC 6455 §5.2 only says
+		// "minimal number of bytes MUST be used" for the sender), so accept.
+		held := uint64(0)
+		if op == ws.OpContinuation {
+			held = uint64(len(d.msg.B))
+		}
+		if length > uint64(d.max) || held+length > uint64(d.max) {
+			return 0, 0, errTooBig
+		}
+	}
+	return length, hdr + 4, nil // + mask key
 }
 
 // checkHeader makes every check the first two header bytes allow.

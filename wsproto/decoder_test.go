@@ -413,3 +413,38 @@ func TestValidCloseCode(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameSize checks that FrameSize reports a frame's whole size as soon
+// as its length is readable, 0 before, and Next's error for a bad header.
+func TestFrameSize(t *testing.T) {
+	var d Decoder
+	d.Init(100 << 10)
+	for _, payload := range []int{0, 5, 125, 126, 300, 65535, 65536, 100 << 10} {
+		frame := wire(bin(strings.Repeat("b", payload)))
+		lenBytes := map[bool]int{true: 2, false: 4}[payload < 126]
+		if payload > 65535 {
+			lenBytes = 10
+		}
+		for i := 0; i <= min(len(frame), 16); i++ {
+			size, err := d.FrameSize(frame[:i])
+			want := 0
+			if i >= lenBytes {
+				want = len(frame)
+			}
+			if size != want || err != nil {
+				t.Fatalf("payload %d, prefix %d: FrameSize = %d, %v; want %d", payload, i, size, err, want)
+			}
+		}
+	}
+	for _, bad := range [][]byte{
+		wire(bin(strings.Repeat("b", 100<<10+1)))[:10], // over the limit
+		{0x82, 0x05},              // unmasked
+		{0x8b, 0x80},              // unknown opcode
+		wire(cont("x", true))[:2], // continuation without a message
+	} {
+		_, _, nextErr := d.Next(bytes.Clone(bad))
+		if size, err := d.FrameSize(bad); size != 0 || err == nil || err != nextErr {
+			t.Fatalf("% x: FrameSize = %d, %v; want Next's error %v", bad, size, err, nextErr)
+		}
+	}
+}
