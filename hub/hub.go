@@ -159,6 +159,8 @@ func (h *Hub) subscribe(l *loopState, cs *connState, cmd *command) {
 		if cmd.hasID {
 			l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, cmd.hasSince))
 		}
+	case subDupFull:
+		l.replyError(cs.conn, cmd.hasID, cmd.id, errTooManyDups)
 	}
 }
 
@@ -167,15 +169,19 @@ func (h *Hub) unsubscribe(l *loopState, cs *connState, cmd *command) {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
 		return
 	}
-	m, ok := h.reg.unsubscribe(cs, cmd.channel)
+	m, dups, ok := h.reg.unsubscribe(cs, cmd.channel)
 	if !ok {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errNotSubscribed)
 		return
 	}
-	if m.wait != 0 && m.flags&mHasID != 0 {
-		// The subscribe it cancels still owes its one answer: it did not
-		// fail, it was superseded.
-		l.reply(cs.conn, appendOK(l.scratch[:0], m.id, m.flags&mSince != 0))
+	if m.wait != 0 {
+		// The subscribes it cancels still owe their one answer: they did
+		// not fail, they were superseded.
+		h.confirmed(&m)
+		for _, d := range dups {
+			dm := dupMember(&m, d)
+			h.confirmed(&dm)
+		}
 	}
 	if cmd.hasID {
 		l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, false))

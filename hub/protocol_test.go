@@ -287,3 +287,79 @@ func TestSubscribeFailsSynchronously(t *testing.T) {
 	p.send(c, `{"op":"subscribe","channel":"x","id":2}`)
 	p.expect(c, `{"op":"ok","id":2}`)
 }
+
+// A subscribe repeated while the first one on the same connection still
+// waits for the broker is answered with it: ok only once the broker
+// confirmed, 503 when it failed (never an early ok that a failure belies).
+func TestRepeatedSubscribeWaitsForFirst(t *testing.T) {
+	p := newProto(t, Config{})
+	p.b.hold = true
+	a := p.open(0)
+	const unavailable = `"code":503,"message":"broker unavailable, retry later"}`
+
+	// Failure: both ids get 503, the channel is not held afterwards.
+	p.send(a, `{"op":"subscribe","channel":"x","id":1}`)
+	p.send(a, `{"op":"subscribe","channel":"x","id":2}`)
+	p.send(a, `{"op":"subscribe","channel":"x"}`)
+	p.expect(a)
+	p.b.fire(t, "x", ErrUnavailable)
+	runAll(p.loops)
+	p.expect(a, `{"op":"error","id":1,`+unavailable, `{"op":"error","id":2,`+unavailable, `{"op":"error",`+unavailable)
+	p.send(a, `{"op":"unsubscribe","channel":"x","id":3}`)
+	p.expect(a, `{"op":"error","id":3,"code":404,"message":"not subscribed to this channel"}`)
+
+	// Success: every id gets its ok (with since: recovered false), once.
+	p.send(a, `{"op":"subscribe","channel":"y","id":4}`)
+	p.send(a, `{"op":"subscribe","channel":"y","id":5,"since":"0"}`)
+	p.send(a, `{"op":"subscribe","channel":"y"}`)
+	p.expect(a)
+	p.b.fire(t, "y", nil)
+	runAll(p.loops)
+	p.expect(a, `{"op":"ok","id":4}`, `{"op":"ok","id":5,"recovered":false}`)
+	p.send(a, `{"op":"subscribe","channel":"y","id":6}`) // confirmed: at once
+	p.expect(a, `{"op":"ok","id":6}`)
+
+	// Unsubscribe before the broker answered supersedes every waiting id.
+	p.send(a, `{"op":"subscribe","channel":"w","id":7}`)
+	p.send(a, `{"op":"subscribe","channel":"w","id":8}`)
+	p.send(a, `{"op":"unsubscribe","channel":"w","id":9}`)
+	p.expect(a, `{"op":"ok","id":7}`, `{"op":"ok","id":8}`, `{"op":"ok","id":9}`)
+	p.b.fire(t, "w", nil)
+	runAll(p.loops)
+	p.expect(a)
+
+	// Closing while ids wait answers nothing and leaves nothing behind.
+	p.send(a, `{"op":"subscribe","channel":"v","id":10}`)
+	p.send(a, `{"op":"subscribe","channel":"v","id":11}`)
+	p.h.OnClose(a)
+	p.b.fire(t, "v", nil)
+	runAll(p.loops)
+	p.expect(a)
+	if err := checkRegistry(p.h.reg); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.h.reg.members.Load(); n != 0 {
+		t.Fatalf("%d subscriptions left after close", n)
+	}
+	if n := len(p.h.reg.dups[0]); n != 0 {
+		t.Fatalf("%d members still hold repeats after close", n)
+	}
+
+	// The repeats one pending member holds are bounded.
+	c := p.open(0)
+	p.send(c, `{"op":"subscribe","channel":"u","id":1}`)
+	for i := 0; i < maxDups; i++ {
+		p.send(c, `{"op":"subscribe","channel":"u","id":2}`)
+	}
+	p.expect(c)
+	p.send(c, `{"op":"subscribe","channel":"u","id":3}`)
+	got := c.takeJSON(t)
+	if len(got) != 1 || got[0]["code"] != 429.0 || got[0]["id"] != 3.0 {
+		t.Fatalf("repeat beyond the bound: got %v, want error 429 with id 3", got)
+	}
+	p.b.fire(t, "u", nil)
+	runAll(p.loops)
+	if got := c.take(); len(got) != 1+maxDups {
+		t.Fatalf("%d answers, want %d", len(got), 1+maxDups)
+	}
+}

@@ -41,6 +41,7 @@ func codeIndex(code int) int {
 
 var (
 	errNotSubscribed = &Error{404, "not subscribed to this channel"}
+	errTooManyDups   = &Error{429, "too many repeated subscribes of this channel waiting for the broker (limit " + strconv.Itoa(maxDups) + ")"}
 	errUnavailable   = &Error{503, "broker unavailable, retry later"}
 	errTimeout       = &Error{503, "broker did not confirm in time, retry later"}
 )

@@ -90,7 +90,25 @@ type loopSubs struct {
 const (
 	mHasID uint8 = 1 << iota // the pending subscribe carried an id
 	mSince                   // the pending subscribe carried since
+	mDups                    // repeated subscribes wait with it (registry.dups)
 )
+
+// maxDups bounds the repeated subscribes one pending member holds, so a
+// client cannot grow the hub's memory by repeating one while it waits.
+const maxDups = 16
+
+// dupSub is a subscribe repeated on a connection while its first subscribe
+// of that channel still waits for the broker: it shares that outcome.
+type dupSub struct {
+	id    uint64
+	flags uint8 // mHasID, mSince
+}
+
+// dupKey names the pending member a dupSub waits with.
+type dupKey struct {
+	cs *connState
+	ls *loopSubs
+}
 
 // member is one connection's subscription as seen by fan-out.
 type member struct {
@@ -151,6 +169,10 @@ type registry struct {
 	broker  Broker
 	posters []Poster
 	events  registryEvents
+	// dups holds, per loop and owned by it, the repeated subscribes waiting
+	// with a pending member. They are rare, so members carry only a flag
+	// (mDups) and cost nothing more.
+	dups []map[dupKey][]dupSub
 
 	channels   atomic.Int64 // channels in the table (gauge)
 	brokerSubs atomic.Int64 // Subscribe calls minus Unsubscribe calls (gauge)
@@ -158,7 +180,7 @@ type registry struct {
 }
 
 func newRegistry(b Broker, posters []Poster, ev registryEvents) *registry {
-	r := &registry{broker: b, posters: posters, events: ev}
+	r := &registry{broker: b, posters: posters, events: ev, dups: make([]map[dupKey][]dupSub, len(posters))}
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*channel)
 	}
@@ -186,13 +208,15 @@ const (
 	subOK      subResult = iota // subscribed and confirmed: answer ok now
 	subPending                  // the answer comes through registryEvents
 	subAlready                  // the connection already holds it: answer ok now
+	subDupWait                  // it holds it, still pending: answered with the first
+	subDupFull                  // it holds it, pending, with maxDups repeats waiting
 )
 
 // subscribe adds cs to channel name on loop (the caller's loop goroutine).
 // name must be valid.
 func (r *registry) subscribe(cs *connState, name []byte, id uint64, flags uint8) subResult {
-	if cs.find(name) >= 0 {
-		return subAlready
+	if k := cs.find(name); k >= 0 {
+		return r.repeat(cs, k, id, flags)
 	}
 	loop := int(cs.loop)
 	sh := r.shardOf(name)
@@ -249,6 +273,47 @@ func (r *registry) subscribe(cs *connState, name []byte, id uint64, flags uint8)
 	return subPending
 }
 
+// repeat handles a subscribe of cs.subs[k], which cs already holds: ok now
+// when it is confirmed, else it waits with the pending member.
+func (r *registry) repeat(cs *connState, k int, id uint64, flags uint8) subResult {
+	ls := cs.subs[k].ls
+	m := &ls.members[cs.subs[k].idx]
+	if m.wait == 0 {
+		return subAlready
+	}
+	key := dupKey{cs, ls}
+	d := r.dups[cs.loop]
+	if len(d[key]) >= maxDups {
+		return subDupFull
+	}
+	if d == nil {
+		d = make(map[dupKey][]dupSub)
+		r.dups[cs.loop] = d
+	}
+	d[key] = append(d[key], dupSub{id: id, flags: flags})
+	m.flags |= mDups
+	return subDupWait
+}
+
+// takeDups removes and returns the repeats waiting with m, the member of cs
+// in ls (on its loop).
+func (r *registry) takeDups(cs *connState, ls *loopSubs, m *member) []dupSub {
+	if m.flags&mDups == 0 {
+		return nil
+	}
+	m.flags &^= mDups
+	key := dupKey{cs, ls}
+	d := r.dups[cs.loop]
+	ds := d[key]
+	delete(d, key)
+	return ds
+}
+
+// dupMember is the member-shaped view of a repeat, for registryEvents.
+func dupMember(m *member, d dupSub) member {
+	return member{conn: m.conn, cs: m.cs, id: d.id, flags: d.flags}
+}
+
 // loopSubs finds loop's members of ch; caller holds ch.sh.mu (read or write).
 func (ch *channel) loopSubs(loop int) *loopSubs {
 	for _, ls := range ch.active {
@@ -268,15 +333,16 @@ func (r *registry) add(cs *connState, ls *loopSubs, id uint64, flags uint8) int 
 	return idx
 }
 
-// unsubscribe removes cs from channel name, returning the removed member
-// (the caller answers a still pending subscribe) or false when cs did not
-// hold it.
-func (r *registry) unsubscribe(cs *connState, name []byte) (member, bool) {
+// unsubscribe removes cs from channel name, returning the removed member and
+// the repeats that waited with it (the caller answers still pending
+// subscribes), or false when cs did not hold it.
+func (r *registry) unsubscribe(cs *connState, name []byte) (member, []dupSub, bool) {
 	k := cs.find(name)
 	if k < 0 {
-		return member{}, false
+		return member{}, nil, false
 	}
-	return r.remove(cs, k), true
+	m, ds := r.remove(cs, k)
+	return m, ds, true
 }
 
 // closeConn removes every subscription of a closing connection.
@@ -288,11 +354,13 @@ func (r *registry) closeConn(cs *connState) {
 	cs.subs = nil
 }
 
-// remove deletes cs.subs[k] and its member (swap-remove in both slices).
-func (r *registry) remove(cs *connState, k int) member {
+// remove deletes cs.subs[k] and its member (swap-remove in both slices),
+// returning it and the repeats that waited with it.
+func (r *registry) remove(cs *connState, k int) (member, []dupSub) {
 	s := cs.subs[k]
 	ls, i := s.ls, int(s.idx)
 	m := ls.members[i]
+	ds := r.takeDups(cs, ls, &m)
 	last := len(ls.members) - 1
 	if i != last {
 		moved := ls.members[last]
@@ -311,7 +379,7 @@ func (r *registry) remove(cs *connState, k int) member {
 	if last == 0 {
 		r.leave(ls)
 	}
-	return m
+	return m, ds
 }
 
 // leave retires ls, whose last member just left; when it was the channel's
@@ -420,6 +488,10 @@ func (r *registry) settle(ls *loopSubs, e uint32, ok bool) {
 			if m := &ls.members[i]; m.wait == e {
 				m.wait = 0
 				r.events.confirmed(m)
+				for _, d := range r.takeDups(m.cs, ls, m) {
+					dm := dupMember(m, d)
+					r.events.confirmed(&dm)
+				}
 			}
 		}
 		return
@@ -432,8 +504,12 @@ func (r *registry) settle(ls *loopSubs, e uint32, ok bool) {
 		cs := ls.members[i].cs
 		for k := range cs.subs {
 			if cs.subs[k].ls == ls {
-				m := r.remove(cs, k)
+				m, ds := r.remove(cs, k)
 				r.events.failed(&m)
+				for _, d := range ds {
+					dm := dupMember(&m, d)
+					r.events.failed(&dm)
+				}
 				break
 			}
 		}

@@ -50,7 +50,7 @@ func (f *regFixture) sub(cs *connState, ch string, id uint64) subResult {
 
 func (f *regFixture) unsub(cs *connState, ch string) bool {
 	f.t.Helper()
-	_, ok := f.r.unsubscribe(cs, []byte(ch))
+	_, _, ok := f.r.unsubscribe(cs, []byte(ch))
 	f.check()
 	return ok
 }
@@ -102,6 +102,10 @@ func checkRegistry(r *registry) error {
 						sh.mu.RUnlock()
 						return fmt.Errorf("%q: member %d of loop %d not indexed by its conn", name, idx, ls.loop)
 					}
+					if n := len(r.dups[ls.loop][dupKey{m.cs, ls}]); (m.flags&mDups != 0) != (n > 0) || (n > 0 && m.wait == 0) {
+						sh.mu.RUnlock()
+						return fmt.Errorf("%q: member %d of loop %d: flags %b, wait %d, %d repeats", name, idx, ls.loop, m.flags, m.wait, n)
+					}
 					if m.cs.loop != ls.loop {
 						sh.mu.RUnlock()
 						return fmt.Errorf("%q: conn of loop %d in loop %d's members", name, m.cs.loop, ls.loop)
@@ -110,6 +114,31 @@ func checkRegistry(r *registry) error {
 			}
 		}
 		sh.mu.RUnlock()
+	}
+	var dups int
+	for _, d := range r.dups {
+		dups += len(d)
+	}
+	if dups > 0 {
+		// Each entry belongs to a member, which the loop above matched.
+		var flagged int
+		for i := range r.shards {
+			sh := &r.shards[i]
+			sh.mu.RLock()
+			for _, ch := range sh.m {
+				for _, ls := range ch.active {
+					for _, m := range ls.members {
+						if m.flags&mDups != 0 {
+							flagged++
+						}
+					}
+				}
+			}
+			sh.mu.RUnlock()
+		}
+		if flagged != dups {
+			return fmt.Errorf("%d repeat lists, %d members flagged", dups, flagged)
+		}
 	}
 	if got := r.channels.Load(); got != channels {
 		return fmt.Errorf("channels gauge %d, table holds %d", got, channels)
