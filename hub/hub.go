@@ -17,6 +17,11 @@ type Config struct {
 	// MaxPublish is the largest publish data in bytes; larger gets 413.
 	// 0 means 65536.
 	MaxPublish int
+	// MaxSubscriptions is the most channels one connection may hold (pending
+	// subscribes included); a subscribe beyond it gets 429 and the
+	// connection stays open. It also bounds what each (un)subscribe of that
+	// connection scans. 0 means 1024.
+	MaxSubscriptions int
 	// Metrics registers the hub's metrics when non-nil.
 	Metrics prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -48,8 +53,9 @@ type Hub struct {
 
 	idPrefix string // "<instance>."
 
-	errTooBig *Error
-	stats     hubStats
+	errTooBig  *Error
+	errTooMany *Error // subscription limit
+	stats      hubStats
 }
 
 // New builds a hub over broker b and the event loops; loops[i] runs the
@@ -58,6 +64,9 @@ type Hub struct {
 func New(cfg Config, b Broker, loops []Poster) *Hub {
 	if cfg.MaxPublish <= 0 {
 		cfg.MaxPublish = 65536
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = 1024
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
@@ -73,11 +82,13 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 		h.index = newConnIndex()
 	}
 	h.errTooBig = &Error{413, "data is larger than the publish limit of " + strconv.Itoa(cfg.MaxPublish) + " bytes"}
+	h.errTooMany = &Error{429, "too many subscriptions on this connection (limit " + strconv.Itoa(cfg.MaxSubscriptions) + ")"}
 	h.loops = make([]*loopState, len(loops))
 	for i, p := range loops {
 		h.loops[i] = newLoopState(i, p)
 	}
 	h.reg = newRegistry(b, loops, h)
+	h.reg.maxSubs = cfg.MaxSubscriptions
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(&collector{h: h}); err != nil {
 			h.log.Warn("hub metrics not registered", "err", err)
@@ -161,6 +172,8 @@ func (h *Hub) subscribe(l *loopState, cs *connState, cmd *command) {
 		}
 	case subDupFull:
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errTooManyDups)
+	case subFull:
+		l.replyError(cs.conn, cmd.hasID, cmd.id, h.errTooMany)
 	}
 }
 

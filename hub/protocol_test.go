@@ -363,3 +363,40 @@ func TestRepeatedSubscribeWaitsForFirst(t *testing.T) {
 		t.Fatalf("%d answers, want %d", len(got), 1+maxDups)
 	}
 }
+
+// A connection holds at most MaxSubscriptions channels: one more gets 429,
+// the connection stays usable, and an unsubscribe frees a slot.
+func TestMaxSubscriptions(t *testing.T) {
+	if h, _ := testHub(t, newFakeBroker(), 1, Config{}); h.cfg.MaxSubscriptions != 1024 {
+		t.Fatalf("default MaxSubscriptions %d, want 1024", h.cfg.MaxSubscriptions)
+	}
+	p := newProto(t, Config{MaxSubscriptions: 3})
+	c := p.open(0)
+	for _, ch := range []string{"a", "b", "c"} {
+		p.send(c, `{"op":"subscribe","channel":"`+ch+`","id":1}`)
+		p.expect(c, `{"op":"ok","id":1}`)
+	}
+	const full = `"code":429,"message":"too many subscriptions on this connection (limit 3)"}`
+	p.send(c, `{"op":"subscribe","channel":"d","id":4}`)
+	p.expect(c, `{"op":"error","id":4,`+full)
+	p.send(c, `{"op":"subscribe","channel":"d"}`)
+	p.expect(c, `{"op":"error",`+full)
+	p.send(c, `{"op":"subscribe","channel":"a","id":5}`) // held already: no new slot
+	p.expect(c, `{"op":"ok","id":5}`)
+	p.send(c, `{"op":"ping","id":6}`)
+	p.expect(c, `{"op":"pong","id":6}`)
+	if n := p.h.reg.members.Load(); n != 3 {
+		t.Fatalf("%d subscriptions, want 3", n)
+	}
+
+	p.send(c, `{"op":"unsubscribe","channel":"a","id":7}`)
+	p.expect(c, `{"op":"ok","id":7}`)
+	p.send(c, `{"op":"subscribe","channel":"d","id":8}`)
+	p.expect(c, `{"op":"ok","id":8}`)
+	p.send(c, `{"op":"publish","channel":"d","data":1}`)
+	p.expect(c, `{"op":"message","channel":"d","data":1}`)
+	// The limit is per connection.
+	o := p.open(1)
+	p.send(o, `{"op":"subscribe","channel":"e","id":9}`)
+	p.expect(o, `{"op":"ok","id":9}`)
+}

@@ -169,6 +169,9 @@ type registry struct {
 	broker  Broker
 	posters []Poster
 	events  registryEvents
+	// maxSubs caps the channels one connection holds (0: no cap), which
+	// also bounds the linear scans of connState.subs.
+	maxSubs int
 	// dups holds, per loop and owned by it, the repeated subscribes waiting
 	// with a pending member. They are rare, so members carry only a flag
 	// (mDups) and cost nothing more.
@@ -210,6 +213,7 @@ const (
 	subAlready                  // the connection already holds it: answer ok now
 	subDupWait                  // it holds it, still pending: answered with the first
 	subDupFull                  // it holds it, pending, with maxDups repeats waiting
+	subFull                     // it holds maxSubs channels already: refused
 )
 
 // subscribe adds cs to channel name on loop (the caller's loop goroutine).
@@ -217,6 +221,9 @@ const (
 func (r *registry) subscribe(cs *connState, name []byte, id uint64, flags uint8) subResult {
 	if k := cs.find(name); k >= 0 {
 		return r.repeat(cs, k, id, flags)
+	}
+	if r.maxSubs > 0 && len(cs.subs) >= r.maxSubs {
+		return subFull
 	}
 	loop := int(cs.loop)
 	sh := r.shardOf(name)
