@@ -26,6 +26,7 @@ type config struct {
 	MaxPending      int
 	MaxMessage      int
 	MaxPublish      int
+	MaxSubs         int
 	MaxConns        int
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
@@ -68,6 +69,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxPending, "max-pending", 1<<20, "bytes a connection may have waiting in its socket's outbound buffer before it is dropped as a slow consumer")
 	fs.IntVar(&c.MaxMessage, "max-message", 64<<10, "largest client message in bytes after reassembly; larger ones close the connection with 1009")
 	fs.IntVar(&c.MaxPublish, "max-publish", 0, "largest publish data in bytes; larger ones get error 413 (0: --max-message minus 1 KiB, so a publish under the limit always fits in one client message)")
+	fs.IntVar(&c.MaxSubs, "max-subscriptions", 1024, "channels one connection may subscribe to; one more gets error 429 (each subscription costs the connection's loop per (un)subscribe and memory)")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "connections held at most; more are refused at once (0: the open-file limit minus a reserve)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "how often an idle connection is pinged")
 	fs.DurationVar(&c.PongTimeout, "pong-timeout", 10*time.Second, "how long a pinged connection may take to answer before it is closed")
@@ -155,6 +157,7 @@ func (c *config) validate() error {
 	check(c.MaxPending >= 4<<10, "--max-pending must be at least 4096 bytes, got %d", c.MaxPending)
 	check(c.MaxMessage >= 125 && c.MaxMessage <= 64<<20, "--max-message must be between 125 bytes and 64 MiB, got %d", c.MaxMessage)
 	check(c.MaxPublish >= 0, "--max-publish must not be negative, got %d", c.MaxPublish)
+	check(c.MaxSubs >= 1 && c.MaxSubs <= 1<<20, "--max-subscriptions must be between 1 and 1048576, got %d", c.MaxSubs)
 	check(c.MaxConns >= 0, "--max-conns must not be negative, got %d", c.MaxConns)
 	check(c.PingInterval > 0, "--ping-interval must be positive")
 	check(c.PongTimeout > 0, "--pong-timeout must be positive")

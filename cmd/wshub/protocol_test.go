@@ -185,3 +185,34 @@ func TestDefaultPublishLimitAnswers413NotClose(t *testing.T) {
 		t.Fatalf("publish under the default limit: %v", m)
 	}
 }
+
+// --max-subscriptions caps the channels of one connection: one more is
+// answered 429 with the connection open, and a freed slot can be reused.
+// Replies are matched by id: an ok waits for the broker, an error does not.
+func TestMaxSubscriptionsFlag(t *testing.T) {
+	g := startGateway(t, "--max-subscriptions", "2")
+	c := dial(t, g.addr)
+	replies := func(n int) map[float64]map[string]any {
+		got := map[float64]map[string]any{}
+		for len(got) < n {
+			m := c.next()
+			got[m["id"].(float64)] = m
+		}
+		return got
+	}
+	for i, ch := range []string{"a", "b", "c"} {
+		c.sendText(fmt.Sprintf(`{"op":"subscribe","channel":%q,"id":%d}`, ch, i+1))
+	}
+	got := replies(3)
+	if got[1]["op"] != "ok" || got[2]["op"] != "ok" || got[3]["op"] != "error" || got[3]["code"] != 429.0 {
+		t.Fatalf("subscribes over a limit of 2: %v", got)
+	}
+	c.sendText(`{"op":"unsubscribe","channel":"a","id":4}`)
+	if m := c.next(); m["op"] != "ok" || m["id"] != 4.0 {
+		t.Fatalf("unsubscribe: %v", m)
+	}
+	c.sendText(`{"op":"subscribe","channel":"c","id":5}`)
+	if m := c.next(); m["op"] != "ok" || m["id"] != 5.0 {
+		t.Fatalf("subscribe into the freed slot: %v", m)
+	}
+}

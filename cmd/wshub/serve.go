@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		log.Error("broker", "err", err)
 		return 1
 	}
-	hcfg := hub.Config{MaxPublish: cfg.MaxPublish, Metrics: reg, Logger: log, InstanceID: cfg.InstanceID}
+	hcfg := hub.Config{MaxPublish: cfg.MaxPublish, MaxSubscriptions: cfg.MaxSubs, Metrics: reg, Logger: log, InstanceID: cfg.InstanceID}
 	if cfg.Registry {
 		// The registry exists before the hub so that every connection is
 		// recorded; it writes to Redis in batches from its own goroutine.
