@@ -166,18 +166,7 @@ func (s *Server) Do(args ...string) rueidis.RedisResult {
 // NumSub is PUBSUB NUMSUB (SHARDNUMSUB when shard) of one channel.
 func NumSub(t testing.TB, c rueidis.Client, channel string, shard bool) int64 {
 	t.Helper()
-	sub := "NUMSUB"
-	if shard {
-		sub = "SHARDNUMSUB"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	v, err := c.Do(ctx, c.B().Arbitrary("PUBSUB", sub).Args(channel).Build()).ToArray()
-	if err != nil || len(v) != 2 {
-		t.Fatalf("PUBSUB %s %s: %v %v", sub, channel, v, err)
-	}
-	n, _ := v[1].AsInt64()
-	return n
+	return NumSubs(t, c, shard, channel)[0]
 }
 
 // NumSubs is PUBSUB NUMSUB (SHARDNUMSUB when shard) of several channels in
