@@ -69,7 +69,13 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		if s.CPUPerDelivery > 0 {
 			extra = fmt.Sprintf(", %.3f µs CPU/delivery", s.CPUPerDelivery)
 		}
-		row("gateway", "RSS %s (%s/conn), CPU %.1f%% of a core%s", fmtBytes(float64(s.RSSReady)), fmtBytes(s.RSSPerConn), s.CPUPercent, extra)
+		perConn := fmtBytes(s.RSSPerConn) + "/conn"
+		if s.RSSPerConn < 0 {
+			// The gateway returned memory from an earlier run to the OS
+			// while this one connected: no per-connection figure to give.
+			perConn = "RSS fell during setup; per-conn needs a fresh gateway"
+		}
+		row("gateway", "RSS %s (%s), CPU %.1f%% of a core%s", fmtBytes(float64(s.RSSReady)), perConn, s.CPUPercent, extra)
 	}
 	self := fmt.Sprintf("CPU %.1f%% of a core", r.Self.CPUPercent)
 	if r.Self.CPUPerMsgUs > 0 {
