@@ -190,11 +190,7 @@ func (h *Hub) unsubscribe(l *loopState, cs *connState, cmd *command) {
 	if m.wait != 0 {
 		// The subscribes it cancels still owe their one answer: they did
 		// not fail, they were superseded.
-		h.confirmed(&m)
-		for _, d := range dups {
-			dm := dupMember(&m, d)
-			h.confirmed(&dm)
-		}
+		withRepeats(&m, dups, h.confirmed)
 	}
 	if cmd.hasID {
 		l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, false))

@@ -316,9 +316,14 @@ func (r *registry) takeDups(cs *connState, ls *loopSubs, m *member) []dupSub {
 	return ds
 }
 
-// dupMember is the member-shaped view of a repeat, for registryEvents.
-func dupMember(m *member, d dupSub) member {
-	return member{conn: m.conn, cs: m.cs, id: d.id, flags: d.flags}
+// withRepeats calls f for m and then for each repeat that waited with it,
+// seen as a member: they share m's one outcome.
+func withRepeats(m *member, ds []dupSub, f func(*member)) {
+	f(m)
+	for _, d := range ds {
+		dm := member{conn: m.conn, cs: m.cs, id: d.id, flags: d.flags}
+		f(&dm)
+	}
 }
 
 // loopSubs finds loop's members of ch; caller holds ch.sh.mu (read or write).
@@ -494,11 +499,7 @@ func (r *registry) settle(ls *loopSubs, e uint32, ok bool) {
 		for i := range ls.members {
 			if m := &ls.members[i]; m.wait == e {
 				m.wait = 0
-				r.events.confirmed(m)
-				for _, d := range r.takeDups(m.cs, ls, m) {
-					dm := dupMember(m, d)
-					r.events.confirmed(&dm)
-				}
+				withRepeats(m, r.takeDups(m.cs, ls, m), r.events.confirmed)
 			}
 		}
 		return
@@ -512,11 +513,7 @@ func (r *registry) settle(ls *loopSubs, e uint32, ok bool) {
 		for k := range cs.subs {
 			if cs.subs[k].ls == ls {
 				m, ds := r.remove(cs, k)
-				r.events.failed(&m)
-				for _, d := range ds {
-					dm := dupMember(&m, d)
-					r.events.failed(&dm)
-				}
+				withRepeats(&m, ds, r.events.failed)
 				break
 			}
 		}
