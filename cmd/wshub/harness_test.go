@@ -86,8 +86,16 @@ func freeAddrs(t testing.TB, n int) []string {
 // between reserving and binding it is retried with fresh ports.
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
+	return startGatewayFDLimit(t, 0, args...)
+}
+
+// startGatewayFDLimit is startGateway with the process's open-file limit
+// (soft and hard) lowered to nofile, as an operator's ulimit would; 0 keeps
+// the test's own limit.
+func startGatewayFDLimit(t *testing.T, nofile int, args ...string) *gateway {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		g := launchGateway(t, args...)
+		g := launchGatewayFDLimit(t, nofile, args...)
 		err := g.waitUp(true)
 		if err == nil {
 			return g
@@ -101,10 +109,22 @@ func startGateway(t *testing.T, args ...string) *gateway {
 // launchGateway starts wshub without waiting for it; it is killed at cleanup.
 func launchGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
+	return launchGatewayFDLimit(t, 0, args...)
+}
+
+// launchGatewayFDLimit is launchGateway under prlimit(1) when nofile > 0;
+// prlimit execs wshub, so the process (and its pid) is the gateway's.
+func launchGatewayFDLimit(t *testing.T, nofile int, args ...string) *gateway {
+	t.Helper()
 	ports := freeAddrs(t, 2)
 	g := &gateway{t: t, addr: ports[0], admin: ports[1], logs: &syncBuffer{}, done: make(chan struct{})}
 	full := append([]string{"--addr", g.addr, "--admin-addr", g.admin, "--loops", "2", "--log-level", "debug"}, args...)
-	g.cmd = exec.Command(wshubBin, full...)
+	if nofile > 0 {
+		full = append([]string{fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--", wshubBin}, full...)
+		g.cmd = exec.Command("prlimit", full...)
+	} else {
+		g.cmd = exec.Command(wshubBin, full...)
+	}
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
