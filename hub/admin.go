@@ -70,6 +70,12 @@ func (h *Hub) readPostBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	}
 	// The body may hold the data plus the addressing and JSON punctuation.
 	limit := int64(h.cfg.MaxPublish) + 1024
+	if r.ContentLength > limit {
+		// Declared too big: answered before a byte of the body is read, so
+		// the client need not send (and we need not wait for) all of it.
+		writeAPIError(w, h.errTooBig)
+		return nil, false
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		writeAPIError(w, &Error{400, "reading the body: " + err.Error()})

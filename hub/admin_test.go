@@ -157,3 +157,38 @@ func TestMetricsCountCommandsAndErrors(t *testing.T) {
 		}
 	}
 }
+
+// untouchedBody fails the test when read: a handler must answer without it.
+type untouchedBody struct{ t *testing.T }
+
+func (b untouchedBody) Read([]byte) (int, error) {
+	b.t.Error("the body was read although Content-Length is over the limit")
+	return 0, io.EOF
+}
+
+// A declared Content-Length over the limit gets 413 before the body is read,
+// on both POST routes; one within it is still read (and answered on its
+// content).
+func TestAdminContentLengthOverLimit413BeforeReading(t *testing.T) {
+	h, _ := testHub(t, newFakeBroker(), 1, Config{MaxPublish: 16, Directory: &fakeDirectory{}})
+	mux := AdminHandler(h, nil, nil)
+	limit := int64(16 + 1024) // MaxPublish plus room for the JSON around it
+	for _, path := range []string{"/api/publish", "/api/send"} {
+		for _, cl := range []int64{limit + 1, 1 << 40} {
+			req := httptest.NewRequest("POST", path, untouchedBody{t})
+			req.ContentLength = cl
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			if rec.Code != 413 || !strings.Contains(rec.Body.String(), "publish limit") {
+				t.Errorf("%s Content-Length %d: %d %s, want 413", path, cl, rec.Code, rec.Body.String())
+			}
+		}
+		body := `{"channel":"a","conn":"a.1","data":"` + strings.Repeat("x", 1000) + `"}`
+		req := httptest.NewRequest("POST", path, strings.NewReader(body))
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if req.ContentLength > limit || rec.Code != 413 {
+			t.Errorf("%s: a body within the byte limit whose data is over it: %d %s, want 413", path, rec.Code, rec.Body.String())
+		}
+	}
+}
