@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -57,18 +58,89 @@ func startingHandler(g prometheus.Gatherer) http.Handler {
 	return mux
 }
 
-// startAdmin serves the admin API on its own listener; an empty addr disables it.
-func startAdmin(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
-	if addr == "" {
+// Admin listener defaults, used by the flags and nowhere else.
+const (
+	defaultAdminMaxConns      = 128
+	defaultAdminHeaderTimeout = 5 * time.Second
+	defaultAdminReadTimeout   = 10 * time.Second
+	defaultAdminWriteTimeout  = 30 * time.Second
+	defaultAdminIdleTimeout   = 60 * time.Second
+	// adminMaxHeaderBytes bounds a request's headers (net/http allows 4 KiB
+	// more for the request line); the admin API needs a few hundred bytes.
+	adminMaxHeaderBytes = 16 << 10
+)
+
+// adminFDsPerConn is what one admin connection may hold: its socket and what
+// its handler opens (the Prometheus process collector reads /proc files
+// during a /metrics scrape).
+const adminFDsPerConn = 2
+
+// adminFDs is the number of file descriptors the admin listener holds at
+// most: the listening socket, the one connection being refused over the cap,
+// and adminFDsPerConn for each of --admin-max-conns; 0 when it is disabled.
+func adminFDs(c *config) int {
+	if c.AdminAddr == "" {
+		return 0
+	}
+	return 2 + adminFDsPerConn*c.AdminMaxConns
+}
+
+// validateAdmin checks the admin listener's limits.
+func (c *config) validateAdmin() []error {
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(c.AdminMaxConns >= 1, "--admin-max-conns must be at least 1, got %d", c.AdminMaxConns)
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--admin-header-timeout", c.AdminHeaderTimeout}, {"--admin-read-timeout", c.AdminReadTimeout},
+		{"--admin-write-timeout", c.AdminWriteTimeout}, {"--admin-idle-timeout", c.AdminIdleTimeout},
+	} {
+		check(d.v > 0, "%s must be a positive duration, got %v", d.flag, d.v)
+	}
+	return errs
+}
+
+// startAdmin serves the admin API on its own listener; an empty
+// --admin-addr disables it. The server's timeouts and the connection cap
+// bound what slow or idle clients can hold: no admin client can take the
+// descriptors the WebSocket listener needs, and errors on accept (EMFILE)
+// are retried by http.Server, never the end of the admin listener.
+//
+// The profiler's streaming endpoints (/debug/pprof/profile and /trace with
+// ?seconds=N) outlive the write timeout; net/http/pprof extends its own
+// write deadline by N itself (TestAdminPprofOutlivesWriteTimeout).
+func startAdmin(cfg *config, h http.Handler, reg prometheus.Registerer, log *slog.Logger) (*http.Server, error) {
+	if cfg.AdminAddr == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.AdminAddr)
 	if err != nil {
 		return nil, err
 	}
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	cl := newCapListener(ln, cfg.AdminMaxConns)
+	if err := cl.register(reg); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.AdminHeaderTimeout,
+		ReadTimeout:       cfg.AdminReadTimeout,
+		WriteTimeout:      cfg.AdminWriteTimeout,
+		IdleTimeout:       cfg.AdminIdleTimeout,
+		MaxHeaderBytes:    adminMaxHeaderBytes,
+		// Accept retries ("http: Accept error: ...; retrying in 5ms") and
+		// the like go to our log, not to a bare line on stderr.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	go func() {
-		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.Serve(cl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener", "err", err)
 		}
 	}()

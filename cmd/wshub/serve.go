@@ -51,7 +51,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	// /readyz says 503) while the broker is still being reached.
 	adminH := &adminSwitch{}
 	adminH.set(startingHandler(reg))
-	admin, adminErr := startAdmin(cfg.AdminAddr, adminH, log)
+	admin, adminErr := startAdmin(cfg, adminH, reg, log)
 	if adminErr != nil {
 		log.Error("admin listener", "addr", cfg.AdminAddr, "err", adminErr)
 		return 1
