@@ -81,7 +81,8 @@ const (
 // ParseHandshake examines the bytes received so far. It returns NeedMore when
 // the request is incomplete and still under the caps, and Reject as soon as it
 // is certain the request is bad (including over the cap). It keeps no state:
-// call it again with the grown buffer. The outcome does not depend on how the
+// call it again with the grown buffer, or use a HandshakeCursor to resume
+// where the previous call stopped. The outcome does not depend on how the
 // bytes were split across calls.
 //
 // Status choices: PROTOCOL.md says a request that is not a valid upgrade gets
@@ -90,9 +91,61 @@ const (
 // gobwas/ws). The path is checked right after the request line, so a plain GET
 // of another path is 404 whatever its headers.
 func ParseHandshake(buf []byte, cfg *HandshakeConfig) Handshake {
+	hs, _ := parseHandshake(buf, cfg)
+	return hs
+}
+
+// parseHandshake is ParseHandshake; it also returns the work done (see
+// lineLoop.work).
+func parseHandshake(buf []byte, cfg *HandshakeConfig) (Handshake, int) {
 	if cfg == nil {
 		cfg = &defaultConfig
 	}
+	var l lineLoop
+	var rl requestLine
+	var h headers
+	hs, complete := l.run(buf, cfg, &rl, &h)
+	if !complete {
+		return hs, l.work
+	}
+	if code, reason := h.check(cfg); code != 0 {
+		return reject(l.start, code, reason), l.work
+	}
+	return accept(l.start, &rl, &h), l.work
+}
+
+// lineLoop is the line loop of ParseHandshake: it examines the request line
+// by line, each line once it is complete, and rejects a line as soon as it is
+// complete and wrong. Its fields say where the loop stands in the request;
+// they are all a HandshakeCursor keeps between reads. Offsets count from the
+// start of the request.
+type lineLoop struct {
+	start   int  // offset of the first line not examined yet
+	scanned int  // buf[start:scanned] holds no '\n'
+	lines   int  // complete lines examined: 0 until the request line is complete
+	spaced  bool // the incomplete first line holds a space: its method part is complete
+	// work counts the bytes examined (searched for '\n', or handed to the
+	// per-line checks) by this run; tests use it to check that a cursor
+	// does linear work. It is not kept by a cursor.
+	work int
+}
+
+// run examines the lines of buf from l.start on. It returns complete = true
+// when it reached the empty line that ends the header section (l.start is
+// then the request's length); otherwise a Reject or a NeedMore (l then says
+// where to resume once buf has grown). rl and h receive what the lines
+// examined by this run hold.
+//
+// A line ends in CRLF or a bare LF (RFC 9112 §2.2 lets a recipient accept
+// it). A bare CR or a NUL left inside the line is rejected by the character
+// checks every line goes through (token, target and value checks).
+//
+// The per-line checks (request line, header count cap, header line syntax)
+// may depend only on the line and its index, not on earlier header lines:
+// a cursor runs them with an rl and h that saw only the lines of one read.
+// What depends on several lines is h.check, which runs once, on the whole
+// request.
+func (l *lineLoop) run(buf []byte, cfg *HandshakeConfig, rl *requestLine, h *headers) (hs Handshake, complete bool) {
 	maxBytes, maxHeaders := cfg.MaxRequestBytes, cfg.MaxHeaders
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxRequestBytes
@@ -106,40 +159,47 @@ func ParseHandshake(buf []byte, cfg *HandshakeConfig) Handshake {
 	if len(scan) > maxBytes {
 		scan = scan[:maxBytes]
 	}
-
-	line, rest, ok := cutLine(scan)
-	if !ok {
-		if !isTokenPrefix(scan) {
-			return reject(len(scan), 400, reasonMalformed)
+	for {
+		tail := scan[l.scanned:]
+		i := bytes.IndexByte(tail, '\n')
+		if i < 0 {
+			l.work += len(tail)
+			if l.lines == 0 && !l.spaced {
+				// The bytes before tail were checked by earlier runs.
+				l.work += len(tail)
+				ok, spaced := tokenPrefix(tail)
+				if !ok {
+					return reject(len(scan), 400, reasonMalformed), false
+				}
+				l.spaced = spaced
+			}
+			l.scanned = len(scan)
+			return needMore(len(buf), len(scan), maxBytes), false
 		}
-		return needMore(len(buf), len(scan), maxBytes)
+		l.work += i + 1
+		end := l.scanned + i
+		next := end + 1
+		line := scan[l.start:end]
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1] // CRLF; a bare LF ends a line too
+		}
+		l.work += len(line)
+		switch {
+		case l.lines == 0:
+			if code, reason := rl.parse(line, cfg); code != 0 {
+				return reject(next, code, reason), false
+			}
+		case len(line) == 0:
+			l.start, l.scanned = next, next
+			return Handshake{}, true
+		case l.lines-1 == maxHeaders:
+			return reject(next, 400, reasonHeaders), false
+		case !h.add(line):
+			return reject(next, 400, reasonMalformed), false
+		}
+		l.start, l.scanned = next, next
+		l.lines++
 	}
-	var rl requestLine
-	if code, reason := rl.parse(line, cfg); code != 0 {
-		return reject(len(scan)-len(rest), code, reason)
-	}
-
-	var h headers
-	for count := 0; ; count++ {
-		line, rest, ok = cutLine(rest)
-		if !ok {
-			return needMore(len(buf), len(scan), maxBytes)
-		}
-		if len(line) == 0 {
-			break
-		}
-		if count == maxHeaders {
-			return reject(len(scan)-len(rest), 400, reasonHeaders)
-		}
-		if !h.add(line) {
-			return reject(len(scan)-len(rest), 400, reasonMalformed)
-		}
-	}
-	consumed := len(scan) - len(rest)
-	if code, reason := h.check(cfg); code != 0 {
-		return reject(consumed, code, reason)
-	}
-	return accept(consumed, &rl, &h)
 }
 
 var defaultConfig HandshakeConfig
@@ -159,22 +219,6 @@ func reject(consumed, code int, reason string) Handshake {
 		Reason:   reason,
 		Response: RejectResponse(code),
 	}
-}
-
-// cutLine splits off the first line of b. ok is false when b holds no complete
-// line. A line ends in CRLF or a bare LF (RFC 9112 §2.2 lets a recipient accept
-// it). A bare CR or a NUL left inside the line is rejected by the character
-// checks every line goes through (token, target and value checks).
-func cutLine(b []byte) (line, rest []byte, ok bool) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return nil, nil, false
-	}
-	line, rest = b[:i], b[i+1:]
-	if i > 0 && line[i-1] == '\r' {
-		line = line[:i-1]
-	}
-	return line, rest, true
 }
 
 // requestLine holds the parts of "GET /path?query HTTP/1.1".
@@ -478,18 +522,21 @@ func isToken(b []byte) bool {
 	return len(b) > 0
 }
 
-// isTokenPrefix reports whether an incomplete first line may still become a
-// valid request line: its method part holds token characters only. This lets
-// a TLS ClientHello or binary junk be refused at once instead of after the
-// handshake timeout, with the same outcome as when the whole line is present.
-func isTokenPrefix(b []byte) bool {
+// tokenPrefix reports whether an incomplete first line may still become a
+// valid request line (ok): its method part holds token characters only. This
+// lets a TLS ClientHello or binary junk be refused at once instead of after
+// the handshake timeout, with the same outcome as when the whole line is
+// present. spaced reports that b holds the space ending the method part, so
+// bytes after b need no check. A CR passes: "GET\r" may still become the line
+// "GET" (refused as malformed once its LF arrives).
+func tokenPrefix(b []byte) (ok, spaced bool) {
 	for _, c := range b {
 		if c == ' ' {
-			return true
+			return true, true
 		}
 		if !tokenChars[c] && c != '\r' {
-			return false
+			return false, false
 		}
 	}
-	return true
+	return true, false
 }
