@@ -4,8 +4,29 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
+	"math"
 	"unsafe"
 )
+
+// Handshake parsing: the server side of the opening handshake (RFC 6455 §4.2)
+// on the bytes of an HTTP/1.1 request (RFC 9112).
+//
+// ParseHandshake decides on the bytes received so far: NeedMore, Done or
+// Reject, rejecting as soon as the bytes already make the request bad. It
+// keeps no state, so a read loop that calls it again with the grown buffer
+// after every read examines the request from its start each time: a request
+// trickled one byte per TCP segment costs work quadratic in its size (bounded
+// only by MaxRequestBytes).
+//
+// Incremental parsing: a HandshakeCursor, kept with the connection until the
+// upgrade is decided, resumes where the previous read stopped. Both run the
+// same line loop (lineLoop): each line is checked (request line, header count
+// cap, header line syntax) once, when its LF arrives, so a cursor rejects at
+// the same byte as ParseHandshake would; a call that returns NeedMore costs
+// the bytes added since the previous call; the complete request is then
+// parsed whole once, by ParseHandshake, which alone checks the headers
+// together and builds the result. A cursor's result for a buffer is exactly
+// ParseHandshake's for it.
 
 // Default caps applied when the HandshakeConfig fields are zero.
 const (
@@ -201,6 +222,62 @@ func (l *lineLoop) run(buf []byte, cfg *HandshakeConfig, rl *requestLine, h *hea
 		l.lines++
 	}
 }
+
+// HandshakeCursor resumes ParseHandshake across reads of one request: where
+// the line loop stands (offsets in the request, lines examined), no reference
+// to the buffer and nothing from the header lines, so it costs 16 bytes in
+// every connection that is mid-upgrade. The zero value is ready for a request.
+type HandshakeCursor struct {
+	start, scanned, lines uint32 // lineLoop's start, scanned and lines
+	spaced                bool
+}
+
+// Parse examines buf, everything received so far for this request: each
+// call's buf must extend the previous call's (same prefix, more bytes), and
+// cfg must stay the same. It returns exactly what ParseHandshake(buf, cfg)
+// returns, Consumed included, but a call that returns NeedMore costs work
+// proportional to the bytes added since the previous call (plus the lines
+// they complete), and allocates nothing; the request is parsed whole once,
+// when complete.
+//
+// The cursor only advances on NeedMore: after a Done or a Reject, calling
+// Parse again (with buf or a longer one) returns the same outcome. A buf
+// shorter than the part already examined starts the request over.
+func (c *HandshakeCursor) Parse(buf []byte, cfg *HandshakeConfig) Handshake {
+	hs, _ := c.parse(buf, cfg)
+	return hs
+}
+
+// parse is Parse; it also returns the work done (see lineLoop.work),
+// including the whole parse of a complete request.
+func (c *HandshakeCursor) parse(buf []byte, cfg *HandshakeConfig) (Handshake, int) {
+	if uint64(len(buf)) > math.MaxUint32 {
+		return parseHandshake(buf, cfg) // offsets would not fit (a MaxRequestBytes over 4 GiB)
+	}
+	if cfg == nil {
+		cfg = &defaultConfig
+	}
+	if int(c.scanned) > len(buf) {
+		c.Reset()
+	}
+	l := lineLoop{start: int(c.start), scanned: int(c.scanned), lines: int(c.lines), spaced: c.spaced}
+	// Scratch for the per-line checks of the lines this call completes: what
+	// the lines say is only kept by the whole parse of the complete request.
+	var rl requestLine
+	var h headers
+	hs, complete := l.run(buf, cfg, &rl, &h)
+	if complete {
+		whole, work := parseHandshake(buf, cfg)
+		return whole, l.work + work
+	}
+	if hs.Status == HandshakeNeedMore {
+		c.start, c.scanned, c.lines, c.spaced = uint32(l.start), uint32(l.scanned), uint32(l.lines), l.spaced
+	}
+	return hs, l.work
+}
+
+// Reset prepares the cursor for a new request.
+func (c *HandshakeCursor) Reset() { *c = HandshakeCursor{} }
 
 var defaultConfig HandshakeConfig
 
