@@ -16,7 +16,9 @@ var fuzzHandshakeConfig = HandshakeConfig{
 
 // FuzzHandshake checks that ParseHandshake never panics, decides the same way
 // whatever the chunking, stays within its caps, and only produces legal
-// results.
+// results; and that a HandshakeCursor fed the input in chunks returns exactly
+// what ParseHandshake returns on the bytes received so far, at every chunk
+// (so NeedMore on the same prefixes, and the same final outcome).
 func FuzzHandshake(f *testing.F) {
 	for _, tc := range handshakeCases() {
 		f.Add([]byte(tc.req+tc.trailer), uint64(1))
@@ -55,6 +57,11 @@ func FuzzHandshake(f *testing.F) {
 		for _, ch := range []chunker{randomChunks(seed), byteByByte} {
 			if got := feedHandshake(data, cfg, ch); !sameHandshake(got, hs) {
 				t.Fatalf("chunked: %+v\nwhole: %+v", got, hs)
+			}
+		}
+		for _, ch := range []chunker{randomChunks(seed), byteByByte} {
+			if got, _ := feedCursor(data, cfg, ch, t.Fatalf); !sameHandshake(got, hs) {
+				t.Fatalf("cursor: %+v\nwhole: %+v", got, hs)
 			}
 		}
 	})
