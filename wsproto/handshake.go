@@ -23,10 +23,14 @@ import (
 // same line loop (lineLoop): each line is checked (request line, header count
 // cap, header line syntax) once, when its LF arrives, so a cursor rejects at
 // the same byte as ParseHandshake would; a call that returns NeedMore costs
-// the bytes added since the previous call; the complete request is then
-// parsed whole once, by ParseHandshake, which alone checks the headers
-// together and builds the result. A cursor's result for a buffer is exactly
-// ParseHandshake's for it.
+// the bytes added since the previous call and allocates nothing. A cursor
+// keeps offsets only, not what the lines said, so once a request that came
+// in several reads is complete it is parsed whole once more, from its start,
+// as ParseHandshake parses it; only that parse checks the headers together
+// and builds the result. A request that arrives in one read is parsed once.
+// A cursor's result for a buffer is exactly ParseHandshake's for it, for at
+// most about twice the work of one ParseHandshake call on the whole request,
+// whatever the chunking.
 
 // Default caps applied when the HandshakeConfig fields are zero.
 const (
@@ -119,20 +123,37 @@ func ParseHandshake(buf []byte, cfg *HandshakeConfig) Handshake {
 // parseHandshake is ParseHandshake; it also returns the work done (see
 // lineLoop.work).
 func parseHandshake(buf []byte, cfg *HandshakeConfig) (Handshake, int) {
+	var l lineLoop
+	hs := l.parse(buf, cfg)
+	return hs, l.work
+}
+
+// parse runs the line loop from where l stands and, once the request is
+// complete, decides on it. When l resumed a loop that earlier calls began,
+// the lines before l's start are not in rl and h: the complete request is
+// then parsed whole, once, from its start.
+func (l *lineLoop) parse(buf []byte, cfg *HandshakeConfig) Handshake {
 	if cfg == nil {
 		cfg = &defaultConfig
 	}
-	var l lineLoop
 	var rl requestLine
 	var h headers
-	hs, complete := l.run(buf, cfg, &rl, &h)
-	if !complete {
-		return hs, l.work
+	for {
+		resumed := l.scanned > 0
+		hs, complete := l.run(buf, cfg, &rl, &h)
+		if !complete {
+			return hs
+		}
+		if !resumed {
+			break
+		}
+		*l = lineLoop{work: l.work}
+		rl, h = requestLine{}, headers{}
 	}
 	if code, reason := h.check(cfg); code != 0 {
-		return reject(l.start, code, reason), l.work
+		return reject(l.start, code, reason)
 	}
-	return accept(l.start, &rl, &h), l.work
+	return accept(l.start, &rl, &h)
 }
 
 // lineLoop is the line loop of ParseHandshake: it examines the request line
@@ -238,7 +259,7 @@ type HandshakeCursor struct {
 // returns, Consumed included, but a call that returns NeedMore costs work
 // proportional to the bytes added since the previous call (plus the lines
 // they complete), and allocates nothing; the request is parsed whole once,
-// when complete.
+// when complete (at once, when the first call holds all of it).
 //
 // The cursor only advances on NeedMore: after a Done or a Reject, calling
 // Parse again (with buf or a longer one) returns the same outcome. A buf
@@ -254,22 +275,11 @@ func (c *HandshakeCursor) parse(buf []byte, cfg *HandshakeConfig) (Handshake, in
 	if uint64(len(buf)) > math.MaxUint32 {
 		return parseHandshake(buf, cfg) // offsets would not fit (a MaxRequestBytes over 4 GiB)
 	}
-	if cfg == nil {
-		cfg = &defaultConfig
-	}
 	if int(c.scanned) > len(buf) {
 		c.Reset()
 	}
 	l := lineLoop{start: int(c.start), scanned: int(c.scanned), lines: int(c.lines), spaced: c.spaced}
-	// Scratch for the per-line checks of the lines this call completes: what
-	// the lines say is only kept by the whole parse of the complete request.
-	var rl requestLine
-	var h headers
-	hs, complete := l.run(buf, cfg, &rl, &h)
-	if complete {
-		whole, work := parseHandshake(buf, cfg)
-		return whole, l.work + work
-	}
+	hs := l.parse(buf, cfg)
 	if hs.Status == HandshakeNeedMore {
 		c.start, c.scanned, c.lines, c.spaced = uint32(l.start), uint32(l.scanned), uint32(l.lines), l.spaced
 	}
