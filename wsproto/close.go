@@ -9,7 +9,7 @@ const (
 	CloseNoStatus        uint16 = 1005 // reported for a close without payload; never sent
 	CloseAbnormal        uint16 = 1006 // connection lost without a close; never sent
 	CloseInvalidPayload  uint16 = 1007 // text that is not UTF-8
-	ClosePolicy          uint16 = 1008 // slow consumer, auth expired
+	ClosePolicy          uint16 = 1008 // slow consumer, auth expired, partial-input limits
 	CloseTooBig          uint16 = 1009 // message over the read limit
 	CloseInternal        uint16 = 1011 // internal error
 )

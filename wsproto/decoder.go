@@ -12,6 +12,14 @@ import (
 // DefaultMaxMessage is the message size limit used when Init gets 0.
 const DefaultMaxMessage = 64 << 10
 
+// DefaultMaxFragments is the cap on one message's frames set by Init, and
+// MaxFragmentsCeiling the largest cap SetMaxFragments takes. Without a cap a
+// client could send a message as endless empty continuation frames.
+const (
+	DefaultMaxFragments = 1024
+	MaxFragmentsCeiling = 1<<16 - 1
+)
+
 // EventKind says what Decoder.Next produced.
 type EventKind uint8
 
@@ -70,6 +78,9 @@ var (
 	errTextUTF8      = &CloseError{CloseInvalidPayload, "invalid UTF-8 in text"}
 	errCloseUTF8     = &CloseError{CloseInvalidPayload, "invalid UTF-8 in close reason"}
 	errRSVCompressed = &CloseError{CloseProtocolError, "RSV1 outside a message's first frame"}
+	// ErrTooManyFragments is returned for a message of more frames than the
+	// cap (SetMaxFragments): 1009, like a message over the size limit.
+	ErrTooManyFragments = &CloseError{CloseTooBig, "too many fragments"}
 )
 
 // msgPool holds reassembly buffers of fragmented messages, apart from the
@@ -87,6 +98,8 @@ type Decoder struct {
 	tail       uint8                      // bytes at the end of msg that start an incomplete UTF-8 sequence
 	compress   bool                       // RSV1 allowed on a message's first frame (permessage-deflate)
 	compressed bool                       // the message in progress had RSV1
+	frags      uint16                     // frames of the message in progress
+	maxFrags   uint16                     // cap on frags
 }
 
 // Init prepares the decoder; maxMessage caps a message after reassembly and
@@ -97,12 +110,23 @@ func (d *Decoder) Init(maxMessage int) {
 		maxMessage = DefaultMaxMessage
 	}
 	d.max = maxMessage
+	d.maxFrags = DefaultMaxFragments
 	d.compress = false
 }
 
-// Holding reports whether the decoder holds a pooled reassembly buffer: true
-// only between the fragments of a message and until the Next call after it.
-func (d *Decoder) Holding() bool { return d.msg != nil }
+// SetMaxFragments caps the frames of one message, the first included
+// (between 1 and MaxFragmentsCeiling; other values are clamped).
+func (d *Decoder) SetMaxFragments(n int) { d.maxFrags = uint16(min(max(n, 1), MaxFragmentsCeiling)) }
+
+// Held is the number of bytes in the decoder's reassembly buffer: a
+// fragmented message in progress, or one just delivered until the Next call
+// after it returns the buffer (0 for an idle connection).
+func (d *Decoder) Held() int {
+	if d.msg == nil {
+		return 0
+	}
+	return len(d.msg.B)
+}
 
 // AllowCompressed is the permessage-deflate hook: when on, RSV1 is accepted on
 // the first frame of a data message and reported as Event.Compressed.
@@ -112,7 +136,7 @@ func (d *Decoder) AllowCompressed(on bool) { d.compress = on }
 // closed). The limit and compression setting are kept.
 func (d *Decoder) Reset() {
 	d.release()
-	d.op, d.tail, d.compressed = 0, 0, false
+	d.op, d.tail, d.compressed, d.frags = 0, 0, false, 0
 }
 
 func (d *Decoder) release() {
@@ -178,7 +202,7 @@ func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
 			ev.Kind, ev.Payload, ev.Compressed = kindOf(op), payload, compressed
 			return ev, n, nil
 		}
-		d.op, d.compressed, d.tail = op, compressed, 0
+		d.op, d.compressed, d.tail, d.frags = op, compressed, 0, 0
 		d.msg = msgPool.Get()
 		if err := d.appendFragment(payload, false, &ev); err != nil {
 			return Event{}, 0, err
@@ -261,6 +285,8 @@ func (d *Decoder) checkHeader(b0, b1 byte) error {
 		return errContinuation
 	case op != ws.OpContinuation && !op.IsControl() && d.op != 0:
 		return errInterleaved
+	case op == ws.OpContinuation && d.frags >= d.maxFrags:
+		return ErrTooManyFragments
 	case rsv != 0 && (op.IsControl() || op == ws.OpContinuation):
 		// RFC 7692 §6: RSV1 marks a whole message, set on its first frame only.
 		return errRSVCompressed
@@ -273,6 +299,7 @@ func (d *Decoder) checkHeader(b0, b1 byte) error {
 // appendFragment adds one fragment's payload to the message in progress,
 // validating text as it goes, and delivers the message on the final fragment.
 func (d *Decoder) appendFragment(payload []byte, fin bool, ev *Event) error {
+	d.frags++
 	d.msg.B = append(d.msg.B, payload...)
 	if d.op == ws.OpText && !d.compressed {
 		// Re-check from the start of the incomplete sequence the previous
@@ -286,7 +313,7 @@ func (d *Decoder) appendFragment(payload []byte, fin bool, ev *Event) error {
 	}
 	if fin {
 		ev.Kind, ev.Payload, ev.Compressed = kindOf(d.op), d.msg.B, d.compressed
-		d.op, d.compressed, d.tail = 0, false, 0 // msg is released by the next call
+		d.op, d.compressed, d.tail, d.frags = 0, false, 0, 0 // msg is released by the next call
 	}
 	return nil
 }

@@ -364,6 +364,54 @@ func TestDecoderReleasesBuffer(t *testing.T) {
 	}
 }
 
+func TestDecoderFragmentCap(t *testing.T) {
+	var d Decoder
+	d.Init(0)
+	d.SetMaxFragments(3)
+	// Three frames (the first and two continuations) make a message.
+	in := wire(frag(1, "a"), cont("", false), cont("b", true))
+	var got []byte
+	for off := 0; ; {
+		ev, n, err := d.Next(in[off:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+		if ev.Kind == EventText {
+			got = ev.Payload
+		}
+	}
+	if string(got) != "ab" {
+		t.Fatalf("message %q", got)
+	}
+	// The count starts again with each message; a fourth frame is refused at
+	// its header, before any payload is read.
+	in = wire(frag(1, "a"), cont("", false), cont("", false))
+	for off := 0; off < len(in); {
+		_, n, err := d.Next(in[off:])
+		if err != nil {
+			t.Fatalf("frame within the cap: %v", err)
+		}
+		off += n
+	}
+	if d.Held() != 1 {
+		t.Fatalf("Held() = %d mid-message, want 1", d.Held())
+	}
+	if _, _, err := d.Next(wire(cont("c", true))[:2]); err != ErrTooManyFragments {
+		t.Fatalf("fourth frame: %v, want ErrTooManyFragments", err)
+	}
+	if ErrTooManyFragments.Code != CloseTooBig {
+		t.Fatalf("code %d, want 1009", ErrTooManyFragments.Code)
+	}
+	d.Reset()
+	if d.Held() != 0 {
+		t.Fatalf("Held() = %d after Reset", d.Held())
+	}
+}
+
 func TestDecoderSize(t *testing.T) {
 	size := unsafe.Sizeof(Decoder{})
 	t.Logf("unsafe.Sizeof(Decoder{}) = %d", size)
