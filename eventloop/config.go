@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wshub/wshub/wsproto"
 )
 
 // Defaults applied to zero Config fields.
@@ -19,9 +21,14 @@ const (
 	DefaultPongTimeout      = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultCloseTimeout     = 2 * time.Second
-	// FDReserve is how many file descriptors the default MaxConns leaves for
-	// everything else the process opens (Redis, the admin listener, files).
-	FDReserve = 256
+	// DefaultMessageTimeout bounds how long a started message (an incomplete
+	// frame or fragmented message) may take to complete: a 64 KiB message
+	// at 10 KB/s still makes it.
+	DefaultMessageTimeout = 10 * time.Second
+	// DefaultMaxPartialBytes caps the bytes all connections together may
+	// park in unfinished upgrades, frames and messages: 64 MiB, about three
+	// times what 19,000 idle connections cost, whatever clients send.
+	DefaultMaxPartialBytes = 64 << 20
 )
 
 // maxServerHeader is the longest header of a server frame (unmasked, 64-bit
@@ -36,7 +43,28 @@ type Config struct {
 	SendQueue               int    // frames a connection may have queued (default 256)
 	MaxPending              int    // bytes in gnet's outbound buffer before a slow-consumer drop (default 1 MiB; at least MaxMessage+10)
 	MaxMessage              int    // largest client message after reassembly (default 64 KiB)
-	MaxConns                int    // 0 = the fd limit minus FDReserve
+	// MaxConns caps connections, upgraded or not; 0 = what the descriptor
+	// budget leaves (see limits.go). More than the budget is an error.
+	MaxConns int
+	// ReservedFDs is the descriptors the rest of the process may hold:
+	// admin listener and connections, Redis, files (default
+	// DefaultReservedFDs).
+	ReservedFDs int
+	// MaxPartialBytes caps the bytes held by all connections together in
+	// unfinished upgrades, frames and fragmented messages; the connection
+	// whose input would pass it is closed with 1008 (default
+	// DefaultMaxPartialBytes; at least MaxMessage+14).
+	MaxPartialBytes int
+	// MaxFragments caps the frames of one message (more: close 1009; default
+	// wsproto.DefaultMaxFragments);
+	// MessageTimeout how long a started message may take to complete
+	// (longer: close 1008).
+	MaxFragments   int
+	MessageTimeout time.Duration
+	// MemoryLimit is the process's soft memory limit in bytes (the caller
+	// sets it with debug.SetMemoryLimit); upgrades are refused with 503
+	// while the Go runtime's memory is near it. 0 = no admission control.
+	MemoryLimit int64
 	// PingInterval is how often a connection is pinged (negative: never);
 	// PongTimeout how long it may take to answer; HandshakeTimeout how long a
 	// new TCP connection may take to complete its upgrade.
@@ -59,7 +87,9 @@ func (c Config) withDefaults() (Config, error) {
 		name string
 		n    int
 	}{{"Loops", c.Loops}, {"ReadBuffer", c.ReadBuffer}, {"WriteBuffer", c.WriteBuffer},
-		{"SendQueue", c.SendQueue}, {"MaxPending", c.MaxPending}, {"MaxMessage", c.MaxMessage}, {"MaxConns", c.MaxConns}} {
+		{"SendQueue", c.SendQueue}, {"MaxPending", c.MaxPending}, {"MaxMessage", c.MaxMessage}, {"MaxConns", c.MaxConns},
+		{"ReservedFDs", c.ReservedFDs}, {"MaxPartialBytes", c.MaxPartialBytes}, {"MaxFragments", c.MaxFragments},
+		{"MemoryLimit", int(c.MemoryLimit)}} {
 		if v.n < 0 {
 			return c, fmt.Errorf("eventloop: %s must not be negative, got %d", v.name, v.n)
 		}
@@ -67,7 +97,8 @@ func (c Config) withDefaults() (Config, error) {
 	for _, v := range []struct {
 		name string
 		d    time.Duration
-	}{{"PongTimeout", c.PongTimeout}, {"HandshakeTimeout", c.HandshakeTimeout}, {"CloseTimeout", c.CloseTimeout}} {
+	}{{"PongTimeout", c.PongTimeout}, {"HandshakeTimeout", c.HandshakeTimeout}, {"CloseTimeout", c.CloseTimeout},
+		{"MessageTimeout", c.MessageTimeout}} {
 		if v.d < 0 {
 			return c, fmt.Errorf("eventloop: %s must not be negative, got %v", v.name, v.d)
 		}
@@ -102,6 +133,26 @@ func (c Config) withDefaults() (Config, error) {
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
+	if c.ReservedFDs == 0 {
+		c.ReservedFDs = DefaultReservedFDs
+	}
+	if c.MaxFragments == 0 {
+		c.MaxFragments = wsproto.DefaultMaxFragments
+	}
+	if c.MaxFragments > wsproto.MaxFragmentsCeiling {
+		return c, fmt.Errorf("eventloop: MaxFragments %d is over the %d cap", c.MaxFragments, wsproto.MaxFragmentsCeiling)
+	}
+	if c.MessageTimeout == 0 {
+		c.MessageTimeout = DefaultMessageTimeout
+	}
+	if c.MaxPartialBytes == 0 {
+		c.MaxPartialBytes = max(DefaultMaxPartialBytes, c.MaxMessage+maxFrameHeader)
+	}
+	if c.MaxPartialBytes < c.MaxMessage+maxFrameHeader {
+		// A single largest message arriving in pieces must fit.
+		return c, fmt.Errorf("eventloop: MaxPartialBytes %d is under MaxMessage+%d (%d)",
+			c.MaxPartialBytes, maxFrameHeader, c.MaxMessage+maxFrameHeader)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -112,7 +163,7 @@ func (c Config) withDefaults() (Config, error) {
 // timeout (an eighth of it), never busier than 200 wakes a second nor coarser
 // than 100ms.
 func (c *Config) tickInterval() time.Duration {
-	shortest := min(c.PongTimeout, c.HandshakeTimeout, c.CloseTimeout)
+	shortest := min(c.PongTimeout, c.HandshakeTimeout, c.CloseTimeout, c.MessageTimeout)
 	if c.PingInterval > 0 {
 		shortest = min(shortest, c.PingInterval)
 	}

@@ -1,7 +1,6 @@
 package eventloop
 
 import (
-	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -42,6 +41,8 @@ const (
 	fCloseNow                      // close the socket once our close frame is out (protocol error)
 	fReadOff                       // ignore further input: the decoder failed or the peer closed
 	fSlow                          // dropped as a slow consumer: write 1008, close the socket
+	fHolding                       // holds partial input since Conn.since (partial.go)
+	fListed                        // on the loop's holders list
 )
 
 // nextID numbers connections for the life of the process.
@@ -61,9 +62,10 @@ type Conn struct {
 	data  any
 	q     *ring           // queued frames; nil when none
 	dec   wsproto.Decoder // holds a buffer only mid-fragmented-message
-	hdrs  string          // the query then the Authorization value, one allocation
-	qlen  uint32          // length of the query in hdrs
+	hs    *handshakeState // an upgrade request that did not come in one read; nil otherwise
 	idx   uint32          // position in loop.conns
+	held  uint32          // bytes of partial input charged to Server.partial
+	since uint32          // tick at which the partial input held started
 	state connState
 	path  pathKind
 	flags uint16
@@ -97,12 +99,6 @@ func (c *Conn) Path() string {
 	}
 	return ""
 }
-
-// Query is the raw query of the upgrade request, without '?'.
-func (c *Conn) Query() string { return c.hdrs[:c.qlen] }
-
-// Authorization is the raw Authorization header of the upgrade request.
-func (c *Conn) Authorization() string { return c.hdrs[c.qlen:] }
 
 // RemoteAddr is the peer's address ("" once closed).
 func (c *Conn) RemoteAddr() string {
@@ -240,19 +236,4 @@ func (c *Conn) closeSocket() {
 	if c.loop.inTraffic != c {
 		_ = c.gc.Close()
 	}
-}
-
-// setHeaders keeps copies of the request's query and Authorization value in
-// one string, so that the handshake's response buffer they view is not
-// retained for the life of the connection.
-func (c *Conn) setHeaders(query, auth string) {
-	switch {
-	case auth == "":
-		c.hdrs = strings.Clone(query)
-	case query == "":
-		c.hdrs = strings.Clone(auth)
-	default:
-		c.hdrs = query + auth
-	}
-	c.qlen = uint32(len(query))
 }

@@ -26,7 +26,7 @@ type testHandler struct {
 	seen   []connInfo
 }
 
-type connInfo struct{ path, query, auth string }
+type connInfo struct{ path string }
 
 func newTestHandler() *testHandler { return &testHandler{byLoop: map[int][]*Conn{}} }
 
@@ -34,7 +34,7 @@ func (h *testHandler) OnOpen(c *Conn) {
 	h.opened.Add(1)
 	h.mu.Lock()
 	h.byLoop[c.Loop()] = append(h.byLoop[c.Loop()], c)
-	h.seen = append(h.seen, connInfo{c.Path(), c.Query(), c.Authorization()})
+	h.seen = append(h.seen, connInfo{c.Path()})
 	h.mu.Unlock()
 }
 
@@ -147,6 +147,27 @@ func dialWS(t testing.TB, s *Server, path string, extra ...string) *client {
 	c := dialRaw(t, s.Addr().String())
 	c.Upgrade(path, extra...)
 	return c
+}
+
+// dialUntilBound opens connections until every loop of s is bound and
+// returns them. Each loop accepts on its own SO_REUSEPORT listener and the
+// kernel spreads connections by a hash, so how many it takes varies; 64
+// dials all landing on one of two loops has odds of 2^-63.
+func dialUntilBound(t testing.TB, s *Server) []*client {
+	t.Helper()
+	var cs []*client
+	for range 64 {
+		cs = append(cs, dialWS(t, s, "/ws"))
+		bound := true
+		for _, l := range s.Loops() {
+			bound = bound && l.bound()
+		}
+		if bound {
+			return cs
+		}
+	}
+	t.Fatalf("64 connections did not bind all %d loops", len(s.Loops()))
+	return nil
 }
 
 // metricValue sums the samples of a metric family whose labels include want.

@@ -1,12 +1,14 @@
 package eventloop
 
 import (
-	"github.com/wshub/wshub/wsproto/wstest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wshub/wshub/wsproto/wstest"
 )
 
 func TestMaxConnsRefusesExtraConnections(t *testing.T) {
@@ -26,7 +28,7 @@ func TestMaxConnsRefusesExtraConnections(t *testing.T) {
 			t.Fatalf("connection over MaxConns was served: %q", buf[:n])
 		}
 	}
-	if v := metricValue(t, reg, "wshub_eventloop_refused_connections_total", nil); v != 2 {
+	if v := metricValue(t, reg, "wshub_eventloop_refused_connections_total", map[string]string{"reason": "max_conns"}); v != 2 {
 		t.Fatalf("refused connections %v, want 2", v)
 	}
 	for i, c := range held {
@@ -45,15 +47,38 @@ func TestMaxConnsRefusesExtraConnections(t *testing.T) {
 	dialWS(t, s, "/ws")
 }
 
-func TestDefaultMaxConns(t *testing.T) {
+func TestDescriptorBudget(t *testing.T) {
+	per := func(limit uint64, loops, reserved int) int {
+		return int(limit) - fixedFDs - loops*loopFDs - reserved
+	}
 	for _, tc := range []struct {
-		limit uint64
-		want  int
-	}{{1 << 20, 1<<20 - FDReserve}, {1024, 1024 - FDReserve}, {300, 150}, {0, 1024 - FDReserve}, {1 << 62, 1 << 24}} {
-		if got := defaultMaxConns(tc.limit); got != tc.want {
-			t.Errorf("defaultMaxConns(%d) = %d, want %d", tc.limit, got, tc.want)
+		limit           uint64
+		loops, reserved int
+		maxConns        int // asked
+		want            int // got; 0 = error
+	}{
+		{1024, 2, 64, 0, per(1024, 2, 64)},
+		{20000, 2, 400, 0, per(20000, 2, 400)},
+		{0, 1, 64, 0, per(unknownFDLimit, 1, 64)},         // unreadable: assume 1024
+		{1 << 62, 1, 64, 0, per(maxConnsCeiling, 1, 64)},  // RLIM_INFINITY
+		{1024, 2, 64, 500, 500},                           // under the budget: kept
+		{1024, 2, 64, per(1024, 2, 64), per(1024, 2, 64)}, // exactly the budget
+		{1024, 2, 64, per(1024, 2, 64) + 1, 0},            // one over: refused
+		{100, 2, 76, 0, 0},                                // nothing left for connections
+		{20000, 8, 19952, 0, 0},
+	} {
+		c := Config{Loops: tc.loops, ReservedFDs: tc.reserved, MaxConns: tc.maxConns}
+		err := c.applyBudget(tc.limit)
+		switch {
+		case tc.want == 0 && err == nil:
+			t.Errorf("%+v: MaxConns %d accepted, want an error", tc, c.MaxConns)
+		case tc.want != 0 && err != nil:
+			t.Errorf("%+v: %v", tc, err)
+		case tc.want != 0 && c.MaxConns != tc.want:
+			t.Errorf("%+v: MaxConns %d, want %d", tc, c.MaxConns, tc.want)
 		}
 	}
+	// New applies it to the process's own limit.
 	s, err := New(Config{Addr: "127.0.0.1:0", Logger: quietLogger()}, newTestHandler())
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +86,27 @@ func TestDefaultMaxConns(t *testing.T) {
 	if s.maxConns <= 0 {
 		t.Fatalf("default MaxConns %d", s.maxConns)
 	}
+	if _, err := New(Config{Addr: "127.0.0.1:0", Logger: quietLogger(), MaxConns: maxConnsCeiling + 1}, newTestHandler()); err == nil {
+		t.Fatal("MaxConns over any descriptor budget accepted")
+	}
+}
+
+// Per-loop SO_REUSEPORT listeners must not let a second server join a port
+// already in use: it fails the way a plain bind does.
+func TestListenAddressInUse(t *testing.T) {
+	s := startServer(t, Config{}, newTestHandler())
+	second, err := New(Config{Addr: s.Addr().String(), Loops: 2, Logger: quietLogger()}, newTestHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = second.Run()
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("second server on %s: Run returned %v, want address already in use", s.Addr(), err)
+	}
+	// Port 0 resolves to one port for every loop: connections reach both
+	// loops of the same server.
+	s2 := startServer(t, Config{Loops: 2}, newTestHandler())
+	dialUntilBound(t, s2)
 }
 
 func TestConfigValidation(t *testing.T) {

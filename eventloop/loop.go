@@ -48,11 +48,13 @@ type Loop struct {
 	iov       [][]byte
 	iovecs    []unix.Iovec
 	held      []*wsproto.Frame
-	scratch   []byte // one-off control frames (ping, pong, 1008)
-	pong      []byte // payload of the latest ping of the current traffic event
-	pongDue   bool   // that ping still needs its pong
-	queued    int    // frames in this loop's rings
-	scanned   int    // input bytes peeked for decoding (kept linear, see readFrames)
+	scratch   []byte  // one-off control frames (ping, pong, 1008)
+	pong      []byte  // payload of the latest ping of the current traffic event
+	pongDue   bool    // that ping still needs its pong
+	queued    int     // frames in this loop's rings
+	scanned   int     // input bytes peeked for decoding (kept linear, see readFrames)
+	holders   []*Conn // connections that may hold partial input (fListed; partial.go)
+	spareHS   []*handshakeState
 
 	sendQueue  int
 	maxPending int
@@ -69,8 +71,10 @@ type gnetRef struct{ el gnet.EventLoop }
 
 // loopStats are the hot-path counters, read by the metrics collector.
 type loopStats struct {
-	framesWritten, writevCalls, slowDrops, refused, pongTimeouts, batches atomic.Uint64
-	queued                                                                atomic.Int64 // published copy of Loop.queued
+	framesWritten, writevCalls, slowDrops, pongTimeouts, batches atomic.Uint64
+	refused                                                      [numRefused]atomic.Uint64
+	limitCloses                                                  [numLimits]atomic.Uint64
+	queued                                                       atomic.Int64 // published copy of Loop.queued
 }
 
 func newLoop(s *Server, idx int) *Loop {
@@ -194,7 +198,9 @@ func (l *Loop) runBatch() {
 // every batch, it ends with a retry of the backlog.
 func (l *Loop) tick() {
 	l.tickQueued.Store(false)
-	l.wheel.advance(l.srv.nowTick(), l.fireFn)
+	now := l.srv.nowTick()
+	l.wheel.advance(now, l.fireFn)
+	l.sweepHolders(now)
 }
 
 // retryBacklog queues for this flush the backed-up connections whose socket

@@ -15,6 +15,29 @@ var handshakeReasons = []string{
 	"key", "host", "path", "origin", "too_large", "headers", "timeout", "other",
 }
 
+// refusedReasons label refused connections, indexed by the refused* constants.
+var refusedReasons = [...]string{refusedMaxConns: "max_conns", refusedStopping: "shutting_down", refusedMemory: "memory"}
+
+// Why a connection was refused.
+const (
+	refusedMaxConns = iota // over MaxConns: the descriptor budget
+	refusedStopping        // the server is draining
+	refusedMemory          // upgrade answered 503: memory near MemoryLimit
+	numRefused
+)
+
+// limitReasons label connections closed by the partial-input limits, indexed
+// by the limit* constants.
+var limitReasons = [...]string{limitBudget: "partial_budget", limitFragments: "fragments", limitTimeout: "message_timeout"}
+
+// Which partial-input limit closed a connection.
+const (
+	limitBudget    = iota // MaxPartialBytes reached (1008)
+	limitFragments        // MaxFragments passed (1009)
+	limitTimeout          // MessageTimeout passed (1008)
+	numLimits
+)
+
 // metrics is the server's Prometheus collector. Hot-path counts live in each
 // loop's stats (uncontended atomics) and are summed at scrape time.
 type metrics struct {
@@ -23,6 +46,7 @@ type metrics struct {
 
 	conns, hsFailures, slowDrops, refused, pongTimeouts *prometheus.Desc
 	queueDepth, framesWritten, writevCalls, batches     *prometheus.Desc
+	maxConns, partial, maxPartial, limitCloses          *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -35,7 +59,11 @@ func newMetrics(s *Server) *metrics {
 		conns:         d("connections", "Open connections, upgraded or not."),
 		hsFailures:    d("handshake_failures_total", "Upgrades refused or timed out, by reason.", "reason"),
 		slowDrops:     d("slow_consumer_drops_total", "Connections dropped because their send queue or socket buffer overflowed (close 1008)."),
-		refused:       d("refused_connections_total", "Connections closed at accept: over MaxConns or shutting down."),
+		refused:       d("refused_connections_total", "Connections refused: at accept over the connection ceiling (max_conns) or while draining (shutting_down); at the upgrade with 503 near the memory limit (memory).", "reason"),
+		maxConns:      d("max_connections", "The connection ceiling: --max-conns, or what the descriptor budget leaves."),
+		partial:       d("partial_bytes", "Bytes connections hold in unfinished upgrades, frames and fragmented messages."),
+		maxPartial:    d("max_partial_bytes", "The ceiling on partial_bytes; the connection that would pass it is closed with 1008."),
+		limitCloses:   d("partial_limit_closes_total", "Connections closed by a partial-input limit: partial_budget (1008), fragments (1009), message_timeout (1008).", "reason"),
 		pongTimeouts:  d("pong_timeouts_total", "Connections closed for not answering a ping in time."),
 		queueDepth:    d("send_queue_depth", "Frames queued in connection send rings, by loop.", "loop"),
 		framesWritten: d("frames_written_total", "Frames handed to the sockets from send rings."),
@@ -59,18 +87,26 @@ func (m *metrics) handshakeFailure(reason string) {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.conns, m.hsFailures, m.slowDrops, m.refused,
-		m.pongTimeouts, m.queueDepth, m.framesWritten, m.writevCalls, m.batches} {
+		m.pongTimeouts, m.queueDepth, m.framesWritten, m.writevCalls, m.batches,
+		m.maxConns, m.partial, m.maxPartial, m.limitCloses} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	var slow, refused, pong, frames, writevs, batches uint64
+	var slow, pong, frames, writevs, batches uint64
+	var refused [numRefused]uint64
+	var limits [numLimits]uint64
 	for _, l := range m.s.loops {
 		st := &l.stats
 		slow += st.slowDrops.Load()
-		refused += st.refused.Load()
+		for i := range refused {
+			refused[i] += st.refused[i].Load()
+		}
+		for i := range limits {
+			limits[i] += st.limitCloses[i].Load()
+		}
 		pong += st.pongTimeouts.Load()
 		frames += st.framesWritten.Load()
 		writevs += st.writevCalls.Load()
@@ -85,7 +121,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range []struct {
 		d *prometheus.Desc
 		v uint64
-	}{{m.slowDrops, slow}, {m.refused, refused}, {m.pongTimeouts, pong}, {m.framesWritten, frames}, {m.writevCalls, writevs}, {m.batches, batches}} {
+	}{{m.slowDrops, slow}, {m.pongTimeouts, pong}, {m.framesWritten, frames}, {m.writevCalls, writevs}, {m.batches, batches}} {
 		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
 	}
+	for i, r := range refusedReasons {
+		ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(refused[i]), r)
+	}
+	for i, r := range limitReasons {
+		ch <- prometheus.MustNewConstMetric(m.limitCloses, prometheus.CounterValue, float64(limits[i]), r)
+	}
+	ch <- prometheus.MustNewConstMetric(m.maxConns, prometheus.GaugeValue, float64(m.s.maxConns))
+	ch <- prometheus.MustNewConstMetric(m.partial, prometheus.GaugeValue, float64(m.s.partial.Load()))
+	ch <- prometheus.MustNewConstMetric(m.maxPartial, prometheus.GaugeValue, float64(m.s.cfg.MaxPartialBytes))
 }

@@ -46,12 +46,8 @@ func TestPostsCoalesce(t *testing.T) {
 // once, in each poster's order (run with -race).
 func TestPostFromManyGoroutines(t *testing.T) {
 	s := startServer(t, Config{Loops: 2}, newTestHandler())
-	dialWS(t, s, "/ws")
-	dialWS(t, s, "/ws")
+	dialUntilBound(t, s)
 	const posters, each = 8, 500
-	for _, l := range s.Loops() {
-		eventually(t, 2*time.Second, "loops bound", l.bound)
-	}
 	last := make([][posters]int, len(s.Loops())) // per loop, touched on that loop only
 	var wg sync.WaitGroup
 	for p := range posters {
@@ -95,9 +91,7 @@ func TestPostBeforeBind(t *testing.T) {
 		t.Fatalf("loop %d ran a post before it was bound", i)
 	case <-time.After(50 * time.Millisecond):
 	}
-	// gnet hands connections to its loops round-robin: two bind both.
-	dialWS(t, s, "/ws")
-	dialWS(t, s, "/ws")
+	dialUntilBound(t, s)
 	seen := map[int]bool{}
 	for range 2 {
 		select {

@@ -18,13 +18,16 @@ const maxFrameHeader = 14
 // the decoder's limit check on the header keeps it under MaxMessage+14.
 // Pings are answered once, at the end (see answerPing).
 func (c *Conn) onTraffic() {
-	c.readFrames()
+	completed := c.readFrames()
 	c.loop.answerPing(c)
+	c.account(completed)
 }
 
-func (c *Conn) readFrames() {
+// readFrames reports whether a whole message (or the upgrade request) was
+// completed, so that what stays parked is known to have started in this read.
+func (c *Conn) readFrames() (completed bool) {
 	if c.awaitFrame() {
-		return
+		return false
 	}
 	buf, _ := c.gc.Peek(-1)
 	c.loop.scanned += len(buf)
@@ -32,9 +35,12 @@ func (c *Conn) readFrames() {
 	if c.state == stHandshake {
 		n, ok := c.handshake(buf)
 		if !ok {
-			return
+			if n > 0 && c.state == stHandshake {
+				_, _ = c.gc.Discard(n) // moved into c.hs
+			}
+			return false
 		}
-		off = n
+		off, completed = n, true
 	}
 	// Loop until Next asks for more, even at the end of buf: that last call
 	// is what returns a reassembled message's pooled buffer.
@@ -45,6 +51,9 @@ func (c *Conn) readFrames() {
 			if !errors.As(err, &ce) {
 				ce = &wsproto.CloseError{Code: wsproto.CloseProtocolError, Reason: "protocol error"}
 			}
+			if err == wsproto.ErrTooManyFragments {
+				c.loop.stats.limitCloses[limitFragments].Add(1)
+			}
 			c.fail(ce.Code, ce.Reason)
 			break
 		}
@@ -52,9 +61,12 @@ func (c *Conn) readFrames() {
 			break // incomplete frame
 		}
 		off += n
+		if ev.Kind == wsproto.EventText || ev.Kind == wsproto.EventBinary {
+			completed = true
+		}
 		c.handle(&ev)
 		if c.state == stClosed {
-			return // a write failed and gnet closed the connection under us
+			return completed // a write failed and gnet closed the connection under us
 		}
 	}
 	if c.state >= stDead || c.flags&fReadOff != 0 {
@@ -63,6 +75,7 @@ func (c *Conn) readFrames() {
 	if off > 0 { // Discard(0) would drop everything
 		_, _ = c.gc.Discard(off)
 	}
+	return completed
 }
 
 // awaitFrame reports whether the frame at the front of the input is still
@@ -81,20 +94,29 @@ func (c *Conn) awaitFrame() bool {
 	return err == nil && size > in
 }
 
-// handshake parses the upgrade request. It returns the request's length and
-// true once the connection is open; false while more is needed or when it
-// was refused.
+// handshake parses the upgrade request from buf, the input not yet
+// consumed. Once the connection is open it returns the number of bytes of buf
+// the request took and true. Otherwise it returns false and the number of
+// bytes of buf to discard: an incomplete request is moved into the
+// connection's handshake buffer (see parseUpgrade); a refused one is closed.
 func (c *Conn) handshake(buf []byte) (int, bool) {
 	l := c.loop
 	s := l.srv
-	hs := wsproto.ParseHandshake(buf, &s.hsCfg)
-	switch hs.Status {
-	case wsproto.HandshakeNeedMore:
-		return 0, false
-	case wsproto.HandshakeReject:
+	hs, used := c.parseUpgrade(buf)
+	switch {
+	case hs.Status == wsproto.HandshakeNeedMore:
+		return used, false
+	case hs.Status == wsproto.HandshakeReject:
 		s.metrics.handshakeFailure(hs.Reason)
 		_, _ = c.gc.Write(hs.Response)
 		c.kill() // gnet writes what is still buffered before it closes
+		return 0, false
+	case s.memory.overloaded.Load():
+		// Near the memory limit: a new client is told to come back later
+		// rather than the process growing until the kernel kills it.
+		l.stats.refused[refusedMemory].Add(1)
+		_, _ = c.gc.Write(wsproto.RejectResponse(503))
+		c.kill()
 		return 0, false
 	}
 	c.state = stOpen
@@ -102,8 +124,8 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 	if hs.Path == "/echo" {
 		c.path = pathEcho
 	}
-	c.setHeaders(hs.Query, hs.Authorization)
 	c.dec.Init(s.cfg.MaxMessage)
+	c.dec.SetMaxFragments(s.cfg.MaxFragments)
 	_, _ = c.gc.Write(hs.Response)
 	if c.state == stClosed {
 		return 0, false
@@ -120,7 +142,7 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 			return 0, false
 		}
 	}
-	return hs.Consumed, true
+	return used, true
 }
 
 // handle acts on one decoded frame.

@@ -38,9 +38,15 @@ type Server struct {
 	conns    atomic.Int64
 	metrics  *metrics
 
+	partial    atomic.Int64 // bytes of partial input held by all connections (partial.go)
+	maxPartial int64
+	maxRequest int // handshake size cap
+	memory     memoryGuard
+
 	epoch                                     time.Time
 	tickDur                                   time.Duration
 	pingTicks, pongTicks, hsTicks, closeTicks int64
+	msgTicks                                  int64
 
 	bindMu sync.Mutex
 
@@ -68,14 +74,15 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	fdLimit := raiseFDLimit()
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = defaultMaxConns(fdLimit)
+	if err := cfg.applyBudget(raiseFDLimit()); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		cfg:          cfg,
 		handler:      h,
 		maxConns:     int64(cfg.MaxConns),
+		maxPartial:   int64(cfg.MaxPartialBytes),
+		maxRequest:   wsproto.DefaultMaxRequestBytes,
 		epoch:        time.Now(),
 		tickDur:      cfg.tickInterval(),
 		ready:        make(chan struct{}),
@@ -85,6 +92,8 @@ func New(cfg Config, h Handler) (*Server, error) {
 	s.pongTicks = s.ticks(cfg.PongTimeout)
 	s.hsTicks = s.ticks(cfg.HandshakeTimeout)
 	s.closeTicks = s.ticks(cfg.CloseTimeout)
+	s.msgTicks = s.ticks(cfg.MessageTimeout)
+	s.memory.init(cfg.MemoryLimit)
 	if cfg.PingInterval > 0 {
 		s.pingTicks = s.ticks(cfg.PingInterval)
 	}
@@ -92,7 +101,7 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if cfg.Echo {
 		paths = append(paths, "/echo")
 	}
-	s.hsCfg = wsproto.HandshakeConfig{Paths: paths, CheckOrigin: originChecker(cfg.Origins)}
+	s.hsCfg = wsproto.HandshakeConfig{Paths: paths, CheckOrigin: originChecker(cfg.Origins), MaxRequestBytes: s.maxRequest}
 	s.loops = make([]*Loop, cfg.Loops)
 	for i := range s.loops {
 		s.loops[i] = newLoop(s, i)
@@ -168,12 +177,14 @@ func (s *Server) Run() error {
 	}
 	defer close(s.runDone)
 	defer s.markReady()
-	addr := s.cfg.Addr
-	if !strings.Contains(addr, "://") {
-		addr = "tcp://" + addr
+	addr, err := resolveListenAddr(s.cfg.Addr)
+	if err != nil {
+		return err
 	}
-	err := gnet.Run((*events)(s), addr,
+	network, _ := splitAddr(addr)
+	err = gnet.Run((*events)(s), addr,
 		gnet.WithMulticore(true),
+		gnet.WithReusePort(reusePortNetwork(network)), // see listen.go
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithReadBufferCap(s.cfg.ReadBuffer),
 		gnet.WithWriteBufferCap(s.cfg.WriteBuffer),
@@ -327,15 +338,15 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		s.cfg.Logger.Error("eventloop: gnet loop without a Loop; connection refused")
 		return nil, gnet.Close
 	}
-	// Refusing at MaxConns keeps accept away from EMFILE, which would stop
-	// the whole engine.
+	// Refusing at MaxConns, on the goroutine that accepted, keeps accept
+	// away from EMFILE, which would stop the whole engine (limits.go).
 	if s.stopping.Load() {
-		l.stats.refused.Add(1)
+		l.stats.refused[refusedStopping].Add(1)
 		return nil, gnet.Close
 	}
 	if s.conns.Add(1) > s.maxConns {
 		s.conns.Add(-1)
-		l.stats.refused.Add(1)
+		l.stats.refused[refusedMaxConns].Add(1)
 		return nil, gnet.Close
 	}
 	c := &Conn{gc: gc, loop: l, id: nextID.Add(1)}
@@ -375,6 +386,7 @@ func (e *events) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	l.wheel.cancel(&c.tm)
 	c.discardQueue()
 	c.dec.Reset()
+	c.releasePartial()
 	l.remove(c)
 	s.conns.Add(-1)
 	if c.flags&fOpened != 0 {
@@ -391,6 +403,9 @@ func (e *events) OnClose(gc gnet.Conn, _ error) gnet.Action {
 // OnTick runs on gnet's ticker goroutine: it posts a tick to every bound
 // loop that has not yet run the previous one.
 func (e *events) OnTick() (time.Duration, gnet.Action) {
+	now := time.Now()
+	e.memory.sample(now)
+	e.memory.freeAfterDrop(now, e.conns.Load())
 	for _, l := range e.loops {
 		if l.bound() && l.tickQueued.CompareAndSwap(false, true) {
 			l.Post(l.tickFn)

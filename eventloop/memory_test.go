@@ -1,0 +1,55 @@
+package eventloop
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFreeAfterDrop(t *testing.T) {
+	var g memoryGuard
+	g.init(0)
+	released := 0
+	g.release = func() { released++ }
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration, conns int64) { g.freeAfterDrop(t0.Add(d), conns) }
+
+	at(0, 15000) // flood
+	at(time.Second, 9000)
+	at(2*time.Second, 3000) // a quarter of the peak: wait for it to settle
+	if released != 0 {
+		t.Fatal("released before the drop settled")
+	}
+	at(2500*time.Millisecond, 100)
+	at(3*time.Second, 0)
+	if released != 1 {
+		t.Fatalf("released %d times after the flood went, want 1", released)
+	}
+	at(4*time.Second, 0) // no second release for the same drop
+	if released != 1 {
+		t.Fatalf("released %d times, want 1", released)
+	}
+
+	// A second flood soon after waits for releaseEvery.
+	at(5*time.Second, 12000)
+	at(6*time.Second, 0)
+	at(8*time.Second, 0)
+	if released != 1 {
+		t.Fatalf("released %d times within releaseEvery, want 1", released)
+	}
+	at(3*time.Second+releaseEvery, 0)
+	at(3*time.Second+releaseEvery+dropSettle, 0)
+	if released != 2 {
+		t.Fatalf("released %d times after releaseEvery, want 2", released)
+	}
+
+	// Small drops and drops to more than a quarter release nothing.
+	var h memoryGuard
+	h.init(0)
+	h.release = func() { released++ }
+	for i, c := range []int64{3000, 0, 0, 0, 20000, 6000, 6000, 6000} {
+		h.freeAfterDrop(t0.Add(time.Duration(i)*time.Second), c)
+	}
+	if released != 2 {
+		t.Fatalf("released on a small drop or a drop to 30%%: %d", released)
+	}
+}
