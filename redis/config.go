@@ -12,6 +12,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Descriptor shares (see Config.Descriptors): a standalone Redis takes the
+// pipelined connection, the dedicated subscription connection and the
+// registry's, each of which may be open twice while it is replaced after a
+// failure, plus dials in flight; a cluster takes that per master.
+const (
+	standaloneFDs = 16
+	fdsPerMaster  = 8
+	// budgetMasters is how many masters a cluster's share covers at least
+	// (the seed list may name fewer nodes than the cluster has).
+	budgetMasters = 16
+)
+
+// Descriptors is how many sockets a Broker configured with c holds open at
+// most: the gateway's descriptor budget reserves that many, so that Redis
+// reconnects can never take the last descriptor the event loops' accept
+// needs.
+func (c Config) Descriptors() int {
+	if len(c.ClusterAddrs) > 0 {
+		return standaloneFDs + fdsPerMaster*max(len(c.ClusterAddrs), budgetMasters)
+	}
+	return standaloneFDs
+}
+
 // Config selects the Redis deployment and tunes the broker. Exactly one of URL
 // and ClusterAddrs must be set. Zero durations and sizes take the defaults
 // documented on each field.

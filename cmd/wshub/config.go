@@ -5,14 +5,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wshub/wshub/eventloop"
 	"github.com/wshub/wshub/redis"
+	"github.com/wshub/wshub/wsproto"
 )
 
 // config is everything the command line and the environment can set.
@@ -28,6 +32,10 @@ type config struct {
 	MaxPublish      int
 	MaxSubs         int
 	MaxConns        int
+	MaxPartial      int
+	MaxFragments    int
+	MessageTimeout  time.Duration
+	MemoryLimit     byteSize
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
 	HandshakeTime   time.Duration
@@ -82,7 +90,15 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxMessage, "max-message", 64<<10, "largest client message in bytes after reassembly; larger ones close the connection with 1009")
 	fs.IntVar(&c.MaxPublish, "max-publish", 0, "largest publish data in bytes; larger ones get error 413 (0: --max-message minus 1 KiB, so a publish under the limit always fits in one client message)")
 	fs.IntVar(&c.MaxSubs, "max-subscriptions", 1024, "channels one connection may subscribe to; one more gets error 429 (each subscription costs the connection's loop per (un)subscribe and memory)")
-	fs.IntVar(&c.MaxConns, "max-conns", 0, "connections held at most; more are refused at once (0: the open-file limit minus a reserve)")
+	fs.IntVar(&c.MaxConns, "max-conns", 0, "connections held at most; more are refused at once (0: what the open-file limit leaves once the loops, admin listener and Redis have their descriptors; more than that is an error)")
+	fs.IntVar(&c.MaxPartial, "max-partial-bytes", eventloop.DefaultMaxPartialBytes, "bytes all connections together may hold in unfinished upgrades, frames and fragmented messages; the connection that would pass it is closed with 1008")
+	fs.IntVar(&c.MaxFragments, "max-fragments", wsproto.DefaultMaxFragments, "frames one message may be split into; more close the connection with 1009")
+	fs.DurationVar(&c.MessageTimeout, "message-timeout", eventloop.DefaultMessageTimeout, "how long a started message may take to arrive whole; longer closes the connection with 1008")
+	c.MemoryLimit = byteSize(debug.SetMemoryLimit(-1))
+	if c.MemoryLimit == math.MaxInt64 {
+		c.MemoryLimit = 0
+	}
+	fs.Var(&c.MemoryLimit, "memory-limit", "soft memory limit of the process (e.g. 2GiB; Go's GOMEMLIMIT); near it (90%) new connections get HTTP 503 until memory falls under 80% (0: none; default: GOMEMLIMIT)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "how often an idle connection is pinged")
 	fs.DurationVar(&c.PongTimeout, "pong-timeout", 10*time.Second, "how long a pinged connection may take to answer before it is closed")
 	fs.DurationVar(&c.HandshakeTime, "handshake-timeout", 10*time.Second, "how long a new TCP connection may take to complete its upgrade before it is closed")
@@ -171,6 +187,9 @@ func (c *config) validate() error {
 	check(c.MaxPublish >= 0, "--max-publish must not be negative, got %d", c.MaxPublish)
 	check(c.MaxSubs >= 1 && c.MaxSubs <= 1<<20, "--max-subscriptions must be between 1 and 1048576, got %d", c.MaxSubs)
 	check(c.MaxConns >= 0, "--max-conns must not be negative, got %d", c.MaxConns)
+	check(c.MaxPartial >= c.MaxMessage+14, "--max-partial-bytes must hold one largest message (--max-message + 14), got %d", c.MaxPartial)
+	check(c.MaxFragments >= 1 && c.MaxFragments <= wsproto.MaxFragmentsCeiling, "--max-fragments must be between 1 and %d, got %d", wsproto.MaxFragmentsCeiling, c.MaxFragments)
+	check(c.MessageTimeout > 0, "--message-timeout must be positive")
 	check(c.PingInterval > 0, "--ping-interval must be positive")
 	check(c.PongTimeout > 0, "--pong-timeout must be positive")
 	check(c.HandshakeTime > 0, "--handshake-timeout must be positive")

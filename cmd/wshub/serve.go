@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -32,12 +33,19 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if cfg.MemoryLimit > 0 {
+		// The runtime's GC works to stay under it; the event loops refuse
+		// new connections near it (eventloop/memory.go).
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 	g := &glue{}
 	srv, err := eventloop.New(eventloop.Config{
 		Addr: cfg.Addr, Loops: cfg.Loops,
 		ReadBuffer: cfg.ReadBuffer, WriteBuffer: cfg.WriteBuffer,
 		SendQueue: cfg.SendQueue, MaxPending: cfg.MaxPending, MaxMessage: cfg.MaxMessage,
-		MaxConns:     cfg.MaxConns,
+		MaxConns: cfg.MaxConns, ReservedFDs: cfg.reservedFDs(),
+		MaxPartialBytes: cfg.MaxPartial, MaxFragments: cfg.MaxFragments, MessageTimeout: cfg.MessageTimeout,
+		MemoryLimit:  int64(cfg.MemoryLimit),
 		PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout, HandshakeTimeout: cfg.HandshakeTime,
 		Origins: cfg.origins(), Echo: cfg.Echo,
 		Logger: log, Metrics: reg,
