@@ -2,6 +2,7 @@ package wsproto
 
 import (
 	"encoding/binary"
+	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -81,6 +82,9 @@ var (
 	// ErrTooManyFragments is returned for a message of more frames than the
 	// cap (SetMaxFragments): 1009, like a message over the size limit.
 	ErrTooManyFragments = &CloseError{CloseTooBig, "too many fragments"}
+	// ErrNoRoom is returned by NextWithin when a fragment would grow the
+	// reassembly buffer by more than the room given: 1008.
+	ErrNoRoom = &CloseError{ClosePolicy, "partial-message budget exhausted"}
 )
 
 // msgPool holds reassembly buffers of fragmented messages, apart from the
@@ -118,14 +122,15 @@ func (d *Decoder) Init(maxMessage int) {
 // (between 1 and MaxFragmentsCeiling; other values are clamped).
 func (d *Decoder) SetMaxFragments(n int) { d.maxFrags = uint16(min(max(n, 1), MaxFragmentsCeiling)) }
 
-// Held is the number of bytes in the decoder's reassembly buffer: a
-// fragmented message in progress, or one just delivered until the Next call
-// after it returns the buffer (0 for an idle connection).
+// Held is the size of the decoder's reassembly buffer (its capacity, what
+// it costs in memory): held for a fragmented message in progress, or one
+// just delivered until the Next call after it returns the buffer (0 for an
+// idle connection).
 func (d *Decoder) Held() int {
 	if d.msg == nil {
 		return 0
 	}
-	return len(d.msg.B)
+	return cap(d.msg.B)
 }
 
 // AllowCompressed is the permessage-deflate hook: when on, RSV1 is accepted on
@@ -162,6 +167,13 @@ func (d *Decoder) release() {
 // it is readable, and nothing is ever allocated on a declared length: a
 // fragment is copied into the reassembly buffer only once it has arrived.
 func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
+	return d.NextWithin(buf, math.MaxInt)
+}
+
+// NextWithin is Next for a caller that budgets memory: a fragment that would
+// grow the reassembly buffer by more than room bytes is refused with
+// ErrNoRoom before it is copied, so a refused message costs no memory.
+func (d *Decoder) NextWithin(buf []byte, room int) (ev Event, n int, err error) {
 	if d.msg != nil && d.op == 0 {
 		// The previous call delivered the reassembled message; its Payload
 		// is no longer valid, so an idle connection holds no buffer.
@@ -190,7 +202,7 @@ func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
 			return ev, 0, err
 		}
 	case ws.OpContinuation:
-		if err := d.appendFragment(payload, fin, &ev); err != nil {
+		if err := d.appendFragment(payload, fin, room, &ev); err != nil {
 			return Event{}, 0, err
 		}
 	default: // text or binary opening a message
@@ -202,9 +214,13 @@ func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
 			ev.Kind, ev.Payload, ev.Compressed = kindOf(op), payload, compressed
 			return ev, n, nil
 		}
+		if len(payload) > room {
+			return Event{}, 0, ErrNoRoom
+		}
 		d.op, d.compressed, d.tail, d.frags = op, compressed, 0, 0
 		d.msg = msgPool.Get()
-		if err := d.appendFragment(payload, false, &ev); err != nil {
+		// A pooled buffer's own capacity costs nothing new.
+		if err := d.appendFragment(payload, false, room+min(cap(d.msg.B), math.MaxInt-room), &ev); err != nil {
 			return Event{}, 0, err
 		}
 	}
@@ -298,7 +314,10 @@ func (d *Decoder) checkHeader(b0, b1 byte) error {
 
 // appendFragment adds one fragment's payload to the message in progress,
 // validating text as it goes, and delivers the message on the final fragment.
-func (d *Decoder) appendFragment(payload []byte, fin bool, ev *Event) error {
+func (d *Decoder) appendFragment(payload []byte, fin bool, room int, ev *Event) error {
+	if grow := len(d.msg.B) + len(payload) - cap(d.msg.B); grow > 0 && grow > room {
+		return ErrNoRoom
+	}
 	d.frags++
 	d.msg.B = append(d.msg.B, payload...)
 	if d.op == ws.OpText && !d.compressed {
