@@ -18,15 +18,16 @@ import (
 //     input in a list that its tick sweeps, so there is no timer per
 //     connection and the sweep costs only the holders.
 //
-// Each connection's share (Conn.held) is recomputed after every read and
-// given back when it closes; Conn.held and the holders list belong to the
+// A share is what the held bytes cost in memory, not their count: gnet's
+// ring buffer rounds up to a power of two and the decoder's buffer grows by
+// appending, so 60,000 parked bytes take 64 KiB or more. Each connection's
+// share (Conn.held) is recomputed after every read and given back when it
+// closes; Conn.held and the holders list belong to the
 // connection's loop, Server.partial is shared (atomic).
 
-// Close reasons of the partial-input limits.
-const (
-	reasonPartialBudget  = "partial-message budget exhausted"
-	reasonMessageTimeout = "message not completed in time"
-)
+// reasonMessageTimeout is the close reason for a message over MessageTimeout
+// (the budget's is wsproto.ErrNoRoom's, the fragment cap's the decoder's).
+const reasonMessageTimeout = "message not completed in time"
 
 // handshakeState is a connection's upgrade request in progress, kept only
 // when the request did not arrive in one read. Its bytes are moved out of
@@ -108,17 +109,24 @@ func (c *Conn) account(completed bool) {
 	if c.state >= stDead {
 		return // closing: OnClose gives the share back
 	}
-	held := c.gc.InboundBuffered() + c.dec.Held()
+	held := bufferSize(c.gc.InboundBuffered()) + c.dec.Held()
 	if c.hs != nil {
-		held += len(c.hs.buf)
+		held += cap(c.hs.buf)
 	}
 	l := c.loop
 	s := l.srv
-	if delta := int64(held) - int64(c.held); delta > 0 {
+	delta := int64(held) - int64(c.held)
+	if delta > 0 && c.flags&fReadOff != 0 {
+		return // closing for its input: what it holds goes with it, uncharged
+	}
+	if delta > 0 {
 		if s.partial.Add(delta) > s.maxPartial {
 			s.partial.Add(-delta)
 			l.stats.limitCloses[limitBudget].Add(1)
-			c.fail(wsproto.ClosePolicy, reasonPartialBudget)
+			c.fail(wsproto.ErrNoRoom.Code, wsproto.ErrNoRoom.Reason)
+			// Drop the input now: left unread, gnet would copy it into a
+			// buffer of its own for a connection that is going away.
+			_, _ = c.gc.Discard(-1)
 			return
 		}
 	} else if delta < 0 {
@@ -138,6 +146,19 @@ func (c *Conn) account(completed bool) {
 			l.holders = append(l.holders, c)
 		}
 	}
+}
+
+// bufferSize is the memory gnet's inbound ring buffer takes for n unread
+// bytes: it allocates powers of two, 1 KiB at least (pkg/buffer/ring).
+func bufferSize(n int) int {
+	if n == 0 {
+		return 0
+	}
+	size := 1 << 10
+	for size < n {
+		size <<= 1
+	}
+	return size
 }
 
 // releasePartial gives c's share back (the connection closed).

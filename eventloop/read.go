@@ -42,18 +42,26 @@ func (c *Conn) readFrames() (completed bool) {
 		}
 		off, completed = n, true
 	}
+	// The decoder may grow its buffer by what the partial-input budget has
+	// left, so that a message over it is refused before it is copied; the
+	// count itself is settled once the read is done (account).
+	room := int(c.loop.srv.maxPartial - c.loop.srv.partial.Load())
 	// Loop until Next asks for more, even at the end of buf: that last call
 	// is what returns a reassembled message's pooled buffer.
 	for (c.state == stOpen || c.state == stClosing) && c.flags&fReadOff == 0 {
-		ev, n, err := c.dec.Next(buf[off:])
+		ev, n, err := c.dec.NextWithin(buf[off:], room)
 		if err != nil {
 			var ce *wsproto.CloseError
 			if !errors.As(err, &ce) {
 				ce = &wsproto.CloseError{Code: wsproto.CloseProtocolError, Reason: "protocol error"}
 			}
-			if err == wsproto.ErrTooManyFragments {
+			switch err {
+			case wsproto.ErrTooManyFragments:
 				c.loop.stats.limitCloses[limitFragments].Add(1)
+			case wsproto.ErrNoRoom:
+				c.loop.stats.limitCloses[limitBudget].Add(1)
 			}
+			c.dec.Reset() // nothing more is decoded: its buffer goes back now
 			c.fail(ce.Code, ce.Reason)
 			break
 		}
