@@ -2,6 +2,7 @@ package wsproto
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,5 +67,53 @@ func BenchmarkBuildFrame(b *testing.B) {
 		f, p := BuildFrame(ws.OpText, len(payload))
 		copy(p, payload)
 		f.Release()
+	}
+}
+
+// BenchmarkHandshakeTrickle parses one upgrade request (about 300 bytes, and
+// about 6 KiB with a large Cookie header) as it arrives: whole (one
+// HandshakeCursor.Parse call with the complete request), cursor-1byte (a
+// cursor called once per added byte, as for a request trickled one byte per
+// TCP segment) and stateless-1byte (ParseHandshake called once per added
+// byte: work quadratic in the request's size). One op is one handshake.
+func BenchmarkHandshakeTrickle(b *testing.B) {
+	cfg := &HandshakeConfig{Paths: []string{"/ws"}}
+	modes := []struct {
+		name  string
+		parse func(req []byte) Handshake
+	}{
+		{"whole", func(req []byte) Handshake {
+			var c HandshakeCursor
+			return c.Parse(req, cfg)
+		}},
+		{"cursor-1byte", func(req []byte) (hs Handshake) {
+			var c HandshakeCursor
+			for n := 1; n <= len(req); n++ {
+				hs = c.Parse(req[:n], cfg)
+			}
+			return hs
+		}},
+		{"stateless-1byte", func(req []byte) (hs Handshake) {
+			for n := 1; n <= len(req); n++ {
+				hs = ParseHandshake(req[:n], cfg)
+			}
+			return hs
+		}},
+	}
+	reqs := [][]byte{trickleRequest(0), trickleRequest(6 << 10)}
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			for _, req := range reqs {
+				b.Run(strconv.Itoa(len(req))+"B", func(b *testing.B) {
+					b.ReportAllocs()
+					b.SetBytes(int64(len(req)))
+					for b.Loop() {
+						if hs := m.parse(req); hs.Status != HandshakeDone || hs.Consumed != len(req) {
+							b.Fatalf("%+v", hs)
+						}
+					}
+				})
+			}
+		})
 	}
 }
