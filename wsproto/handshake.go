@@ -116,44 +116,33 @@ const (
 // gobwas/ws). The path is checked right after the request line, so a plain GET
 // of another path is 404 whatever its headers.
 func ParseHandshake(buf []byte, cfg *HandshakeConfig) Handshake {
-	hs, _ := parseHandshake(buf, cfg)
-	return hs
-}
-
-// parseHandshake is ParseHandshake; it also returns the work done (see
-// lineLoop.work).
-func parseHandshake(buf []byte, cfg *HandshakeConfig) (Handshake, int) {
 	var l lineLoop
-	hs := l.parse(buf, cfg)
-	return hs, l.work
+	return l.parse(buf, cfg)
 }
 
-// parse runs the line loop from where l stands and, once the request is
-// complete, decides on it. When l resumed a loop that earlier calls began,
-// the lines before l's start are not in rl and h: the complete request is
-// then parsed whole, once, from its start.
+// parse is ParseHandshake from where l stands.
 func (l *lineLoop) parse(buf []byte, cfg *HandshakeConfig) Handshake {
 	if cfg == nil {
 		cfg = &defaultConfig
 	}
 	var rl requestLine
 	var h headers
-	for {
-		resumed := l.scanned > 0
-		hs, complete := l.run(buf, cfg, &rl, &h)
-		if !complete {
-			return hs
-		}
-		if !resumed {
-			break
-		}
-		*l = lineLoop{work: l.work}
-		rl, h = requestLine{}, headers{}
+	return decide(l.run(buf, cfg, &rl, &h), cfg, &rl, &h)
+}
+
+// decide makes the Handshake of an outcome of lineLoop.run. On Done it checks
+// the headers together and builds the response.
+func decide(r lineOutcome, cfg *HandshakeConfig, rl *requestLine, h *headers) Handshake {
+	switch r.status {
+	case HandshakeNeedMore:
+		return Handshake{}
+	case HandshakeReject:
+		return reject(r.consumed, r.code, r.reason)
 	}
 	if code, reason := h.check(cfg); code != 0 {
-		return reject(l.start, code, reason)
+		return reject(r.consumed, code, reason)
 	}
-	return accept(l.start, &rl, &h)
+	return accept(r.consumed, rl, h)
 }
 
 // lineLoop is the line loop of ParseHandshake: it examines the request line
@@ -172,11 +161,25 @@ type lineLoop struct {
 	work int
 }
 
-// run examines the lines of buf from l.start on. It returns complete = true
-// when it reached the empty line that ends the header section (l.start is
-// then the request's length); otherwise a Reject or a NeedMore (l then says
-// where to resume once buf has grown). rl and h receive what the lines
-// examined by this run hold.
+// lineOutcome is how lineLoop.run ended: Done when it reached the empty line
+// that ends the header section (consumed is then the request's length);
+// Reject with the HTTP status, reason and Consumed; or NeedMore (the lineLoop
+// then says where to resume once buf has grown). It is small, unlike
+// Handshake, so that the NeedMore of a trickled request costs no copying of
+// results.
+type lineOutcome struct {
+	status   HandshakeStatus
+	code     int
+	reason   string
+	consumed int
+}
+
+// run examines the lines of buf from where l stands, until the header
+// section ends, a line is refused or buf ends. rl and h receive what the
+// lines examined by this run hold. When earlier runs (earlier reads of a
+// cursor) examined complete lines, those are not in rl and h: once the
+// header section is complete, run then examines the request whole once
+// more, from its start, so that on Done rl and h hold all of it.
 //
 // A line ends in CRLF or a bare LF (RFC 9112 §2.2 lets a recipient accept
 // it). A bare CR or a NUL left inside the line is rejected by the character
@@ -187,7 +190,7 @@ type lineLoop struct {
 // a cursor runs them with an rl and h that saw only the lines of one read.
 // What depends on several lines is h.check, which runs once, on the whole
 // request.
-func (l *lineLoop) run(buf []byte, cfg *HandshakeConfig, rl *requestLine, h *headers) (hs Handshake, complete bool) {
+func (l *lineLoop) run(buf []byte, cfg *HandshakeConfig, rl *requestLine, h *headers) lineOutcome {
 	maxBytes, maxHeaders := cfg.MaxRequestBytes, cfg.MaxHeaders
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxRequestBytes
@@ -201,6 +204,7 @@ func (l *lineLoop) run(buf []byte, cfg *HandshakeConfig, rl *requestLine, h *hea
 	if len(scan) > maxBytes {
 		scan = scan[:maxBytes]
 	}
+	resumed := l.lines > 0
 	for {
 		tail := scan[l.scanned:]
 		i := bytes.IndexByte(tail, '\n')
@@ -211,37 +215,58 @@ func (l *lineLoop) run(buf []byte, cfg *HandshakeConfig, rl *requestLine, h *hea
 				l.work += len(tail)
 				ok, spaced := tokenPrefix(tail)
 				if !ok {
-					return reject(len(scan), 400, reasonMalformed), false
+					return refuse(len(scan), 400, reasonMalformed)
 				}
 				l.spaced = spaced
 			}
 			l.scanned = len(scan)
-			return needMore(len(buf), len(scan), maxBytes), false
+			if len(buf) >= maxBytes {
+				return refuse(len(scan), 400, reasonTooLarge)
+			}
+			return lineOutcome{status: HandshakeNeedMore}
 		}
 		l.work += i + 1
-		end := l.scanned + i
-		next := end + 1
-		line := scan[l.start:end]
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1] // CRLF; a bare LF ends a line too
-		}
-		l.work += len(line)
+		r := l.line(scan, l.scanned+i, cfg, maxHeaders, rl, h)
 		switch {
-		case l.lines == 0:
-			if code, reason := rl.parse(line, cfg); code != 0 {
-				return reject(next, code, reason), false
-			}
-		case len(line) == 0:
-			l.start, l.scanned = next, next
-			return Handshake{}, true
-		case l.lines-1 == maxHeaders:
-			return reject(next, 400, reasonHeaders), false
-		case !h.add(line):
-			return reject(next, 400, reasonMalformed), false
+		case r.status == HandshakeNeedMore:
+			continue
+		case r.status == HandshakeDone && resumed:
+			resumed = false
+			*l, *rl, *h = lineLoop{work: l.work}, requestLine{}, headers{}
+			continue
 		}
-		l.start, l.scanned = next, next
-		l.lines++
+		return r
 	}
+}
+
+// line applies the per-line checks to the complete line of scan that starts
+// at l.start and whose LF is at end: line l.lines, the request line first.
+// It returns Done on the empty line ending the header section, a Reject, or
+// NeedMore when the loop goes on with the next line. It is apart from run so
+// that run, which a trickled request calls at every read, stays small.
+func (l *lineLoop) line(scan []byte, end int, cfg *HandshakeConfig, maxHeaders int, rl *requestLine, h *headers) lineOutcome {
+	next := end + 1
+	line := scan[l.start:end]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1] // CRLF; a bare LF ends a line too
+	}
+	l.work += len(line)
+	switch {
+	case l.lines == 0:
+		if code, reason := rl.parse(line, cfg); code != 0 {
+			return refuse(next, code, reason)
+		}
+	case len(line) == 0:
+		l.start, l.scanned = next, next
+		return lineOutcome{status: HandshakeDone, consumed: next}
+	case l.lines-1 == maxHeaders:
+		return refuse(next, 400, reasonHeaders)
+	case !h.add(line):
+		return refuse(next, 400, reasonMalformed)
+	}
+	l.start, l.scanned = next, next
+	l.lines++
+	return lineOutcome{status: HandshakeNeedMore}
 }
 
 // HandshakeCursor resumes ParseHandshake across reads of one request: where
@@ -259,31 +284,37 @@ type HandshakeCursor struct {
 // returns, Consumed included, but a call that returns NeedMore costs work
 // proportional to the bytes added since the previous call (plus the lines
 // they complete), and allocates nothing; the request is parsed whole once,
-// when complete (at once, when the first call holds all of it).
+// when complete (not again when its lines all completed in the last call,
+// as when one read brings all of it).
 //
 // The cursor only advances on NeedMore: after a Done or a Reject, calling
 // Parse again (with buf or a longer one) returns the same outcome. A buf
 // shorter than the part already examined starts the request over.
 func (c *HandshakeCursor) Parse(buf []byte, cfg *HandshakeConfig) Handshake {
-	hs, _ := c.parse(buf, cfg)
-	return hs
+	var l lineLoop
+	return c.parse(&l, buf, cfg)
 }
 
-// parse is Parse; it also returns the work done (see lineLoop.work),
-// including the whole parse of a complete request.
-func (c *HandshakeCursor) parse(buf []byte, cfg *HandshakeConfig) (Handshake, int) {
+// parse is Parse, running the line loop in l (where tests read l.work).
+func (c *HandshakeCursor) parse(l *lineLoop, buf []byte, cfg *HandshakeConfig) Handshake {
 	if uint64(len(buf)) > math.MaxUint32 {
-		return parseHandshake(buf, cfg) // offsets would not fit (a MaxRequestBytes over 4 GiB)
+		return l.parse(buf, cfg) // offsets would not fit (a MaxRequestBytes over 4 GiB)
+	}
+	if cfg == nil {
+		cfg = &defaultConfig
 	}
 	if int(c.scanned) > len(buf) {
 		c.Reset()
 	}
-	l := lineLoop{start: int(c.start), scanned: int(c.scanned), lines: int(c.lines), spaced: c.spaced}
-	hs := l.parse(buf, cfg)
-	if hs.Status == HandshakeNeedMore {
+	*l = lineLoop{start: int(c.start), scanned: int(c.scanned), lines: int(c.lines), spaced: c.spaced}
+	var rl requestLine
+	var h headers
+	r := l.run(buf, cfg, &rl, &h)
+	if r.status == HandshakeNeedMore {
 		c.start, c.scanned, c.lines, c.spaced = uint32(l.start), uint32(l.scanned), uint32(l.lines), l.spaced
+		return Handshake{} // decide's NeedMore, without copying a Handshake at every read
 	}
-	return hs, l.work
+	return decide(r, cfg, &rl, &h)
 }
 
 // Reset prepares the cursor for a new request.
@@ -291,11 +322,8 @@ func (c *HandshakeCursor) Reset() { *c = HandshakeCursor{} }
 
 var defaultConfig HandshakeConfig
 
-func needMore(have, scanned, maxBytes int) Handshake {
-	if have >= maxBytes {
-		return reject(scanned, 400, reasonTooLarge)
-	}
-	return Handshake{Status: HandshakeNeedMore}
+func refuse(consumed, code int, reason string) lineOutcome {
+	return lineOutcome{status: HandshakeReject, code: code, reason: reason, consumed: consumed}
 }
 
 func reject(consumed, code int, reason string) Handshake {
