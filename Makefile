@@ -3,6 +3,9 @@ GO      ?= go
 PKGS    := ./...
 RACE    := ./eventloop/... ./hub/... ./redis/... ./loadtest/...
 FUZZTIME ?= 60s
+# staticcheck at a pinned version through go run: a fresh machine needs
+# nothing but the module proxy.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run build test test-deps bench bench-e2e lint fuzz
 
@@ -30,8 +33,7 @@ test-deps:
 	  fi; \
 	fi
 
-test: test-deps
-	$(GO) vet $(PKGS)
+test: test-deps lint
 	$(GO) test -count=1 -timeout 8m $(PKGS)
 	$(GO) test -count=1 -race -timeout 8m $(RACE)
 
@@ -45,10 +47,16 @@ bench:
 bench-e2e:
 	$(GO) run ./bench/e2e $(ARGS)
 
+# gofmt, go mod tidy, go vet and staticcheck must have nothing to say.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt would change:"; echo "$$out"; exit 1; }
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go mod tidy would change go.mod/go.sum:"; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 
+# Every fuzzer, FUZZTIME each (go test -fuzz takes one target at a time).
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzHandshake -fuzztime $(FUZZTIME) ./wsproto
-	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./wsproto
+	$(GO) test -run '^$$' -fuzz '^FuzzHandshake$$' -fuzztime $(FUZZTIME) ./wsproto
+	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZTIME) ./wsproto
+	$(GO) test -run '^$$' -fuzz '^FuzzValidJSON$$' -fuzztime $(FUZZTIME) ./hub
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME) ./hub

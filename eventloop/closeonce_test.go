@@ -8,6 +8,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/wshub/wshub/wsproto/wstest"
 )
 
 // recordingConn is a gnet.Conn whose socket takes nothing: what is written
@@ -52,7 +54,7 @@ func TestSlowDropAfterCloseSentWritesNoSecondClose(t *testing.T) {
 	var codes []uint16
 	rd := bufio.NewReader(&rc.out)
 	for rd.Buffered() > 0 || rc.out.Len() > 0 {
-		f, err := ws.ReadFrame(rd)
+		f, err := wstest.ReadFrame(rd)
 		if err != nil {
 			t.Fatalf("reading what was written: %v", err)
 		}

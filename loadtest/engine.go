@@ -161,9 +161,6 @@ func (e *engine) behind(ch int32, window int64) bool {
 	return live > 0 && e.seq[ch]*live-e.maxSum[ch].Load() >= window*live
 }
 
-// pollerFor spreads connections over pollers by index.
-func (e *engine) pollerFor(idx int32) *poller { return e.pollers[int(idx)%len(e.pollers)] }
-
 // each runs f on every poller and waits for all of them.
 func (e *engine) each(f func(p *poller)) {
 	var wg sync.WaitGroup

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"errors"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -127,8 +126,6 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
-var errTest = errors.New("test")
 
 // checkGoroutines fails when goroutines started after base are still alive
 // shortly after the test's work was closed.

@@ -8,13 +8,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wshub/wshub/wsproto/wstest"
 )
 
 // readBack parses a server frame with gobwas's reader.
 func readBack(t *testing.T, b []byte) ws.Frame {
 	t.Helper()
 	r := bytes.NewReader(b)
-	f, err := ws.ReadFrame(r)
+	f, err := wstest.ReadFrame(r)
 	if err != nil || r.Len() != 0 {
 		t.Fatalf("gobwas cannot read our frame: %v (%d bytes left)", err, r.Len())
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
+
+	"github.com/wshub/wshub/wsproto/wstest"
 )
 
 // serveOne plays the server side of one connection with this package only:
@@ -148,7 +150,7 @@ func TestGobwasClient(t *testing.T) {
 		}
 		send(ws.NewFrame(op, true, p))
 		want = append(want, rec{Kind: EventKind(op), Payload: string(p)})
-		got, err := ws.ReadFrame(r)
+		got, err := wstest.ReadFrame(r)
 		if err != nil || got.Header.OpCode != op || !got.Header.Fin || got.Header.Masked || !bytes.Equal(got.Payload, p) {
 			t.Fatalf("echo of %d bytes: header %+v err %v", size, got.Header, err)
 		}
@@ -159,19 +161,19 @@ func TestGobwasClient(t *testing.T) {
 	// (net.Pipe is synchronous: read the pong before writing on.)
 	send(ws.NewFrame(ws.OpText, false, parts[0]))
 	send(ws.NewPingFrame([]byte("ping!")))
-	if f, err := ws.ReadFrame(r); err != nil || f.Header.OpCode != ws.OpPong || string(f.Payload) != "ping!" {
+	if f, err := wstest.ReadFrame(r); err != nil || f.Header.OpCode != ws.OpPong || string(f.Payload) != "ping!" {
 		t.Fatalf("pong: %+v %q %v", f.Header, f.Payload, err)
 	}
 	send(ws.NewFrame(ws.OpContinuation, false, parts[1]))
 	send(ws.NewFrame(ws.OpContinuation, true, parts[2]))
 	want = append(want, rec{Kind: EventPing, Payload: "ping!"}, rec{Kind: EventText, Payload: "héllo w€!"})
-	if f, err := ws.ReadFrame(r); err != nil || string(f.Payload) != "héllo w€!" {
+	if f, err := wstest.ReadFrame(r); err != nil || string(f.Payload) != "héllo w€!" {
 		t.Fatalf("echo of fragmented message: %q %v", f.Payload, err)
 	}
 	body := ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")
 	send(ws.NewCloseFrame(body))
 	want = append(want, rec{Kind: EventClose, Payload: string(body), Code: 1000, Reason: "bye"})
-	f, err := ws.ReadFrame(r)
+	f, err := wstest.ReadFrame(r)
 	if code, reason := ws.ParseCloseFrameData(f.Payload); err != nil || f.Header.OpCode != ws.OpClose || code != 1000 || reason != "bye" {
 		t.Fatalf("close reply: %+v code %d reason %q err %v", f.Header, code, reason, err)
 	}
@@ -253,7 +255,7 @@ func TestDecoderMatchesGobwasReader(t *testing.T) {
 	var want []rec
 	r := bytes.NewReader(stream.Bytes())
 	for r.Len() > 0 {
-		f, err := ws.ReadFrame(r)
+		f, err := wstest.ReadFrame(r)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -422,7 +422,7 @@ publishing:
 			t.Fatalf("held connection %d after the burst: %v", i, err)
 		}
 		for {
-			f, err := ws.ReadFrame(c)
+			f, err := wstest.ReadFrame(c)
 			if err != nil {
 				t.Fatalf("held connection %d after the burst, waiting for a pong: %v", i, err)
 			}

@@ -36,7 +36,7 @@ func TestPongTimeoutClosesSilentClient(t *testing.T) {
 	silent.Conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	sawPing := false
 	for {
-		f, err := ws.ReadFrame(silent.Reader)
+		f, err := wstest.ReadFrame(silent.Reader)
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatal("silent client was not closed after the pong timeout")

@@ -56,7 +56,7 @@ func startSteady(t *testing.T, addr, channel string, period time.Duration) *stea
 		defer p.wg.Done()
 		for {
 			p.cl.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			f, err := ws.ReadFrame(p.cl.Reader)
+			f, err := wstest.ReadFrame(p.cl.Reader)
 			if err != nil {
 				return
 			}

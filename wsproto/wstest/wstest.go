@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -129,11 +130,33 @@ func (c *Client) ReadResponse() *http.Response {
 	return resp
 }
 
+// MaxFrame bounds the payload ReadFrame accepts: far above anything a test
+// sends, far below what would exhaust memory.
+const MaxFrame = 64 << 20
+
+// ReadFrame reads one whole frame from r, as ws.ReadFrame does (a masked
+// payload stays masked), but refuses a declared payload over MaxFrame where
+// ws.ReadFrame allocates whatever length the peer declares.
+func ReadFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length > MaxFrame {
+		return ws.Frame{}, fmt.Errorf("frame of %d bytes is over the %d limit", h.Length, MaxFrame)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return ws.Frame{}, err
+	}
+	return ws.Frame{Header: h, Payload: p}, nil
+}
+
 // ReadFrame returns the next server frame; a masked one is an error, since
 // servers must never mask.
 func (c *Client) ReadFrame(timeout time.Duration) (ws.Frame, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(timeout))
-	f, err := ws.ReadFrame(c.Reader)
+	f, err := ReadFrame(c.Reader)
 	if err == nil && f.Header.Masked {
 		err = errors.New("server sent a masked frame")
 	}
