@@ -15,6 +15,9 @@ import (
 // Defaults applied to zero Config fields.
 const (
 	DefaultSendQueue        = 256
+	MaxSendQueue            = 1 << 16 // SendQueue's ceiling: a full ring of that many frames is already 512 KiB
+	DefaultReadBuffer       = 64 << 10
+	DefaultWriteBuffer      = 64 << 10
 	DefaultMaxPending       = 1 << 20
 	DefaultMaxMessage       = 64 << 10
 	DefaultPingInterval     = 25 * time.Second
@@ -109,8 +112,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SendQueue == 0 {
 		c.SendQueue = DefaultSendQueue
 	}
-	if c.SendQueue > 1<<20 {
-		return c, fmt.Errorf("eventloop: SendQueue %d is over the 1<<20 cap", c.SendQueue)
+	if c.ReadBuffer == 0 {
+		c.ReadBuffer = DefaultReadBuffer
+	}
+	if c.WriteBuffer == 0 {
+		c.WriteBuffer = DefaultWriteBuffer
+	}
+	if c.SendQueue > MaxSendQueue {
+		return c, fmt.Errorf("eventloop: SendQueue %d is over the %d cap", c.SendQueue, MaxSendQueue)
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = DefaultMaxPending

@@ -12,6 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Defaults applied to zero Config fields.
+const (
+	DefaultMaxPublish       = 64 << 10
+	DefaultMaxSubscriptions = 1024
+)
+
 // Config configures a Hub.
 type Config struct {
 	// MaxPublish is the largest publish data in bytes; larger gets 413.
@@ -63,10 +69,10 @@ type Hub struct {
 // its Sink.
 func New(cfg Config, b Broker, loops []Poster) *Hub {
 	if cfg.MaxPublish <= 0 {
-		cfg.MaxPublish = 65536
+		cfg.MaxPublish = DefaultMaxPublish
 	}
 	if cfg.MaxSubscriptions <= 0 {
-		cfg.MaxSubscriptions = 1024
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second

@@ -37,7 +37,7 @@ func (b *MemoryBroker) Publish(channel string, data []byte, done func(error)) {
 		done(ErrUnavailable)
 		return
 	}
-	sh := &b.shards[fnv1a(channel)%numShards]
+	sh := &b.shards[ChannelHash(channel)%numShards]
 	sh.mu.Lock()
 	(*sink).Deliver(channel, data)
 	sh.mu.Unlock()

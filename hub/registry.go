@@ -190,8 +190,10 @@ func newRegistry(b Broker, posters []Poster, ev registryEvents) *registry {
 	return r
 }
 
-// fnv1a hashes a channel name to pick its shard.
-func fnv1a[T string | []byte](s T) uint32 {
+// ChannelHash is FNV-1a of a channel name: what spreads channels over lock
+// stripes here and over a broker's workers, so that one channel always lands
+// in the same place.
+func ChannelHash[T string | []byte](s T) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(s); i++ {
 		h ^= uint32(s[i])
@@ -200,9 +202,9 @@ func fnv1a[T string | []byte](s T) uint32 {
 	return h
 }
 
-func (r *registry) shardOf(name []byte) *shard { return &r.shards[fnv1a(name)%numShards] }
+func (r *registry) shardOf(name []byte) *shard { return &r.shards[ChannelHash(name)%numShards] }
 
-func (r *registry) shardOfString(name string) *shard { return &r.shards[fnv1a(name)%numShards] }
+func (r *registry) shardOfString(name string) *shard { return &r.shards[ChannelHash(name)%numShards] }
 
 // subResult tells the caller of subscribe what to answer now.
 type subResult uint8

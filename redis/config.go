@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,6 +86,30 @@ type Config struct {
 	ClusterRefresh time.Duration
 }
 
+// Defaults of the settings the gateway's flags expose.
+const (
+	DefaultProbeInterval     = time.Second
+	DefaultProbeTimeout      = 2 * time.Second
+	DefaultHeartbeatInterval = 2 * time.Second
+	DefaultRegistryTTL       = 10 * time.Minute
+)
+
+// ValidateInstanceID is the rule for an instance id: 1 to 128 bytes of
+// A-Z a-z 0-9 _ - . : @ =, what a URL path segment, a Redis key and a
+// connection id carry as they are.
+func ValidateInstanceID(id string) error {
+	if len(id) == 0 || len(id) > 128 {
+		return fmt.Errorf("instance id %q: want 1 to 128 bytes, got %d", id, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("_-.:@=", b) >= 0) {
+			return fmt.Errorf("instance id %q: byte %q not allowed (want A-Z a-z 0-9 _ - . : @ =)", id, b)
+		}
+	}
+	return nil
+}
+
 // DefaultInstanceID returns host, pid and a random suffix, e.g. "web1-4242-9f3a1c".
 func DefaultInstanceID() string {
 	host, err := os.Hostname()
@@ -101,10 +126,8 @@ func (c *Config) setDefaults() error {
 	if c.InstanceID == "" {
 		c.InstanceID = DefaultInstanceID()
 	}
-	for i := 0; i < len(c.InstanceID); i++ {
-		if b := c.InstanceID[i]; b <= ' ' || b == '|' || b == '{' || b == '}' || b >= 0x7f {
-			return fmt.Errorf("redis: instance id %q: byte %q not allowed", c.InstanceID, b)
-		}
+	if err := ValidateInstanceID(c.InstanceID); err != nil {
+		return fmt.Errorf("redis: %w", err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -115,8 +138,8 @@ func (c *Config) setDefaults() error {
 	}{
 		{&c.CommandTimeout, 2 * time.Second},
 		{&c.DialTimeout, time.Second},
-		{&c.ProbeInterval, time.Second},
-		{&c.ProbeTimeout, 2 * time.Second},
+		{&c.ProbeInterval, DefaultProbeInterval},
+		{&c.ProbeTimeout, DefaultProbeTimeout},
 		{&c.MinBackoff, 50 * time.Millisecond},
 		{&c.MaxBackoff, time.Second},
 		{&c.ClusterRefresh, 5 * time.Second},

@@ -39,11 +39,7 @@ func newPublisher(b *Broker) *publisher {
 // submit queues one publication without blocking; done gets
 // hub.ErrUnavailable at once when the queue is full or closed.
 func (p *publisher) submit(channel, msg string, done func(error)) {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(channel); i++ {
-		h = (h ^ uint32(channel[i])) * 16777619
-	}
-	q := p.queues[h%uint32(len(p.queues))]
+	q := p.queues[hub.ChannelHash(channel)%uint32(len(p.queues))]
 	p.mu.RLock()
 	ok := !p.closed
 	if ok {

@@ -41,13 +41,13 @@ type RegistryConfig struct {
 
 func (c *RegistryConfig) setDefaults() {
 	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = 2 * time.Second
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.HeartbeatTTL <= 0 {
 		c.HeartbeatTTL = 3 * c.HeartbeatInterval
 	}
 	if c.TTL <= 0 {
-		c.TTL = 10 * time.Minute
+		c.TTL = DefaultRegistryTTL
 	}
 	if c.RefreshTick <= 0 {
 		c.RefreshTick = time.Second

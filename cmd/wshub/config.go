@@ -8,13 +8,13 @@ import (
 	"math"
 	"net"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wshub/wshub/eventloop"
+	"github.com/wshub/wshub/hub"
 	"github.com/wshub/wshub/redis"
 	"github.com/wshub/wshub/wsproto"
 )
@@ -82,14 +82,14 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.AdminReadTimeout, "admin-read-timeout", defaultAdminReadTimeout, "how long an admin client may take to send a whole request, body included")
 	fs.DurationVar(&c.AdminWriteTimeout, "admin-write-timeout", defaultAdminWriteTimeout, "how long an admin answer may take to be written (/debug/pprof/profile and /trace add their ?seconds)")
 	fs.DurationVar(&c.AdminIdleTimeout, "admin-idle-timeout", defaultAdminIdleTimeout, "how long an idle keep-alive admin connection stays open")
-	fs.IntVar(&c.Loops, "loops", runtime.NumCPU(), "event loops (epoll goroutines); one per core is right for most loads")
-	fs.IntVar(&c.ReadBuffer, "read-buffer", 64<<10, "bytes of the read buffer each loop shares between its connections")
-	fs.IntVar(&c.WriteBuffer, "write-buffer", 64<<10, "static size of each connection's outbound buffer in gnet before it spills to a list")
-	fs.IntVar(&c.SendQueue, "send-queue", 256, "frames a connection may have queued; overflowing it drops the client as a slow consumer (close 1008)")
-	fs.IntVar(&c.MaxPending, "max-pending", 1<<20, "bytes a connection may have waiting in its socket's outbound buffer before it is dropped as a slow consumer")
-	fs.IntVar(&c.MaxMessage, "max-message", 64<<10, "largest client message in bytes after reassembly; larger ones close the connection with 1009")
+	fs.IntVar(&c.Loops, "loops", 0, "event loops (epoll goroutines); one per core is right for most loads (0: one per core)")
+	fs.IntVar(&c.ReadBuffer, "read-buffer", eventloop.DefaultReadBuffer, "bytes of the read buffer each loop shares between its connections")
+	fs.IntVar(&c.WriteBuffer, "write-buffer", eventloop.DefaultWriteBuffer, "static size of each connection's outbound buffer in gnet before it spills to a list")
+	fs.IntVar(&c.SendQueue, "send-queue", eventloop.DefaultSendQueue, "frames a connection may have queued; overflowing it drops the client as a slow consumer (close 1008)")
+	fs.IntVar(&c.MaxPending, "max-pending", eventloop.DefaultMaxPending, "bytes a connection may have waiting in its socket's outbound buffer before it is dropped as a slow consumer")
+	fs.IntVar(&c.MaxMessage, "max-message", eventloop.DefaultMaxMessage, "largest client message in bytes after reassembly; larger ones close the connection with 1009")
 	fs.IntVar(&c.MaxPublish, "max-publish", 0, "largest publish data in bytes; larger ones get error 413 (0: --max-message minus 1 KiB, so a publish under the limit always fits in one client message)")
-	fs.IntVar(&c.MaxSubs, "max-subscriptions", 1024, "channels one connection may subscribe to; one more gets error 429 (each subscription costs the connection's loop per (un)subscribe and memory)")
+	fs.IntVar(&c.MaxSubs, "max-subscriptions", hub.DefaultMaxSubscriptions, "channels one connection may subscribe to; one more gets error 429 (each subscription costs the connection's loop per (un)subscribe and memory)")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "connections held at most; more are refused at once (0: what the open-file limit leaves once the loops, admin listener and Redis have their descriptors; more than that is an error)")
 	fs.IntVar(&c.MaxPartial, "max-partial-bytes", eventloop.DefaultMaxPartialBytes, "bytes all connections together may hold in unfinished upgrades, frames and fragmented messages; the connection that would pass it is closed with 1008")
 	fs.IntVar(&c.MaxFragments, "max-fragments", wsproto.DefaultMaxFragments, "frames one message may be split into; more close the connection with 1009")
@@ -99,9 +99,9 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 		c.MemoryLimit = 0
 	}
 	fs.Var(&c.MemoryLimit, "memory-limit", "soft memory limit of the process (e.g. 2GiB; Go's GOMEMLIMIT); near it (90%) new connections get HTTP 503 until memory falls under 80% (0: none; default: GOMEMLIMIT)")
-	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "how often an idle connection is pinged")
-	fs.DurationVar(&c.PongTimeout, "pong-timeout", 10*time.Second, "how long a pinged connection may take to answer before it is closed")
-	fs.DurationVar(&c.HandshakeTime, "handshake-timeout", 10*time.Second, "how long a new TCP connection may take to complete its upgrade before it is closed")
+	fs.DurationVar(&c.PingInterval, "ping-interval", eventloop.DefaultPingInterval, "how often an idle connection is pinged")
+	fs.DurationVar(&c.PongTimeout, "pong-timeout", eventloop.DefaultPongTimeout, "how long a pinged connection may take to answer before it is closed")
+	fs.DurationVar(&c.HandshakeTime, "handshake-timeout", eventloop.DefaultHandshakeTimeout, "how long a new TCP connection may take to complete its upgrade before it is closed")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for clients to answer close 1001")
 	fs.StringVar(&c.Origins, "origins", "", "comma-separated Origin allow-list; upgrades from other origins get 403 (empty: any origin)")
 	fs.BoolVar(&c.Echo, "echo", false, "serve /echo, an RFC 6455 echo endpoint for conformance suites")
@@ -112,10 +112,10 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.RedisCluster, "redis-cluster", "", "comma-separated host:port seed nodes of a Redis Cluster (sharded pub/sub); exclusive with --redis")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "this gateway's name in Redis and in connection ids, unique among live instances: 1-128 of A-Z a-z 0-9 _ - . : @ = (default: host-pid-random)")
 	fs.BoolVar(&c.Registry, "registry", false, "keep the connection registry in Redis (addressed sends, /api/connections, /api/instances); default: on when Redis is configured")
-	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 2*time.Second, "how often the instance renews its registry heartbeat; its connections stop resolving 3 intervals after it dies")
-	fs.DurationVar(&c.RegistryTTL, "registry-ttl", 10*time.Minute, "TTL of each registry entry, renewed every third of it; bounds what a crashed instance leaves in Redis")
-	fs.DurationVar(&c.ProbeInterval, "redis-probe-interval", time.Second, "how often each Redis subscription connection sends itself a liveness probe")
-	fs.DurationVar(&c.ProbeTimeout, "redis-probe-timeout", 2*time.Second, "a probe not back within this marks the subscription connection dead: /readyz 503, reconnect, resubscribe")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", redis.DefaultHeartbeatInterval, "how often the instance renews its registry heartbeat; its connections stop resolving 3 intervals after it dies")
+	fs.DurationVar(&c.RegistryTTL, "registry-ttl", redis.DefaultRegistryTTL, "TTL of each registry entry, renewed every third of it; bounds what a crashed instance leaves in Redis")
+	fs.DurationVar(&c.ProbeInterval, "redis-probe-interval", redis.DefaultProbeInterval, "how often each Redis subscription connection sends itself a liveness probe")
+	fs.DurationVar(&c.ProbeTimeout, "redis-probe-timeout", redis.DefaultProbeTimeout, "a probe not back within this marks the subscription connection dead: /readyz 503, reconnect, resubscribe")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "wshub: a horizontally-scalable WebSocket pub/sub gateway.\n\nUsage: wshub [flags]\n\nEvery flag can also be set as %s<NAME> (e.g. %sPING_INTERVAL=30s); a flag on the command line wins.\n\n", envPrefix, envPrefix)
 		fs.PrintDefaults()
@@ -178,10 +178,10 @@ func (c *config) validate() error {
 		}
 	}
 	check(c.Addr != "", "--addr must not be empty")
-	check(c.Loops >= 1 && c.Loops <= 256, "--loops must be between 1 and 256, got %d", c.Loops)
+	check(c.Loops >= 0 && c.Loops <= 256, "--loops must be between 0 (one per core) and 256, got %d", c.Loops)
 	check(c.ReadBuffer >= 4<<10, "--read-buffer must be at least 4096 bytes, got %d", c.ReadBuffer)
 	check(c.WriteBuffer >= 1<<10, "--write-buffer must be at least 1024 bytes, got %d", c.WriteBuffer)
-	check(c.SendQueue >= 1 && c.SendQueue <= 1<<16, "--send-queue must be between 1 and 65536 frames, got %d", c.SendQueue)
+	check(c.SendQueue >= 1 && c.SendQueue <= eventloop.MaxSendQueue, "--send-queue must be between 1 and %d frames, got %d", eventloop.MaxSendQueue, c.SendQueue)
 	check(c.MaxPending >= 4<<10, "--max-pending must be at least 4096 bytes, got %d", c.MaxPending)
 	check(c.MaxMessage >= 125 && c.MaxMessage <= 64<<20, "--max-message must be between 125 bytes and 64 MiB, got %d", c.MaxMessage)
 	check(c.MaxPublish >= 0, "--max-publish must not be negative, got %d", c.MaxPublish)
@@ -224,7 +224,9 @@ func (c *config) validateRedis() []error {
 			check(err == nil, "--redis-cluster: %q is not host:port", a)
 		}
 	}
-	check(validInstanceID(c.InstanceID), "--instance-id %q: want 1 to 128 bytes of A-Z a-z 0-9 _ - . : @ =", c.InstanceID)
+	if err := redis.ValidateInstanceID(c.InstanceID); err != nil {
+		errs = append(errs, fmt.Errorf("--instance-id: %v", err))
+	}
 	check(!c.Registry || c.redisEnabled(), "--registry needs --redis or --redis-cluster (the registry lives in Redis)")
 	check(c.HeartbeatInterval >= 100*time.Millisecond, "--heartbeat-interval must be at least 100ms, got %v", c.HeartbeatInterval)
 	check(c.RegistryTTL >= 3*time.Second && c.RegistryTTL >= 3*c.HeartbeatInterval,
@@ -232,20 +234,6 @@ func (c *config) validateRedis() []error {
 	check(c.ProbeInterval >= 10*time.Millisecond, "--redis-probe-interval must be at least 10ms, got %v", c.ProbeInterval)
 	check(c.ProbeTimeout >= 10*time.Millisecond, "--redis-probe-timeout must be at least 10ms, got %v", c.ProbeTimeout)
 	return errs
-}
-
-// validInstanceID allows what a URL path segment and a Redis key carry as is.
-func validInstanceID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		b := id[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("_-.:@=", b) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // clusterAddrs splits --redis-cluster.

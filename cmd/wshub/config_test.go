@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wshub/wshub/redis"
 )
 
 func parseWith(t *testing.T, args []string, env map[string]string) (*config, error) {
@@ -15,7 +17,7 @@ func parseWith(t *testing.T, args []string, env map[string]string) (*config, err
 
 func TestRedisFlags(t *testing.T) {
 	c, err := parseWith(t, nil, nil)
-	if err != nil || c.redisEnabled() || c.Registry || !validInstanceID(c.InstanceID) {
+	if err != nil || c.redisEnabled() || c.Registry || redis.ValidateInstanceID(c.InstanceID) != nil {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	c, err = parseWith(t, []string{"--redis", "redis://127.0.0.1:7000"}, nil)
