@@ -42,11 +42,7 @@ func feedCursor(input []byte, cfg *HandshakeConfig, next chunker, fail func(stri
 func TestHandshakeCursor(t *testing.T) {
 	for _, tc := range handshakeCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := tc.cfg
-			if cfg == nil {
-				cfg = &testHandshakeConfig
-			}
-			input := []byte(tc.req + tc.trailer)
+			cfg, input := tc.config(), tc.input()
 			want := ParseHandshake(input, cfg)
 			for name, ch := range chunkers() {
 				got, _ := feedCursor(input, cfg, ch, t.Errorf)

@@ -55,6 +55,17 @@ type handshakeCase struct {
 	trailer string                           // bytes sent after the request (pipelined frames)
 }
 
+// config is the case's HandshakeConfig, the shared test one by default.
+func (tc *handshakeCase) config() *HandshakeConfig {
+	if tc.cfg == nil {
+		return &testHandshakeConfig
+	}
+	return tc.cfg
+}
+
+// input is what the client sends: the request and whatever follows it.
+func (tc *handshakeCase) input() []byte { return []byte(tc.req + tc.trailer) }
+
 func handshakeCases() []handshakeCase {
 	tooMany := append([]string{}, goodHeaders...)
 	for i := 0; i < 60; i++ {
@@ -226,11 +237,7 @@ func sameHandshake(a, b Handshake) bool {
 func TestHandshake(t *testing.T) {
 	for _, tc := range handshakeCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := tc.cfg
-			if cfg == nil {
-				cfg = &testHandshakeConfig
-			}
-			input := []byte(tc.req + tc.trailer)
+			cfg, input := tc.config(), tc.input()
 			hs := ParseHandshake(input, cfg)
 			if hs.Status != tc.status || hs.Code != tc.code || hs.Reason != tc.reason {
 				t.Fatalf("got status %d code %d reason %q, want %d %d %q", hs.Status, hs.Code, hs.Reason, tc.status, tc.code, tc.reason)
