@@ -17,9 +17,9 @@ const (
 // Config describes one load-generator run (or one worker's share of it).
 type Config struct {
 	Scenario       string
-	Targets        []string // gateway host:port addresses; connections go round robin
-	PublishTargets []string // fanout, slow: publishers connect here (round robin), subscribers stay on Targets
-	Path           string   // WebSocket path, default "/ws"
+	Targets        []string // gateways, ws://host[:port][/path][?query] or host:port; connections go round robin
+	PublishTargets []string // fanout, slow: publishers connect here (round robin, same forms), subscribers stay on Targets
+	Path           string   // WebSocket path of host:port targets and of URLs without one, default DefaultPath
 	SourceIPs      []string // local IPv4 addresses to bind, round robin (empty: kernel's choice)
 	Pollers        int      // epoll goroutines, default 1
 
@@ -49,7 +49,7 @@ type Config struct {
 // Defaults fills unset fields with their defaults.
 func (c *Config) Defaults() {
 	if c.Path == "" {
-		c.Path = "/ws"
+		c.Path = DefaultPath
 	}
 	if c.Pollers <= 0 {
 		c.Pollers = 1
@@ -120,6 +120,15 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Targets) == 0 {
 		return fmt.Errorf("no --target given")
+	}
+	if err := checkPath(c.Path); err != nil {
+		return err
+	}
+	if _, err := parseTargets("--target", c.Targets, c.Path); err != nil {
+		return err
+	}
+	if _, err := parseTargets("--publish-target", c.PublishTargets, c.Path); err != nil {
+		return err
 	}
 	if len(c.PublishTargets) > 0 {
 		if c.Scenario != ScenarioFanout && c.Scenario != ScenarioSlow {

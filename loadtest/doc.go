@@ -19,7 +19,9 @@
 // HDR-style log-linear histogram (exact below 128 µs, under 1.6 % error
 // above) that merges across pollers and worker processes.
 //
-// Connections go round robin over Config.Targets; with
+// Connections go round robin over Config.Targets (ws://host[:port]/path?query
+// URLs, each upgrade asking for its own target's path and query, or
+// host:port with Config.Path); with
 // Config.PublishTargets the publishers connect there instead, so
 // subscribers on some gateway instances and publishers on another measure
 // delivery across instances (through the gateways' broker) with the same

@@ -45,20 +45,30 @@ type engine struct {
 	stopOnce   sync.Once
 }
 
-// target is one gateway address.
+// target is one gateway endpoint.
 type target struct {
 	sa   unix.SockaddrInet4 // copied per dial: Connect writes into it
 	host string             // Host header
+	uri  string             // request target of the upgrade: path and query
 }
 
 func newEngine(cfg *Config) (*engine, error) {
 	e := &engine{cfg: cfg, start: time.Now()}
-	for _, t := range append(append([]string{}, cfg.Targets...), cfg.PublishTargets...) {
-		tg, err := resolveTarget(t)
+	for _, l := range []struct {
+		flag string
+		list []string
+	}{{"--target", cfg.Targets}, {"--publish-target", cfg.PublishTargets}} {
+		specs, err := parseTargets(l.flag, l.list, cfg.Path)
 		if err != nil {
 			return nil, err
 		}
-		e.targets = append(e.targets, tg)
+		for i, sp := range specs {
+			tg, err := resolveTarget(sp)
+			if err != nil {
+				return nil, fmt.Errorf("%s %q: %v", l.flag, l.list[i], err)
+			}
+			e.targets = append(e.targets, tg)
+		}
 	}
 	e.nSub = int32(len(cfg.Targets))
 	if e.nSub == 0 {
@@ -102,25 +112,26 @@ func newEngine(cfg *Config) (*engine, error) {
 	return e, nil
 }
 
-func resolveTarget(s string) (target, error) {
-	host, port, err := net.SplitHostPort(s)
+// resolveTarget looks up a parsed target's IPv4 address.
+func resolveTarget(sp targetSpec) (target, error) {
+	host, port, err := net.SplitHostPort(sp.addr)
 	if err != nil {
-		return target{}, fmt.Errorf("target %q: %v (want host:port)", s, err)
+		return target{}, err
+	}
+	pn, err := strconv.Atoi(port)
+	if err != nil {
+		return target{}, err
 	}
 	ips, err := net.LookupIP(host)
 	if err != nil {
-		return target{}, fmt.Errorf("target %q: %v", s, err)
-	}
-	pn, err := strconv.Atoi(port)
-	if err != nil || pn <= 0 || pn > 65535 {
-		return target{}, fmt.Errorf("target %q: bad port", s)
+		return target{}, err
 	}
 	for _, ip := range ips {
 		if v4 := ip.To4(); v4 != nil {
-			return target{sa: unix.SockaddrInet4{Port: pn, Addr: [4]byte(v4)}, host: s}, nil
+			return target{sa: unix.SockaddrInet4{Port: pn, Addr: [4]byte(v4)}, host: sp.host, uri: sp.uri}, nil
 		}
 	}
-	return target{}, fmt.Errorf("target %q: no IPv4 address", s)
+	return target{}, fmt.Errorf("no IPv4 address for %s (wsload dials IPv4 only)", host)
 }
 
 // subTarget is the target of subscriber (or plain connection) i: the

@@ -301,7 +301,7 @@ func (p *poller) connected(c *conn) {
 	key := randomKey()
 	c.accept = acceptFor(key)
 	t := p.e.targets[int(c.target)%len(p.e.targets)]
-	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, p.e.cfg.Path, key)
+	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key)
 	p.setOut(c, false)
 	p.write(c, p.wbuf)
 }

@@ -136,11 +136,11 @@ func parseServerFrame(b []byte, f *serverFrame) (int, error) {
 // handshakeGUID is RFC 6455's fixed suffix for Sec-WebSocket-Accept.
 const handshakeGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// appendUpgradeRequest appends the HTTP upgrade request for path on host
-// with the base64 key.
-func appendUpgradeRequest(dst []byte, host, path string, key []byte) []byte {
+// appendUpgradeRequest appends the HTTP upgrade request for uri (the
+// target's path and query) on host with the base64 key.
+func appendUpgradeRequest(dst []byte, host, uri string, key []byte) []byte {
 	dst = append(dst, "GET "...)
-	dst = append(dst, path...)
+	dst = append(dst, uri...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, host...)
 	dst = append(dst, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)

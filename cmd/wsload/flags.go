@@ -85,6 +85,12 @@ Scenarios:
   storm   --conns connections drop at once (--storm-trigger client|server) and reconnect
   slow    like fanout, with --slow-fraction of subscribers not reading
 
+Targets (--target, --publish-target):
+  ws://host[:port][/path][?query]  port 80 when omitted, path /ws (--path) when omitted or "/",
+                                   the query sent in the upgrade request; e.g. ws://127.0.0.1:8080/ws
+  host:port                        path from --path (default /ws)
+  Several are comma-separated (write a comma inside a query as %2C). No TLS: wss:// is refused.
+
 Flags:
 `
 
@@ -98,9 +104,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Scenario, "scenario", "", "scenario (also the first argument)")
-	fs.Var(listFlag{&c.Targets}, "target", "gateway host:port, repeatable or comma-separated (default 127.0.0.1:8080)")
-	fs.Var(listFlag{&c.PublishTargets}, "publish-target", "fanout, slow: gateway host:port(s) the publishers connect to (repeatable or comma-separated, round robin) while subscribers stay on --target: cross-instance delivery (default: publishers on --target too)")
-	fs.StringVar(&c.Path, "path", "/ws", "WebSocket path")
+	fs.Var(listFlag{&c.Targets}, "target", "gateway `URL`, ws://host[:port][/path][?query] or host:port, repeatable or comma-separated (default 127.0.0.1:8080)")
+	fs.Var(listFlag{&c.PublishTargets}, "publish-target", "fanout, slow: gateway `URL`(s) the publishers connect to, same forms as --target (repeatable or comma-separated, round robin) while subscribers stay on --target: cross-instance delivery (default: publishers on --target too)")
+	fs.StringVar(&c.Path, "path", loadtest.DefaultPath, "WebSocket path of host:port targets and of ws:// URLs without a path")
 	fs.IntVar(&o.procs, "procs", 1, "worker processes (each holds at most ~19,900 sockets under a 20,000 open-file limit)")
 	var srcs []string
 	fs.Var(listFlag{&srcs}, "source-ips", "local IPv4 addresses to spread connections over: list or range (127.0.0.2-127.0.0.9)")
