@@ -191,7 +191,10 @@ func TestDeadlineRestartsWithEachCompletedMessage(t *testing.T) {
 		if f := c.NextFrame(); string(f.Payload) != string(msg) {
 			t.Fatalf("message %d: echo of %d bytes", i, len(f.Payload))
 		}
-		time.Sleep(100 * time.Millisecond) // 1.2 s of always holding the next message's start
+		// The server holds the next message's start (the deadline runs)...
+		eventually(t, 2*time.Second, "the next message's start to be held", func() bool { return partialBytes(s) >= 100 })
+		// ...while real time passes: 1.2 s in all, three deadlines.
+		time.Sleep(100 * time.Millisecond)
 	}
 	c.Write(frame[100:])
 	if f := c.NextFrame(); string(f.Payload) != string(msg) {

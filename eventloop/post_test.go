@@ -86,10 +86,19 @@ func TestPostBeforeBind(t *testing.T) {
 	for _, l := range s.Loops() {
 		l.Post(func() { ran <- l.Index() })
 	}
+	// Each post waits in its loop's queue: nothing has taken it out to run.
+	for _, l := range s.Loops() {
+		l.mu.Lock()
+		queued, bound := len(l.q), l.gel != nil
+		l.mu.Unlock()
+		if bound || queued != 1 {
+			t.Fatalf("loop %d before any connection: bound %v, %d posts queued, want 1", l.Index(), bound, queued)
+		}
+	}
 	select {
 	case i := <-ran:
 		t.Fatalf("loop %d ran a post before it was bound", i)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	dialUntilBound(t, s)
 	seen := map[int]bool{}

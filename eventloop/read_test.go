@@ -24,14 +24,31 @@ func TestSlowFrameScannedOnce(t *testing.T) {
 		l.Post(func() { got <- l.scanned })
 		return <-got
 	}
+	// inbound is what the server has read of the frame so far: all of it
+	// stays in gnet's buffer until the frame is complete.
+	inbound := func() int {
+		got := make(chan int, 1)
+		l.Post(func() {
+			n := 0
+			for _, c := range l.conns {
+				n += c.gc.InboundBuffered()
+			}
+			got <- n
+		})
+		return <-got
+	}
 	before := scanned()
 	msg := bytes.Repeat([]byte("s"), 60<<10)
 	frame := wstest.Frame(ws.OpText, true, true, msg)
-	for len(frame) > 0 {
-		n := min(1000, len(frame))
-		c.Write(frame[:n])
-		frame = frame[n:]
-		time.Sleep(500 * time.Microsecond) // one read of the server's each
+	for sent := 0; sent < len(frame); {
+		n := min(1000, len(frame)-sent)
+		c.Write(frame[sent : sent+n])
+		sent += n
+		if sent < len(frame) {
+			// The server has read this piece before the next is sent: a
+			// read of its own each (or more), never merged with the next.
+			eventually(t, 2*time.Second, "the piece to be read", func() bool { return inbound() == sent })
+		}
 	}
 	if f := c.NextFrame(); f.Header.OpCode != ws.OpText || !bytes.Equal(f.Payload, msg) {
 		t.Fatalf("echo: %v with %d bytes", f.Header.OpCode, len(f.Payload))

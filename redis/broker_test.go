@@ -136,13 +136,35 @@ func TestSubscribeChurn(t *testing.T) {
 		}
 	}
 	eventually(t, 2*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return calls == 100 }, "every done called")
-	time.Sleep(50 * time.Millisecond)
-	mu.Lock()
-	if calls != 100 {
-		t.Fatalf("done called %d times for 100 subscribes", calls)
-	}
-	mu.Unlock()
 	eventually(t, 2*time.Second, func() bool { return redistest.NumSub(t, admin, "churn", false) == 1 }, "final state subscribed")
+	// A marker subscribe of the same channel: every done is called by the
+	// shard's goroutine, one sync round after the other, from the channel's
+	// list of waiters in order, so the marker's comes after every earlier
+	// round's and after any stale waiter of its own round (a done called
+	// twice would have been counted by then).
+	b.Unsubscribe("churn")
+	marker := make(chan int, 1)
+	b.Subscribe("churn", func(err error) {
+		if err != nil {
+			t.Errorf("marker subscribe: %v", err)
+		}
+		mu.Lock()
+		select {
+		case marker <- calls:
+		default:
+			t.Errorf("the marker's done called twice")
+		}
+		mu.Unlock()
+	})
+	select {
+	case n := <-marker:
+		if n != 100 {
+			t.Fatalf("done called %d times for 100 subscribes", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the marker subscribe was not confirmed")
+	}
+	eventually(t, 2*time.Second, func() bool { return redistest.NumSub(t, admin, "churn", false) == 1 }, "subscribed after the marker")
 	b.Unsubscribe("churn")
 	eventually(t, 2*time.Second, func() bool { return redistest.NumSub(t, admin, "churn", false) == 0 }, "final unsubscribe")
 }
@@ -222,7 +244,7 @@ func TestChurnDuringReconnects(t *testing.T) {
 				b.Unsubscribe(ch) // after a failure too, as the hub does
 				if err != nil {
 					failures.Add(1)
-					time.Sleep(10 * time.Millisecond)
+					time.Sleep(10 * time.Millisecond) // pace retries while the connection is down
 				}
 				if stopping && tries > 10000 {
 					t.Errorf("%s never got subscribed", ch)
@@ -231,6 +253,8 @@ func TestChurnDuringReconnects(t *testing.T) {
 			}
 		}()
 	}
+	// Kills paced over the churn (the end checks that they hit it: reconnects
+	// and failed subscribes counted), then churn on a settled connection.
 	for range 5 {
 		time.Sleep(100 * time.Millisecond)
 		_ = srv.Do("CLIENT", "KILL", "TYPE", "pubsub").Error()

@@ -49,8 +49,10 @@ func TestAddressedSends(t *testing.T) {
 	rb.Add("cb", "u1")
 	rb.Add("cb2", "u1")
 	rb.Add("cb3", "u2")
+	rc.Add("cc", "u3") // the sender's own connection, for the end marker
 	syncReg(t, ra)
 	syncReg(t, rb)
+	syncReg(t, rc)
 	// Watch every instance channel: addressed sends must go only to owners.
 	admin := srv.Client()
 	var envMu sync.Mutex
@@ -63,6 +65,11 @@ func TestAddressedSends(t *testing.T) {
 			envMu.Unlock()
 		}
 	})
+	watched := func() []string {
+		envMu.Lock()
+		defer envMu.Unlock()
+		return slices.Clone(envs)
+	}
 	eventually(t, 2*time.Second, func() bool { return numpat(t, admin) == 1 }, "watcher subscribed")
 	defer stopWatch()
 
@@ -86,17 +93,25 @@ func TestAddressedSends(t *testing.T) {
 	if got, want := db.list(), []string{`cb2="hi u1"`, `cb="hi u1"`, `cb={"to":"cb"}`}; !slices.Equal(got, want) {
 		t.Fatalf("db got %v, want %v", got, want)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if got := dc.list(); len(got) != 0 {
-		t.Fatalf("the sender's own instance received %v", got)
+	// An end marker to the sender's own connection: published after the
+	// sends above, it reaches dc (and the watcher) after anything they
+	// published there, so dc must have it alone and the watcher last.
+	must(t, rc.SendToConn(ctx, "cc", []byte(`"marker"`)))
+	eventually(t, 2*time.Second, func() bool { return len(dc.list()) > 0 }, "the marker on dc")
+	if got, want := dc.list(), []string{`cc="marker"`}; !slices.Equal(got, want) {
+		t.Fatalf("the sender's own instance received %v, want only the marker %v", got, want)
 	}
-	// One publication to db for the conn, one per owning instance for the user.
-	envMu.Lock()
-	got := slices.Clone(envs)
-	envMu.Unlock()
+	eventually(t, 2*time.Second, func() bool { return slices.Contains(watched(), "ws#inst:dc") }, "the marker's publication watched")
+	// One publication to db for the conn, one per owning instance for the
+	// user, then the marker's.
+	got := watched()
+	if len(got) == 0 || got[len(got)-1] != "ws#inst:dc" {
+		t.Fatalf("addressed sends published on %v, the marker's (ws#inst:dc) not last", got)
+	}
+	got = got[:len(got)-1]
 	slices.Sort(got)
 	if want := []string{"ws#inst:da", "ws#inst:db", "ws#inst:db"}; !slices.Equal(got, want) {
-		t.Fatalf("addressed sends published on %v, want %v", got, want)
+		t.Fatalf("addressed sends published on %v before the marker, want %v", got, want)
 	}
 
 	if err := rc.SendToConn(ctx, "nobody", []byte(`1`)); !errors.Is(err, ErrNotFound) {

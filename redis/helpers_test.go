@@ -3,6 +3,7 @@ package redis
 import (
 	"log/slog"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,6 +145,34 @@ func checkGoroutines(t testing.TB, base int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// goroutineID is the calling goroutine's id, from its stack header
+// ("goroutine 123 [running]:").
+func goroutineID() uint64 {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	f := strings.Fields(string(buf))
+	if len(f) < 2 {
+		return 0
+	}
+	id, _ := strconv.ParseUint(f[1], 10, 64)
+	return id
+}
+
+// goroutineAlive reports whether the goroutine id still exists (ids are
+// never reused).
+func goroutineAlive(id uint64) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Contains("\n"+string(buf), "\ngoroutine "+strconv.FormatUint(id, 10)+" [")
 }
 
 func trimStacks(s string) string {

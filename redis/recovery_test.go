@@ -155,7 +155,11 @@ func TestProbeDetectsStall(t *testing.T) {
 	srv := redistest.Start(t)
 	b, _ := startBroker(t, Config{URL: srv.URL()})
 	must(t, subscribe(t, b, "quiet"))
-	time.Sleep(300 * time.Millisecond) // a few successful probes
+	b.mu.Lock()
+	s := b.shards[""]
+	b.mu.Unlock()
+	// A few probes came back (probeAck is the last one that did).
+	eventually(t, 5*time.Second, func() bool { return s.probeAck.Load() >= 3 }, "three successful probes")
 	if f := b.Stats().ProbeFailures; f != 0 {
 		t.Fatalf("%d probe failures on a healthy Redis", f)
 	}

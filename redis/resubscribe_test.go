@@ -52,7 +52,20 @@ func TestSubscribeDuringInflightUnsubscribe(t *testing.T) {
 			published <- pub.Do(ctx, pub.B().Publish().Channel(ch).Message("after-ok").Build()).Error()
 		}()
 	})
-	time.Sleep(50 * time.Millisecond)
+	// Subscribe returned with the subscription pending: its done waits
+	// among the channel's waiters while Redis, stopped, cannot have the
+	// channel again.
+	b.mu.Lock()
+	pending := b.chans[ch] != nil && len(b.chans[ch].waiters) == 1 && s.unsubWait[ch] > 0
+	b.mu.Unlock()
+	if !pending {
+		t.Fatal("Subscribe during the in-flight UNSUBSCRIBE is not pending")
+	}
+	select {
+	case err := <-published:
+		t.Fatalf("subscription confirmed while Redis was stopped (publish: %v)", err)
+	default:
+	}
 	srv.Signal(syscall.SIGCONT)
 	stopped = false
 	select {
@@ -69,6 +82,7 @@ func TestSubscribeDuringInflightUnsubscribe(t *testing.T) {
 type gateSink struct {
 	hold    string
 	held    chan struct{} // closed when the held delivery started
+	reader  uint64        // the goroutine held (set before held is closed)
 	release chan struct{}
 	once    sync.Once
 	mu      sync.Mutex
@@ -82,6 +96,7 @@ func (s *gateSink) Deliver(channel string, data []byte) {
 	s.mu.Unlock()
 	if msg == s.hold {
 		s.once.Do(func() {
+			s.reader = goroutineID()
 			close(s.held)
 			<-s.release
 		})
@@ -122,6 +137,9 @@ func TestReplacedConnectionDeliversNothing(t *testing.T) {
 
 	send("m1")
 	<-sink.held
+	if sink.reader == 0 {
+		t.Fatal("no goroutine id for the held reader")
+	}
 	send("m2") // queued behind the held delivery on the old connection
 	eventually(t, 3*time.Second, func() bool { return b.Stats().ProbeFailures > 0 }, "probe failure")
 	eventually(t, 3*time.Second, b.Ready, "ready on a new connection")
@@ -129,8 +147,10 @@ func TestReplacedConnectionDeliversNothing(t *testing.T) {
 	eventually(t, 2*time.Second, func() bool { return sink.count("m3") > 0 }, "m3 on the new connection")
 	close(sink.release)
 	released = true
-	// The old connection, if still delivering, hands on m2 and m3 now.
-	time.Sleep(300 * time.Millisecond)
+	// The old connection, if still delivering, hands on m2 and m3 now, from
+	// the reader goroutine that was held: once that goroutine is gone (its
+	// connection closed), nothing more can come from it.
+	eventually(t, 5*time.Second, func() bool { return !goroutineAlive(sink.reader) }, "the old connection's reader to end")
 	if n := sink.count("m3"); n != 1 {
 		t.Fatalf("m3 delivered %d times, want 1", n)
 	}

@@ -129,6 +129,7 @@ func startAdmin(cfg *config, h http.Handler, reg prometheus.Registerer, log *slo
 		return nil, err
 	}
 	s := &http.Server{
+		Addr:              ln.Addr().String(), // the bound address, for the log (Serve does not use it)
 		Handler:           h,
 		ReadHeaderTimeout: cfg.AdminHeaderTimeout,
 		ReadTimeout:       cfg.AdminReadTimeout,

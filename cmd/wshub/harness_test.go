@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,8 +18,8 @@ import (
 	"time"
 )
 
-// The integration tests run the real wshub binary, built once, on free
-// loopback ports, and talk to it over real sockets.
+// The integration tests run the real wshub binary, built once, on loopback
+// ports it binds itself (port 0), and talk to it over real sockets.
 var wshubBin string
 
 func TestMain(m *testing.M) {
@@ -57,33 +60,78 @@ func (s *syncBuffer) String() string {
 type gateway struct {
 	t     *testing.T
 	cmd   *exec.Cmd
-	addr  string // host:port of the WebSocket listener
-	admin string // host:port of the admin listener
+	addr  string // host:port of the WebSocket listener, once waitUp(true) returned
+	admin string // host:port of the admin listener, once waitUp returned
 	logs  *syncBuffer
 	done  chan struct{}
 	err   error // set when done is closed
+
+	// What the "wshub listening" line said, set by the output's writer.
+	mu                  sync.Mutex
+	boundWS, boundAdmin string
 }
 
-// freeAddrs reserves n distinct loopback ports long enough to learn their
-// numbers: all listeners stay open until every port is chosen, so two calls
-// in a row cannot hand out the same port.
-func freeAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+// The gateway binds port 0 for both listeners and reports the ports the
+// kernel chose in its "wshub listening" line (serve.go): no port is chosen
+// by the test and released before the child binds it, so none can be taken
+// by another process in between.
+const listeningMsg = "wshub listening"
+
+// gatewayOutput is the child's stdout and stderr (one writer, so one pipe
+// and one goroutine writing): it keeps the log and reads the addresses off
+// the "wshub listening" line.
+type gatewayOutput struct {
+	g    *gateway
+	line []byte // an unfinished line
+}
+
+func (o *gatewayOutput) Write(p []byte) (int, error) {
+	o.g.logs.Write(p)
+	o.line = append(o.line, p...)
+	for {
+		i := bytes.IndexByte(o.line, '\n')
+		if i < 0 {
+			return len(p), nil
 		}
-		defer ln.Close()
-		addrs[i] = ln.Addr().String()
+		if ws, admin, ok := parseListening(string(o.line[:i])); ok {
+			o.g.mu.Lock()
+			o.g.boundWS, o.g.boundAdmin = ws, admin
+			o.g.mu.Unlock()
+		}
+		o.line = o.line[i+1:]
 	}
-	return addrs
+}
+
+// parseListening reads addr and admin from a "wshub listening" line, in the
+// text or the JSON log format.
+func parseListening(line string) (ws, admin string, ok bool) {
+	if strings.HasPrefix(line, "{") {
+		var m struct{ Msg, Addr, Admin string }
+		if json.Unmarshal([]byte(line), &m) != nil || m.Msg != listeningMsg {
+			return "", "", false
+		}
+		return m.Addr, m.Admin, m.Addr != ""
+	}
+	if !strings.Contains(line, `msg="`+listeningMsg+`"`) {
+		return "", "", false
+	}
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		if u, err := strconv.Unquote(v); err == nil {
+			v = u
+		}
+		switch k {
+		case "addr":
+			ws = v
+		case "admin":
+			admin = v
+		}
+	}
+	return ws, admin, ws != ""
 }
 
 // startGateway runs wshub with args added to small, test-friendly defaults
-// and waits until it serves both listeners. A port taken by another process
-// between reserving and binding it is retried with fresh ports.
+// and waits until it serves both listeners.
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
 	return startGatewayFDLimit(t, 0, args...)
@@ -94,19 +142,13 @@ func startGateway(t *testing.T, args ...string) *gateway {
 // the test's own limit.
 func startGatewayFDLimit(t *testing.T, nofile int, args ...string) *gateway {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		g := launchGatewayFDLimit(t, nofile, args...)
-		err := g.waitUp(true)
-		if err == nil {
-			return g
-		}
-		if attempt == 3 || !strings.Contains(g.logs.String(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
+	g := launchGatewayFDLimit(t, nofile, args...)
+	g.waitListening(true)
+	return g
 }
 
-// launchGateway starts wshub without waiting for it; it is killed at cleanup.
+// launchGateway starts wshub without waiting for it; it is killed at
+// cleanup. Its addresses are known once waitListening returned.
 func launchGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
 	return launchGatewayFDLimit(t, 0, args...)
@@ -116,16 +158,16 @@ func launchGateway(t *testing.T, args ...string) *gateway {
 // prlimit execs wshub, so the process (and its pid) is the gateway's.
 func launchGatewayFDLimit(t *testing.T, nofile int, args ...string) *gateway {
 	t.Helper()
-	ports := freeAddrs(t, 2)
-	g := &gateway{t: t, addr: ports[0], admin: ports[1], logs: &syncBuffer{}, done: make(chan struct{})}
-	full := append([]string{"--addr", g.addr, "--admin-addr", g.admin, "--loops", "2", "--log-level", "debug"}, args...)
+	g := &gateway{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
+	full := append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--loops", "2", "--log-level", "debug"}, args...)
 	if nofile > 0 {
 		full = append([]string{fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--", wshubBin}, full...)
 		g.cmd = exec.Command("prlimit", full...)
 	} else {
 		g.cmd = exec.Command(wshubBin, full...)
 	}
-	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+	out := &gatewayOutput{g: g}
+	g.cmd.Stdout, g.cmd.Stderr = out, out
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,22 +195,28 @@ func (g *gateway) waitListening(ws bool) {
 	}
 }
 
-// waitUp is waitListening reporting instead of failing.
+// waitUp is waitListening reporting instead of failing. It sets g.addr (with
+// ws) and g.admin: from the "wshub listening" line, logged once both
+// listeners serve; without ws, before that line, the admin listener is the
+// process's only listening socket (it is opened first, the WebSocket
+// listener only once the broker is up; see serve.go).
 func (g *gateway) waitUp(ws bool) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		up := true
-		if ws {
-			c, err := net.DialTimeout("tcp", g.addr, time.Second)
-			if up = err == nil; up {
-				c.Close()
+		if g.learnAddrs(ws) {
+			up := true
+			if ws {
+				c, err := net.DialTimeout("tcp", g.addr, time.Second)
+				if up = err == nil; up {
+					c.Close()
+				}
 			}
-		}
-		if up {
-			if resp, err := http.Get("http://" + g.admin + "/healthz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return nil
+			if up {
+				if resp, err := http.Get("http://" + g.admin + "/healthz"); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						return nil
+					}
 				}
 			}
 		}
@@ -182,6 +230,64 @@ func (g *gateway) waitUp(ws bool) error {
 		}
 		time.Sleep(30 * time.Millisecond)
 	}
+}
+
+// learnAddrs sets g.addr and g.admin from the "wshub listening" line, or
+// (without ws, before that line) g.admin from the one listening socket; it
+// reports whether what waitUp needs is known.
+func (g *gateway) learnAddrs(ws bool) bool {
+	g.mu.Lock()
+	bws, badmin := g.boundWS, g.boundAdmin
+	g.mu.Unlock()
+	if bws != "" {
+		g.addr, g.admin = bws, badmin
+		return true
+	}
+	if ws {
+		return false
+	}
+	if ports := g.listenPorts(); len(ports) == 1 {
+		g.admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+		return true
+	}
+	return false
+}
+
+// listenPorts returns the TCP ports the gateway process has listening
+// sockets on, sorted and each once (the WebSocket listener has a socket per
+// loop), read from /proc: the sockets among its descriptors that
+// /proc/PID/net/tcp{,6} lists in state LISTEN.
+func (g *gateway) listenPorts() []int {
+	pid := g.cmd.Process.Pid
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, _ := os.ReadDir(fdDir)
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok && err == nil {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	seen := map[int]bool{}
+	var ports []int
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		for _, line := range strings.Split(string(b), "\n") {
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			p, err := strconv.ParseUint(hexPort, 16, 16)
+			if err == nil && !seen[int(p)] {
+				seen[int(p)] = true
+				ports = append(ports, int(p))
+			}
+		}
+	}
+	sort.Ints(ports)
+	return ports
 }
 
 // signal sends sig to the gateway process.

@@ -79,6 +79,27 @@ func TestRedisLazySubscriptions(t *testing.T) {
 		t.Helper()
 		eventually(t, 3*time.Second, func() bool { return numsub(ch) == want }, fmt.Sprintf("NUMSUB %s = %d", ch, want))
 	}
+	// What must not happen is an UNSUBSCRIBE too early, sent by a gateway's
+	// broker after the hub asked for it. settled returns once via's gateway
+	// has sent everything its hub asked of its broker so far: the subscribe
+	// of a fresh channel is confirmed after a round of the subscription
+	// connection that carries every (UN)SUBSCRIBE queued before it.
+	flushes := 0
+	settled := func(via *client) {
+		t.Helper()
+		flushes++
+		via.subscribe(fmt.Sprintf("lazy:flush:%d", flushes))
+	}
+	// disconnect closes cl and waits until g's hub has handled it: the hub
+	// drops a closing connection's subscriptions before its registry entry
+	// (hub.OnClose), whose lookup says 404 once that is written.
+	disconnect := func(g *gateway, cl *client) {
+		t.Helper()
+		id, _ := cl.info()
+		eventually(t, 3*time.Second, func() bool { code, _ := g.lookup(id); return code == 200 }, id+" registered")
+		cl.Conn.Close()
+		eventually(t, 3*time.Second, func() bool { code, _ := g.lookup(id); return code == 404 }, id+" gone from the registry")
+	}
 
 	// Eight subscribers on A's four loops, both channels each.
 	var onA []*client
@@ -87,6 +108,7 @@ func TestRedisLazySubscriptions(t *testing.T) {
 		s.subscribe("lazy:1", "lazy:2")
 		onA = append(onA, s)
 	}
+	flushA := dial(t, a.addr)
 	if n := numsub("lazy:1"); n != 1 {
 		t.Fatalf("NUMSUB lazy:1 with 8 subscribers on one instance: %d", n)
 	}
@@ -104,16 +126,20 @@ func TestRedisLazySubscriptions(t *testing.T) {
 			s.mustOK(map[string]any{"op": "unsubscribe", "channel": "lazy:1"})
 			s.mustOK(map[string]any{"op": "unsubscribe", "channel": "lazy:2"})
 		} else {
-			s.Conn.Close()
+			disconnect(a, s)
 		}
-		if i < len(onA)-1 && (numsub("lazy:1") != 2 || numsub("lazy:2") != 1) {
+		if i == len(onA)-1 {
+			break
+		}
+		settled(flushA)
+		if numsub("lazy:1") != 2 || numsub("lazy:2") != 1 {
 			t.Fatalf("subscription dropped while %d local subscribers remain", len(onA)-1-i)
 		}
 	}
 	waitNumsub("lazy:1", 1)
 	waitNumsub("lazy:2", 0)
-	onB[0].Conn.Close()
-	time.Sleep(100 * time.Millisecond) // one subscriber left on B: must stay
+	disconnect(b, onB[0])
+	settled(onB[1]) // one subscriber left on B: must stay
 	if n := numsub("lazy:1"); n != 1 {
 		t.Fatalf("NUMSUB lazy:1 with one subscriber left on B: %d", n)
 	}

@@ -76,6 +76,19 @@ func startSteady(t *testing.T, addr, channel string, period time.Duration) *stea
 	return p
 }
 
+// accepted counts the publishes sent after since that were answered ok.
+func (p *steadyPublisher) accepted(since time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for i, at := range p.sentAt {
+		if c, answered := p.code[i]; answered && c == 0 && at.After(since) {
+			n++
+		}
+	}
+	return n
+}
+
 // finish stops publishing and waits (a bounded time) for every answer.
 func (p *steadyPublisher) finish(t *testing.T) (sentAt map[int]time.Time, code map[int]int) {
 	close(p.stop)
@@ -129,7 +142,7 @@ func runRecovery(t *testing.T, srv *redistest.Server, outage bool, breakRedis fu
 	goroutines := a.metric("go_goroutines")
 
 	pub := startSteady(t, b.addr, "steady", 10*time.Millisecond)
-	time.Sleep(200 * time.Millisecond) // steady traffic before the failure
+	eventually(t, 5*time.Second, func() bool { return pub.accepted(time.Time{}) >= 10 }, "steady traffic before the failure")
 	breakRedis()
 	if outage {
 		for _, g := range []*gateway{a, b} {
@@ -151,7 +164,7 @@ func runRecovery(t *testing.T, srv *redistest.Server, outage bool, breakRedis fu
 		t.Fatalf("resubscription took %v, want within 2s", took)
 	}
 	recovered := time.Now()
-	time.Sleep(300 * time.Millisecond) // steady traffic after recovery
+	eventually(t, 5*time.Second, func() bool { return pub.accepted(recovered) >= 20 }, "steady traffic after recovery")
 	sentAt, code := pub.finish(t)
 
 	var failed, after []int

@@ -198,11 +198,15 @@ func TestRedisDownAtStart(t *testing.T) {
 	if code, body := g.post("/api/publish", `{"channel":"a","data":1}`); code != 503 {
 		t.Fatalf("API publish while Redis is down: %d %s", code, body)
 	}
-	if c, err := net.DialTimeout("tcp", g.addr, time.Second); err == nil {
-		c.Close()
-		t.Fatal("WebSocket listener open before Redis answered")
-	}
 	eventually(t, 3*time.Second, func() bool { return strings.Contains(g.logs.String(), "redis unreachable") }, "a log line saying why")
+	// It has tried Redis and failed: its one listening socket is the admin
+	// listener's, the WebSocket listener is not open.
+	if ports := g.listenPorts(); len(ports) != 1 || net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])) != g.admin {
+		t.Fatalf("listening on ports %v (admin on %s) before Redis answered: the WebSocket listener must wait", ports, g.admin)
+	}
+	if strings.Contains(g.logs.String(), listeningMsg) {
+		t.Fatal("wshub says it is listening before Redis answered")
+	}
 
 	redistest.StartOn(t, port)
 	g.waitReady(200, 10*time.Second)

@@ -109,8 +109,14 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
-	log.Info("wshub listening", "addr", cfg.Addr, "admin", cfg.AdminAddr, "loops", len(loops), "echo", cfg.Echo,
-		"instance", cfg.InstanceID, "broker", brokerName(cfg), "registry", cfg.Registry)
+	// The bound addresses (with port 0, the ports the kernel chose), once
+	// the WebSocket listener is open; Addr is nil when Run failed, which
+	// runErr reports below.
+	<-srv.Ready()
+	if addr := srv.Addr(); addr != nil {
+		log.Info("wshub listening", "addr", addr.String(), "admin", adminAddr(admin), "loops", len(loops), "echo", cfg.Echo,
+			"instance", cfg.InstanceID, "broker", brokerName(cfg), "registry", cfg.Registry)
+	}
 
 	code := 0
 	select {
@@ -157,6 +163,14 @@ func brokerName(cfg *config) string {
 		return "redis-cluster"
 	}
 	return "memory"
+}
+
+// adminAddr is the admin listener's bound address, "" when it is disabled.
+func adminAddr(s *http.Server) string {
+	if s == nil {
+		return ""
+	}
+	return s.Addr
 }
 
 func stopAdmin(s *http.Server) {
