@@ -11,8 +11,8 @@ import (
 // of descriptors whatever arrives: every holder of descriptors has a share,
 // and connections get what the others leave. The shares:
 //
-//   - fixedFDs: stdin/out/err, Go's netpoller (epoll, eventfd), the probe
-//     socket that checks the listen address at start, and a small margin.
+//   - fixedFDs: stdin/out/err, Go's netpoller (epoll, eventfd), the
+//     socket that holds port 0 for the loops (listen.go), and a margin.
 //   - loopFDs per loop: its listener, epoll and eventfd, and the one
 //     connection it may hold between accept and OnOpen's refusal. Each loop
 //     accepts on its own SO_REUSEPORT listener, one connection per readiness

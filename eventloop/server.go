@@ -177,9 +177,12 @@ func (s *Server) Run() error {
 	}
 	defer close(s.runDone)
 	defer s.markReady()
-	addr, err := resolveListenAddr(s.cfg.Addr)
+	addr, hold, err := resolveListenAddr(s.cfg.Addr)
 	if err != nil {
 		return err
+	}
+	if hold >= 0 {
+		defer unix.Close(hold)
 	}
 	network, _ := splitAddr(addr)
 	err = gnet.Run((*events)(s), addr,
