@@ -30,16 +30,37 @@ type counters struct {
 	errs      [numErrKinds]atomic.Int64
 }
 
+// Counts are the connection and publication totals that a poller's
+// counters, a progress snapshot and the progress display all carry; Add is
+// the one place they are summed.
+type Counts struct {
+	Open      int64 `json:"open"`      // WebSocket connections open now
+	Ready     int64 `json:"ready"`     // connections subscribed (or publishers open)
+	Failed    int64 `json:"failed"`    // connections that never became ready
+	Received  int64 `json:"received"`  // publications received
+	Published int64 `json:"published"` // publications sent
+}
+
+// Add adds o into c.
+func (c *Counts) Add(o Counts) {
+	c.Open += o.Open
+	c.Ready += o.Ready
+	c.Failed += o.Failed
+	c.Received += o.Received
+	c.Published += o.Published
+}
+
 // liveCounts is a plain snapshot of counters.
 type liveCounts struct {
-	Open, Ready, Failed, Received, Published, Acked, Closed int64
-	Errs                                                    [numErrKinds]int64
+	Counts
+	Acked, Closed int64
+	Errs          [numErrKinds]int64
 }
 
 func (c *counters) load() liveCounts {
 	s := liveCounts{
-		Open: c.open.Load(), Ready: c.ready.Load(), Failed: c.failed.Load(),
-		Received: c.received.Load(), Published: c.published.Load(),
+		Counts: Counts{Open: c.open.Load(), Ready: c.ready.Load(), Failed: c.failed.Load(),
+			Received: c.received.Load(), Published: c.published.Load()},
 		Acked: c.acked.Load(), Closed: c.closed.Load(),
 	}
 	for i := range c.errs {
@@ -49,11 +70,7 @@ func (c *counters) load() liveCounts {
 }
 
 func (s *liveCounts) add(o liveCounts) {
-	s.Open += o.Open
-	s.Ready += o.Ready
-	s.Failed += o.Failed
-	s.Received += o.Received
-	s.Published += o.Published
+	s.Counts.Add(o.Counts)
 	s.Acked += o.Acked
 	s.Closed += o.Closed
 	for i := range s.Errs {

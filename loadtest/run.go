@@ -30,14 +30,10 @@ type Coordinator interface {
 
 // Progress is a live snapshot of one process.
 type Progress struct {
-	Phase     string `json:"phase"`
-	Open      int64  `json:"open"`
-	Ready     int64  `json:"ready"`
-	Failed    int64  `json:"failed"`
-	Received  int64  `json:"received"`
-	Published int64  `json:"published"`
-	Errors    int64  `json:"errors"`
-	Interval  Sparse `json:"interval"` // delivery latency since the previous snapshot
+	Phase string `json:"phase"`
+	Counts
+	Errors   int64  `json:"errors"`
+	Interval Sparse `json:"interval"` // delivery latency since the previous snapshot
 }
 
 // Run executes cfg's scenario (this process's share of it) and returns its
@@ -128,8 +124,7 @@ func (ru *runner) snapshot() Progress {
 	})
 	c := ru.e.sumCounters()
 	return Progress{
-		Phase: ru.phase.Load().(string), Open: c.Open, Ready: c.Ready, Failed: c.Failed,
-		Received: c.Received, Published: c.Published, Errors: c.errTotal(), Interval: iv.Sparse(),
+		Phase: ru.phase.Load().(string), Counts: c.Counts, Errors: c.errTotal(), Interval: iv.Sparse(),
 	}
 }
 

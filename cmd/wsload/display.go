@@ -54,11 +54,7 @@ func (d *display) update(ps []loadtest.Progress) {
 		if s.Phase == "" {
 			s.Phase = p.Phase
 		}
-		s.Open += p.Open
-		s.Ready += p.Ready
-		s.Failed += p.Failed
-		s.Received += p.Received
-		s.Published += p.Published
+		s.Counts.Add(p.Counts)
 		s.Errors += p.Errors
 		iv.Merge(p.Interval.Histogram())
 	}
