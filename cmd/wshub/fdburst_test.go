@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,42 +67,6 @@ func rawUpgrade(addr string, timeout time.Duration) (net.Conn, error) {
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
-}
-
-// metricSum adds up every sample of name on /metrics, whatever its labels;
-// ok is false when there is none.
-func (g *gateway) metricSum(name string) (sum float64, ok bool) {
-	g.t.Helper()
-	hc := http.Client{Timeout: 3 * time.Second}
-	resp, err := hc.Get("http://" + g.admin + "/metrics")
-	if err != nil {
-		g.t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		rest, found := strings.CutPrefix(line, name)
-		if !found || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if rest[0] == '{' {
-			end := strings.LastIndexByte(rest, '}')
-			if end < 0 {
-				g.t.Fatalf("metric line %q", line)
-			}
-			rest = rest[end+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			g.t.Fatalf("metric line %q", line)
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			g.t.Fatalf("metric line %q: %v", line, err)
-		}
-		sum, ok = sum+v, true
-	}
-	return sum, ok
 }
 
 // burstStats counts what the burst's clients saw; none of it fails the test.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -349,4 +350,40 @@ func (g *gateway) answer(resp *http.Response, err error) (int, string) {
 	var b bytes.Buffer
 	b.ReadFrom(resp.Body)
 	return resp.StatusCode, b.String()
+}
+
+// metricSum adds up every sample of name on /metrics, whatever its labels;
+// ok is false when there is none.
+func (g *gateway) metricSum(name string) (sum float64, ok bool) {
+	g.t.Helper()
+	hc := http.Client{Timeout: 3 * time.Second}
+	resp, err := hc.Get("http://" + g.admin + "/metrics")
+	if err != nil {
+		g.t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, found := strings.CutPrefix(line, name)
+		if !found || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if rest[0] == '{' {
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				g.t.Fatalf("metric line %q", line)
+			}
+			rest = rest[end+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			g.t.Fatalf("metric line %q", line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			g.t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum, ok = sum+v, true
+	}
+	return sum, ok
 }
