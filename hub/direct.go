@@ -64,37 +64,37 @@ var ErrNotFound = errors.New("not found")
 // connection); sharded so that opens and closes on different loops rarely
 // meet on one lock.
 type connIndex struct {
-	shards [16]struct {
+	stripes [16]struct {
 		mu sync.Mutex
-		m  map[uint64]*connState
+		m  map[uint64]*connData
 		_  cpu.CacheLinePad
 	}
 }
 
 func newConnIndex() *connIndex {
 	x := &connIndex{}
-	for i := range x.shards {
-		x.shards[i].m = make(map[uint64]*connState)
+	for i := range x.stripes {
+		x.stripes[i].m = make(map[uint64]*connData)
 	}
 	return x
 }
 
-func (x *connIndex) put(id uint64, cs *connState) {
-	sh := &x.shards[id%uint64(len(x.shards))]
+func (x *connIndex) put(id uint64, cs *connData) {
+	sh := &x.stripes[id%uint64(len(x.stripes))]
 	sh.mu.Lock()
 	sh.m[id] = cs
 	sh.mu.Unlock()
 }
 
 func (x *connIndex) del(id uint64) {
-	sh := &x.shards[id%uint64(len(x.shards))]
+	sh := &x.stripes[id%uint64(len(x.stripes))]
 	sh.mu.Lock()
 	delete(sh.m, id)
 	sh.mu.Unlock()
 }
 
-func (x *connIndex) get(id uint64) *connState {
-	sh := &x.shards[id%uint64(len(x.shards))]
+func (x *connIndex) get(id uint64) *connData {
+	sh := &x.stripes[id%uint64(len(x.stripes))]
 	sh.mu.Lock()
 	cs := sh.m[id]
 	sh.mu.Unlock()
@@ -110,7 +110,7 @@ func (h *Hub) ConnID(c Conn) string {
 func (h *Hub) InstanceID() string { return h.cfg.InstanceID }
 
 // register records a new connection with the Presence and the index.
-func (h *Hub) register(c Conn, cs *connState) {
+func (h *Hub) register(c Conn, cs *connData) {
 	if h.cfg.Presence == nil {
 		return
 	}
@@ -120,7 +120,7 @@ func (h *Hub) register(c Conn, cs *connState) {
 }
 
 // unregister undoes register.
-func (h *Hub) unregister(c Conn, cs *connState) {
+func (h *Hub) unregister(c Conn, cs *connData) {
 	if cs.id == "" {
 		return
 	}
@@ -137,7 +137,7 @@ const directHead = `{"op":"direct","data":`
 // (one that closes meanwhile silently drops it). Only connections opened
 // while a Presence is configured can be addressed.
 func (h *Hub) SendDirect(connID string, data []byte) bool {
-	var cs *connState
+	var cs *connData
 	if rest, ok := strings.CutPrefix(connID, h.idPrefix); ok && h.index != nil {
 		if id, err := strconv.ParseUint(rest, 10, 64); err == nil {
 			cs = h.index.get(id)
@@ -156,7 +156,7 @@ func (h *Hub) SendDirect(connID string, data []byte) bool {
 }
 
 // info answers {"op":"info","id":N} with the connection's and instance's ids.
-func (h *Hub) info(l *loopState, cs *connState, cmd *command) {
+func (h *Hub) info(l *loopState, cs *connData, cmd *command) {
 	if !cmd.hasID {
 		return // success without an id is silent, as for every command
 	}

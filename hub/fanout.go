@@ -23,9 +23,9 @@ type loopState struct {
 
 	// Loop goroutine only.
 	scratch []byte
-	freePub []*pubReq
+	freePub []*pendingPub
 
-	stats loopStats
+	stats loopCounters
 	_     cpu.CacheLinePad
 }
 
@@ -34,7 +34,7 @@ type loopState struct {
 // one connection cs.
 type inboxItem struct {
 	ls *loopSubs
-	cs *connState
+	cs *connData
 	f  *wsproto.Frame
 	t  int64 // monotonic ns at Deliver, for the latency histogram
 }
@@ -61,7 +61,7 @@ const (
 // for one channel never overlap (Sink contract), and every loop's inbox is
 // FIFO, so all subscribers see one order.
 func (h *Hub) Deliver(channel string, data []byte) {
-	sh := h.reg.shardOfString(channel)
+	sh := h.table.stripeOfString(channel)
 	sh.publications.Add(1)
 	sh.mu.RLock()
 	ch := sh.m[channel]
@@ -91,7 +91,7 @@ func (l *loopState) push(ls *loopSubs, f *wsproto.Frame, t int64) {
 }
 
 // pushDirect queues an addressed send (taking over f's reference).
-func (l *loopState) pushDirect(cs *connState, f *wsproto.Frame) {
+func (l *loopState) pushDirect(cs *connData, f *wsproto.Frame) {
 	l.enqueue(inboxItem{cs: cs, f: f})
 }
 

@@ -53,7 +53,7 @@ type Hub struct {
 	cfg    Config
 	log    *slog.Logger
 	broker Broker
-	reg    *registry
+	table  *subTable
 	loops  []*loopState
 	index  *connIndex // local connections by id; nil without a Presence
 
@@ -93,8 +93,8 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	for i, p := range loops {
 		h.loops[i] = newLoopState(i, p)
 	}
-	h.reg = newRegistry(b, loops, h)
-	h.reg.maxSubs = cfg.MaxSubscriptions
+	h.table = newSubTable(b, loops, h)
+	h.table.maxSubs = cfg.MaxSubscriptions
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(&collector{h: h}); err != nil {
 			h.log.Warn("hub metrics not registered", "err", err)
@@ -104,11 +104,11 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 }
 
 // state returns c's hub state, creating it if OnOpen was skipped.
-func (h *Hub) state(c Conn) *connState {
-	if cs, _ := c.Data().(*connState); cs != nil {
+func (h *Hub) state(c Conn) *connData {
+	if cs, _ := c.Data().(*connData); cs != nil {
 		return cs
 	}
-	cs := &connState{conn: c, loop: int32(c.Loop())}
+	cs := &connData{conn: c, loop: int32(c.Loop())}
 	c.SetData(cs)
 	return cs
 }
@@ -125,11 +125,11 @@ func (h *Hub) OnOpen(c Conn) {
 // OnClose drops every subscription of c. Replies still on their way to c are
 // discarded: its closed flag is checked on its loop.
 func (h *Hub) OnClose(c Conn) {
-	cs, _ := c.Data().(*connState)
+	cs, _ := c.Data().(*connData)
 	if cs == nil {
 		return
 	}
-	h.reg.closeConn(cs)
+	h.table.closeConn(cs)
 	h.unregister(c, cs)
 	c.SetData(nil)
 }
@@ -159,7 +159,7 @@ func (h *Hub) OnText(c Conn, msg []byte) {
 	}
 }
 
-func (h *Hub) subscribe(l *loopState, cs *connState, cmd *command) {
+func (h *Hub) subscribe(l *loopState, cs *connData, cmd *command) {
 	if err := validChannel(cmd.channel); err != nil {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
 		return
@@ -171,7 +171,7 @@ func (h *Hub) subscribe(l *loopState, cs *connState, cmd *command) {
 	if cmd.hasSince {
 		flags |= mSince
 	}
-	switch h.reg.subscribe(cs, cmd.channel, cmd.id, flags) {
+	switch h.table.subscribe(cs, cmd.channel, cmd.id, flags) {
 	case subOK, subAlready:
 		if cmd.hasID {
 			l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, cmd.hasSince))
@@ -183,12 +183,12 @@ func (h *Hub) subscribe(l *loopState, cs *connState, cmd *command) {
 	}
 }
 
-func (h *Hub) unsubscribe(l *loopState, cs *connState, cmd *command) {
+func (h *Hub) unsubscribe(l *loopState, cs *connData, cmd *command) {
 	if err := validChannel(cmd.channel); err != nil {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
 		return
 	}
-	m, dups, ok := h.reg.unsubscribe(cs, cmd.channel)
+	m, dups, ok := h.table.unsubscribe(cs, cmd.channel)
 	if !ok {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errNotSubscribed)
 		return

@@ -61,7 +61,7 @@ func TestLazySubscribeExactlyOnceConcurrent(t *testing.T) {
 		}
 		wg.Wait()
 		syncAll(loops)
-		if got := h.reg.members.Load(); got != nloops*perLoop*nchan {
+		if got := h.table.members.Load(); got != nloops*perLoop*nchan {
 			t.Fatalf("%d subscriptions, want %d", got, nloops*perLoop*nchan)
 		}
 		for li, l := range loops {
@@ -95,10 +95,10 @@ func TestLazySubscribeExactlyOnceConcurrent(t *testing.T) {
 		if v := b.violations(); len(v) > 0 {
 			t.Fatal(v)
 		}
-		if err := checkRegistry(h.reg); err != nil {
+		if err := checkSubTable(h.table); err != nil {
 			t.Fatal(err)
 		}
-		if n := h.reg.channels.Load(); n != 0 {
+		if n := h.table.channels.Load(); n != 0 {
 			t.Fatalf("%d channels left", n)
 		}
 	}
@@ -248,7 +248,7 @@ func TestLazyChurnWithFailingBroker(t *testing.T) {
 	if oks == 0 || unavailable == 0 {
 		t.Fatalf("the churn exercised too little: %d ok, %d unavailable", oks, unavailable)
 	}
-	if err := checkRegistry(h.reg); err != nil {
+	if err := checkSubTable(h.table); err != nil {
 		t.Fatal(err)
 	}
 	for li, l := range loops {
@@ -268,7 +268,7 @@ func TestLazyChurnWithFailingBroker(t *testing.T) {
 		}
 	}
 	b.mu.Unlock()
-	if n, m := h.reg.channels.Load(), h.reg.members.Load(); n != 0 || m != 0 {
+	if n, m := h.table.channels.Load(), h.table.members.Load(); n != 0 || m != 0 {
 		t.Fatalf("%d channels, %d subscriptions left after every conn closed", n, m)
 	}
 }

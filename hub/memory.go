@@ -12,9 +12,9 @@ import (
 // lock sharded by channel hash, which gives every subscriber the same order
 // while publications on unrelated channels proceed in parallel.
 type MemoryBroker struct {
-	sink   atomic.Pointer[Sink]
-	closed atomic.Bool
-	shards [numShards]struct {
+	sink    atomic.Pointer[Sink]
+	closed  atomic.Bool
+	stripes [numStripes]struct {
 		mu sync.Mutex
 		_  cpu.CacheLinePad
 	}
@@ -37,7 +37,7 @@ func (b *MemoryBroker) Publish(channel string, data []byte, done func(error)) {
 		done(ErrUnavailable)
 		return
 	}
-	sh := &b.shards[ChannelHash(channel)%numShards]
+	sh := &b.stripes[ChannelHash(channel)%numStripes]
 	sh.mu.Lock()
 	(*sink).Deliver(channel, data)
 	sh.mu.Unlock()

@@ -10,8 +10,8 @@ import (
 // Hot counters live per loop (each loop writes its own cache lines) and are
 // summed when Prometheus scrapes.
 
-// loopStats are one loop's counters.
-type loopStats struct {
+// loopCounters are one loop's counters.
+type loopCounters struct {
 	commands   [numOps]atomic.Uint64
 	errors     [numCodes]atomic.Uint64
 	deliveries atomic.Uint64 // frames handed to Conn.Send and accepted
@@ -125,8 +125,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(n), code)
 	}
 	var pubs uint64
-	for i := range h.reg.shards {
-		pubs += h.reg.shards[i].publications.Load()
+	for i := range h.table.stripes {
+		pubs += h.table.stripes[i].publications.Load()
 	}
 	ch <- prometheus.MustNewConstMetric(descPublications, prometheus.CounterValue, float64(pubs))
 	ch <- prometheus.MustNewConstMetric(descAPIPublishes, prometheus.CounterValue, float64(h.stats.apiPublishes.Load()))
@@ -134,9 +134,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(dropped))
 	ch <- prometheus.MustNewConstMetric(descDirects, prometheus.CounterValue, float64(directs))
 	ch <- prometheus.MustNewConstMetric(descDirectMissed, prometheus.CounterValue, float64(h.stats.directMissed.Load()))
-	ch <- prometheus.MustNewConstMetric(descChannels, prometheus.GaugeValue, float64(h.reg.channels.Load()))
-	ch <- prometheus.MustNewConstMetric(descSubscriptions, prometheus.GaugeValue, float64(h.reg.members.Load()))
-	ch <- prometheus.MustNewConstMetric(descBrokerSubs, prometheus.GaugeValue, float64(h.reg.brokerSubs.Load()))
+	ch <- prometheus.MustNewConstMetric(descChannels, prometheus.GaugeValue, float64(h.table.channels.Load()))
+	ch <- prometheus.MustNewConstMetric(descSubscriptions, prometheus.GaugeValue, float64(h.table.members.Load()))
+	ch <- prometheus.MustNewConstMetric(descBrokerSubs, prometheus.GaugeValue, float64(h.table.brokerSubs.Load()))
 
 	cum := make(map[float64]uint64, len(latencyBounds))
 	var total uint64

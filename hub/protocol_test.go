@@ -280,8 +280,8 @@ func TestSubscribeFailsSynchronously(t *testing.T) {
 	if calls := p.b.takeCalls(); len(calls) != 2 || calls[0] != "sub x" || calls[1] != "unsub x" {
 		t.Fatalf("broker calls %v", calls)
 	}
-	if err := checkRegistry(p.h.reg); err != nil || p.h.reg.channels.Load() != 0 {
-		t.Fatalf("registry after failure: %v, %d channels", err, p.h.reg.channels.Load())
+	if err := checkSubTable(p.h.table); err != nil || p.h.table.channels.Load() != 0 {
+		t.Fatalf("subscription table after failure: %v, %d channels", err, p.h.table.channels.Load())
 	}
 	p.b.subErr = nil
 	p.send(c, `{"op":"subscribe","channel":"x","id":2}`)
@@ -335,13 +335,13 @@ func TestRepeatedSubscribeWaitsForFirst(t *testing.T) {
 	p.b.fire(t, "v", nil)
 	runAll(p.loops)
 	p.expect(a)
-	if err := checkRegistry(p.h.reg); err != nil {
+	if err := checkSubTable(p.h.table); err != nil {
 		t.Fatal(err)
 	}
-	if n := p.h.reg.members.Load(); n != 0 {
+	if n := p.h.table.members.Load(); n != 0 {
 		t.Fatalf("%d subscriptions left after close", n)
 	}
-	if n := len(p.h.reg.dups[0]); n != 0 {
+	if n := len(p.h.table.dups[0]); n != 0 {
 		t.Fatalf("%d members still hold repeats after close", n)
 	}
 
@@ -385,7 +385,7 @@ func TestMaxSubscriptions(t *testing.T) {
 	p.expect(c, `{"op":"ok","id":5}`)
 	p.send(c, `{"op":"ping","id":6}`)
 	p.expect(c, `{"op":"pong","id":6}`)
-	if n := p.h.reg.members.Load(); n != 3 {
+	if n := p.h.table.members.Load(); n != 3 {
 		t.Fatalf("%d subscriptions, want 3", n)
 	}
 

@@ -6,12 +6,12 @@ import (
 	"unicode/utf8"
 )
 
-// pubReq carries one client publish through the broker and back to the
+// pendingPub carries one client publish through the broker and back to the
 // publisher's loop. Records are recycled per loop, and their callbacks are
 // cached func values, so a publish allocates nothing in steady state.
-type pubReq struct {
+type pendingPub struct {
 	l      *loopState
-	cs     *connState
+	cs     *connData
 	id     uint64
 	hasID  bool
 	state  atomic.Int32 // pubCalling -> pubReturned | pubDone
@@ -26,20 +26,20 @@ const (
 	pubDone                  // done ran first: the caller answers after Publish returns
 )
 
-func (l *loopState) getPub() *pubReq {
+func (l *loopState) getPub() *pendingPub {
 	if n := len(l.freePub); n > 0 {
 		r := l.freePub[n-1]
 		l.freePub = l.freePub[:n-1]
 		return r
 	}
-	r := &pubReq{l: l}
+	r := &pendingPub{l: l}
 	r.done = r.complete
 	r.finish = r.answer
 	return r
 }
 
 // complete is the broker's done: any goroutine, maybe inside Publish.
-func (r *pubReq) complete(err error) {
+func (r *pendingPub) complete(err error) {
 	r.err = err
 	if !r.state.CompareAndSwap(pubCalling, pubDone) {
 		r.l.poster.Post(r.finish)
@@ -48,7 +48,7 @@ func (r *pubReq) complete(err error) {
 
 // answer replies to the publisher on its loop, unless it has gone, and
 // recycles the record.
-func (r *pubReq) answer() {
+func (r *pendingPub) answer() {
 	l := r.l
 	if !r.cs.closed {
 		if r.err != nil {
@@ -63,7 +63,7 @@ func (r *pubReq) answer() {
 }
 
 // publish handles a client publish on its loop.
-func (h *Hub) publish(l *loopState, cs *connState, cmd *command) {
+func (h *Hub) publish(l *loopState, cs *connData, cmd *command) {
 	if err := validChannel(cmd.channel); err != nil {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
 		return
@@ -83,7 +83,7 @@ func (h *Hub) publish(l *loopState, cs *connState, cmd *command) {
 // channelName returns name as a string, reusing the channel's own string
 // when it is known (the common case), so publishing does not allocate.
 func (h *Hub) channelName(name []byte) string {
-	sh := h.reg.shardOf(name)
+	sh := h.table.stripeOf(name)
 	sh.mu.RLock()
 	ch := sh.m[string(name)]
 	sh.mu.RUnlock()

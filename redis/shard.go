@@ -125,7 +125,7 @@ func (s *shard) run() {
 	defer s.closeNode()
 	bo := backoff{min: s.b.cfg.MinBackoff, max: s.b.cfg.MaxBackoff}
 	for !s.stopped() {
-		established, err := s.session()
+		established, err := s.runSession()
 		if s.stopped() {
 			return
 		}
@@ -148,9 +148,9 @@ func (s *shard) run() {
 	}
 }
 
-// session runs one connection until it fails or the shard stops. established
+// runSession runs one connection until it fails or the shard stops. established
 // reports whether it got as far as resubscribing.
-func (s *shard) session() (established bool, err error) {
+func (s *shard) runSession() (established bool, err error) {
 	b := s.b
 	node, err := s.nodeClient()
 	if err != nil {

@@ -7,25 +7,25 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// The subscription registry: channel -> loops holding subscribers -> members.
+// The subscription table (subTable): channel -> loops holding subscribers -> members.
 //
 // Ownership keeps locking off the hot paths:
 //   - a loopSubs (one channel's members on one loop) is read and written only
 //     on that loop's goroutine, so fan-out and (un)subscribe touch it freely;
-//   - the shard map and each channel's list of active loops and broker state
-//     are shared, guarded by the shard's RWMutex; a loop takes the write lock
+//   - the stripe map and each channel's list of active loops and broker state
+//     are shared, guarded by the stripe's RWMutex; a loop takes the write lock
 //     only when it gains its first or loses its last member of a channel.
 //
-// The registry starts no goroutines: it calls the broker and posts to loops,
+// The table starts no goroutines: it calls the broker and posts to loops,
 // and is driven by tests with fakes for both.
 
-// numShards spreads channels over independent locks.
-const numShards = 64
+// numStripes spreads channels over independent locks.
+const numStripes = 64
 
-type shard struct {
+type stripe struct {
 	mu sync.RWMutex
 	m  map[string]*channel
-	// publications counts Deliver calls for channels of this shard; kept here
+	// publications counts Deliver calls for channels of this stripe; kept here
 	// so concurrent publishers on different channels do not share a line.
 	publications atomic.Uint64
 	_            cpu.CacheLinePad
@@ -45,7 +45,7 @@ const (
 // operation in flight.
 type channel struct {
 	name string
-	sh   *shard
+	sh   *stripe
 	// st packs epoch<<2 | brokerState so that a loop joining an active
 	// channel reads it without the lock. Written under sh.mu.
 	st atomic.Uint64
@@ -90,7 +90,7 @@ type loopSubs struct {
 const (
 	mHasID uint8 = 1 << iota // the pending subscribe carried an id
 	mSince                   // the pending subscribe carried since
-	mDups                    // repeated subscribes wait with it (registry.dups)
+	mDups                    // repeated subscribes wait with it (subTable.dups)
 )
 
 // maxDups bounds the repeated subscribes one pending member holds, so a
@@ -106,21 +106,21 @@ type dupSub struct {
 
 // dupKey names the pending member a dupSub waits with.
 type dupKey struct {
-	cs *connState
+	cs *connData
 	ls *loopSubs
 }
 
 // member is one connection's subscription as seen by fan-out.
 type member struct {
 	conn  Conn
-	cs    *connState
+	cs    *connData
 	id    uint64 // id of the subscribe awaiting its reply
 	wait  uint32 // epoch whose confirmation it awaits; 0 once confirmed
 	flags uint8
 }
 
-// connState is the hub's per-connection state (Conn.SetData).
-type connState struct {
+// connData is the hub's per-connection state (Conn.SetData).
+type connData struct {
 	conn   Conn
 	loop   int32
 	closed bool
@@ -136,7 +136,7 @@ type connSub struct {
 }
 
 // find returns the index in cs.subs of the channel name, or -1.
-func (cs *connState) find(name []byte) int {
+func (cs *connData) find(name []byte) int {
 	for k := range cs.subs {
 		if cs.subs[k].ls.ch.name == string(name) {
 			return k
@@ -146,7 +146,7 @@ func (cs *connState) find(name []byte) int {
 }
 
 // setIdx records that the member for ls moved to index i.
-func (cs *connState) setIdx(ls *loopSubs, i int) {
+func (cs *connData) setIdx(ls *loopSubs, i int) {
 	for k := range cs.subs {
 		if cs.subs[k].ls == ls {
 			cs.subs[k].idx = int32(i)
@@ -155,22 +155,22 @@ func (cs *connState) setIdx(ls *loopSubs, i int) {
 	}
 }
 
-// registryEvents receives the outcome of pending subscriptions, on the
+// subTableEvents receives the outcome of pending subscriptions, on the
 // member's loop goroutine.
-type registryEvents interface {
+type subTableEvents interface {
 	confirmed(m *member)
 	// failed is called after m was removed (its broker subscription failed).
 	failed(m *member)
 }
 
-// registry is the channel table plus the lazy broker subscriptions.
-type registry struct {
-	shards  [numShards]shard
+// subTable is the channel table plus the lazy broker subscriptions.
+type subTable struct {
+	stripes [numStripes]stripe
 	broker  Broker
 	posters []Poster
-	events  registryEvents
+	events  subTableEvents
 	// maxSubs caps the channels one connection holds (0: no cap), which
-	// also bounds the linear scans of connState.subs.
+	// also bounds the linear scans of connData.subs.
 	maxSubs int
 	// dups holds, per loop and owned by it, the repeated subscribes waiting
 	// with a pending member. They are rare, so members carry only a flag
@@ -182,10 +182,10 @@ type registry struct {
 	members    atomic.Int64 // local subscriptions (gauge)
 }
 
-func newRegistry(b Broker, posters []Poster, ev registryEvents) *registry {
-	r := &registry{broker: b, posters: posters, events: ev, dups: make([]map[dupKey][]dupSub, len(posters))}
-	for i := range r.shards {
-		r.shards[i].m = make(map[string]*channel)
+func newSubTable(b Broker, posters []Poster, ev subTableEvents) *subTable {
+	r := &subTable{broker: b, posters: posters, events: ev, dups: make([]map[dupKey][]dupSub, len(posters))}
+	for i := range r.stripes {
+		r.stripes[i].m = make(map[string]*channel)
 	}
 	return r
 }
@@ -202,16 +202,18 @@ func ChannelHash[T string | []byte](s T) uint32 {
 	return h
 }
 
-func (r *registry) shardOf(name []byte) *shard { return &r.shards[ChannelHash(name)%numShards] }
+func (r *subTable) stripeOf(name []byte) *stripe { return &r.stripes[ChannelHash(name)%numStripes] }
 
-func (r *registry) shardOfString(name string) *shard { return &r.shards[ChannelHash(name)%numShards] }
+func (r *subTable) stripeOfString(name string) *stripe {
+	return &r.stripes[ChannelHash(name)%numStripes]
+}
 
 // subResult tells the caller of subscribe what to answer now.
 type subResult uint8
 
 const (
 	subOK      subResult = iota // subscribed and confirmed: answer ok now
-	subPending                  // the answer comes through registryEvents
+	subPending                  // the answer comes through subTableEvents
 	subAlready                  // the connection already holds it: answer ok now
 	subDupWait                  // it holds it, still pending: answered with the first
 	subDupFull                  // it holds it, pending, with maxDups repeats waiting
@@ -220,7 +222,7 @@ const (
 
 // subscribe adds cs to channel name on loop (the caller's loop goroutine).
 // name must be valid.
-func (r *registry) subscribe(cs *connState, name []byte, id uint64, flags uint8) subResult {
+func (r *subTable) subscribe(cs *connData, name []byte, id uint64, flags uint8) subResult {
 	if k := cs.find(name); k >= 0 {
 		return r.repeat(cs, k, id, flags)
 	}
@@ -228,7 +230,7 @@ func (r *registry) subscribe(cs *connState, name []byte, id uint64, flags uint8)
 		return subFull
 	}
 	loop := int(cs.loop)
-	sh := r.shardOf(name)
+	sh := r.stripeOf(name)
 	sh.mu.RLock()
 	ch := sh.m[string(name)]
 	var ls *loopSubs
@@ -284,7 +286,7 @@ func (r *registry) subscribe(cs *connState, name []byte, id uint64, flags uint8)
 
 // repeat handles a subscribe of cs.subs[k], which cs already holds: ok now
 // when it is confirmed, else it waits with the pending member.
-func (r *registry) repeat(cs *connState, k int, id uint64, flags uint8) subResult {
+func (r *subTable) repeat(cs *connData, k int, id uint64, flags uint8) subResult {
 	ls := cs.subs[k].ls
 	m := &ls.members[cs.subs[k].idx]
 	if m.wait == 0 {
@@ -306,7 +308,7 @@ func (r *registry) repeat(cs *connState, k int, id uint64, flags uint8) subResul
 
 // takeDups removes and returns the repeats waiting with m, the member of cs
 // in ls (on its loop).
-func (r *registry) takeDups(cs *connState, ls *loopSubs, m *member) []dupSub {
+func (r *subTable) takeDups(cs *connData, ls *loopSubs, m *member) []dupSub {
 	if m.flags&mDups == 0 {
 		return nil
 	}
@@ -339,7 +341,7 @@ func (ch *channel) loopSubs(loop int) *loopSubs {
 }
 
 // add appends a member for cs to ls and returns its index.
-func (r *registry) add(cs *connState, ls *loopSubs, id uint64, flags uint8) int {
+func (r *subTable) add(cs *connData, ls *loopSubs, id uint64, flags uint8) int {
 	idx := len(ls.members)
 	ls.members = append(ls.members, member{conn: cs.conn, cs: cs, id: id, flags: flags})
 	cs.subs = append(cs.subs, connSub{ls: ls, idx: int32(idx)})
@@ -350,7 +352,7 @@ func (r *registry) add(cs *connState, ls *loopSubs, id uint64, flags uint8) int 
 // unsubscribe removes cs from channel name, returning the removed member and
 // the repeats that waited with it (the caller answers still pending
 // subscribes), or false when cs did not hold it.
-func (r *registry) unsubscribe(cs *connState, name []byte) (member, []dupSub, bool) {
+func (r *subTable) unsubscribe(cs *connData, name []byte) (member, []dupSub, bool) {
 	k := cs.find(name)
 	if k < 0 {
 		return member{}, nil, false
@@ -360,7 +362,7 @@ func (r *registry) unsubscribe(cs *connState, name []byte) (member, []dupSub, bo
 }
 
 // closeConn removes every subscription of a closing connection.
-func (r *registry) closeConn(cs *connState) {
+func (r *subTable) closeConn(cs *connData) {
 	cs.closed = true
 	for k := len(cs.subs) - 1; k >= 0; k-- {
 		r.remove(cs, k)
@@ -370,7 +372,7 @@ func (r *registry) closeConn(cs *connState) {
 
 // remove deletes cs.subs[k] and its member (swap-remove in both slices),
 // returning it and the repeats that waited with it.
-func (r *registry) remove(cs *connState, k int) (member, []dupSub) {
+func (r *subTable) remove(cs *connData, k int) (member, []dupSub) {
 	s := cs.subs[k]
 	ls, i := s.ls, int(s.idx)
 	m := ls.members[i]
@@ -398,7 +400,7 @@ func (r *registry) remove(cs *connState, k int) (member, []dupSub) {
 
 // leave retires ls, whose last member just left; when it was the channel's
 // last loop the broker subscription is dropped.
-func (r *registry) leave(ls *loopSubs) {
+func (r *subTable) leave(ls *loopSubs) {
 	ch := ls.ch
 	sh := ch.sh
 	sh.mu.Lock()
@@ -430,7 +432,7 @@ func (ch *channel) claim() bool {
 // nothing is owed, then releases the claim and drops the channel when it is
 // empty. Only the claimant runs it, so calls for a channel reach the broker
 // in order and strictly alternate Subscribe, Unsubscribe.
-func (r *registry) reconcile(ch *channel) {
+func (r *subTable) reconcile(ch *channel) {
 	sh := ch.sh
 	sh.mu.Lock()
 	for {
@@ -467,7 +469,7 @@ func (r *registry) reconcile(ch *channel) {
 
 // subscribed is the broker's answer to the Subscribe of epoch e; any
 // goroutine, possibly inside the Subscribe call.
-func (r *registry) subscribed(ch *channel, e uint32, err error) {
+func (r *subTable) subscribed(ch *channel, e uint32, err error) {
 	sh := ch.sh
 	sh.mu.Lock()
 	if ch.bstate != bPending || ch.epoch != e {
@@ -496,7 +498,7 @@ func (r *registry) subscribed(ch *channel, e uint32, err error) {
 }
 
 // settle runs on ls's loop: members waiting for epoch e learn the outcome.
-func (r *registry) settle(ls *loopSubs, e uint32, ok bool) {
+func (r *subTable) settle(ls *loopSubs, e uint32, ok bool) {
 	if ok {
 		for i := range ls.members {
 			if m := &ls.members[i]; m.wait == e {

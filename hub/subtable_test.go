@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// recEvents records subscription outcomes delivered by the registry.
+// recEvents records subscription outcomes delivered by the subscription table.
 type recEvents struct{ confirmedIDs, failedIDs []uint64 }
 
 func (e *recEvents) confirmed(m *member) { e.confirmedIDs = append(e.confirmedIDs, m.id) }
@@ -15,7 +15,7 @@ func (e *recEvents) failed(m *member)    { e.failedIDs = append(e.failedIDs, m.i
 
 type regFixture struct {
 	t     *testing.T
-	r     *registry
+	r     *subTable
 	b     *fakeBroker
 	ev    *recEvents
 	loops []*queueLoop
@@ -31,24 +31,24 @@ func newRegFixture(t *testing.T, nloops int, hold bool) *regFixture {
 		f.loops = append(f.loops, l)
 		posters[i] = l
 	}
-	f.r = newRegistry(f.b, posters, f.ev)
+	f.r = newSubTable(f.b, posters, f.ev)
 	return f
 }
 
-func (f *regFixture) conn(loop int) *connState {
+func (f *regFixture) conn(loop int) *connData {
 	f.next++
 	c := &fakeConn{id: f.next, loop: loop}
-	return &connState{conn: c, loop: int32(loop)}
+	return &connData{conn: c, loop: int32(loop)}
 }
 
-func (f *regFixture) sub(cs *connState, ch string, id uint64) subResult {
+func (f *regFixture) sub(cs *connData, ch string, id uint64) subResult {
 	f.t.Helper()
 	res := f.r.subscribe(cs, []byte(ch), id, mHasID)
 	f.check()
 	return res
 }
 
-func (f *regFixture) unsub(cs *connState, ch string) bool {
+func (f *regFixture) unsub(cs *connData, ch string) bool {
 	f.t.Helper()
 	_, _, ok := f.r.unsubscribe(cs, []byte(ch))
 	f.check()
@@ -61,10 +61,10 @@ func (f *regFixture) run() {
 	f.check()
 }
 
-// check verifies the registry's cross-references and the broker protocol.
+// check verifies the subscription table's cross-references and the broker protocol.
 func (f *regFixture) check() {
 	f.t.Helper()
-	if err := checkRegistry(f.r); err != nil {
+	if err := checkSubTable(f.r); err != nil {
 		f.t.Fatal(err)
 	}
 	if v := f.b.violations(); len(v) > 0 {
@@ -72,11 +72,11 @@ func (f *regFixture) check() {
 	}
 }
 
-// checkRegistry verifies every index the registry maintains.
-func checkRegistry(r *registry) error {
+// checkSubTable verifies every index the subscription table maintains.
+func checkSubTable(r *subTable) error {
 	var channels, members int64
-	for i := range r.shards {
-		sh := &r.shards[i]
+	for i := range r.stripes {
+		sh := &r.stripes[i]
 		sh.mu.RLock()
 		for name, ch := range sh.m {
 			channels++
@@ -122,8 +122,8 @@ func checkRegistry(r *registry) error {
 	if dups > 0 {
 		// Each entry belongs to a member, which the loop above matched.
 		var flagged int
-		for i := range r.shards {
-			sh := &r.shards[i]
+		for i := range r.stripes {
+			sh := &r.stripes[i]
 			sh.mu.RLock()
 			for _, ch := range sh.m {
 				for _, ls := range ch.active {
@@ -152,7 +152,7 @@ func checkRegistry(r *registry) error {
 func TestRegistrySubscribesBrokerOncePerChannel(t *testing.T) {
 	f := newRegFixture(t, 3, false)
 	a, b, c := f.conn(0), f.conn(0), f.conn(2)
-	for _, cs := range []*connState{a, b, c} {
+	for _, cs := range []*connData{a, b, c} {
 		if res := f.sub(cs, "room", 1); res != subPending && res != subOK {
 			t.Fatalf("subscribe: %v", res)
 		}
@@ -189,7 +189,7 @@ func TestRegistrySubscribesBrokerOncePerChannel(t *testing.T) {
 
 func TestRegistrySwapRemoveKeepsIndexes(t *testing.T) {
 	f := newRegFixture(t, 2, false)
-	var conns []*connState
+	var conns []*connData
 	for i := 0; i < 12; i++ {
 		cs := f.conn(i % 2)
 		conns = append(conns, cs)
@@ -222,7 +222,7 @@ func TestRegistrySwapRemoveKeepsIndexes(t *testing.T) {
 func TestRegistryPendingUntilBrokerConfirms(t *testing.T) {
 	f := newRegFixture(t, 2, true)
 	a, b, c := f.conn(0), f.conn(0), f.conn(1)
-	for i, cs := range []*connState{a, b, c} {
+	for i, cs := range []*connData{a, b, c} {
 		if res := f.sub(cs, "x", uint64(i+1)); res != subPending {
 			t.Fatalf("subscriber %d: %v before confirmation, want pending", i, res)
 		}
