@@ -44,7 +44,7 @@ func TestBacklogRetriedWithoutTick(t *testing.T) {
 			conn := h.conns(0)[0]
 			buffered <- conn.gc.OutboundBuffered() // > 0: the flush puts conn on the backlog
 			for i := range 5 {
-				conn.SendText([]byte("tail " + strconv.Itoa(i)))
+				sendText(conn, []byte("tail "+strconv.Itoa(i)))
 			}
 		})
 		if n := <-buffered; n == 0 {

@@ -86,9 +86,9 @@ func TestClientCloseEchoed(t *testing.T) {
 func TestServerCloseHandshake(t *testing.T) {
 	h := newTestHandler()
 	h.onText = func(c *Conn, msg []byte) {
-		c.SendText([]byte("reply to " + string(msg)))
+		sendText(c, []byte("reply to "+string(msg)))
 		c.Close(4000, "bye")
-		if c.SendText([]byte("too late")) {
+		if sendText(c, []byte("too late")) {
 			t.Error("Send succeeded after Close")
 		}
 	}

@@ -86,7 +86,7 @@ func TestMaxPendingHoldsALargestFrame(t *testing.T) {
 	big := bytes.Repeat([]byte("z"), 4<<20) // more than the socket takes at once (~2 MB here)
 	s.Loops()[0].Post(func() {
 		for _, conn := range h.conns(0) {
-			conn.SendText(big)
+			sendText(conn, big)
 		}
 	})
 	if f := c.NextFrame(); f.Header.OpCode != ws.OpText || !bytes.Equal(f.Payload, big) {

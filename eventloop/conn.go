@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/wshub/wshub/wsproto"
@@ -89,17 +88,6 @@ func (c *Conn) Data() any { return c.data }
 // SetData stores v with the connection.
 func (c *Conn) SetData(v any) { c.data = v }
 
-// Path is the endpoint the connection upgraded on: "/ws" or "/echo".
-func (c *Conn) Path() string {
-	switch c.path {
-	case pathWS:
-		return "/ws"
-	case pathEcho:
-		return "/echo"
-	}
-	return ""
-}
-
 // RemoteAddr is the peer's address ("" once closed).
 func (c *Conn) RemoteAddr() string {
 	if c.state == stClosed {
@@ -134,17 +122,6 @@ func (c *Conn) Send(f *wsproto.Frame) bool {
 	}
 	f.Retain()
 	return true
-}
-
-// SendText queues a text frame holding a copy of payload.
-func (c *Conn) SendText(payload []byte) bool {
-	if c.state != stOpen {
-		return false
-	}
-	f := wsproto.NewFrame(ws.OpText, payload)
-	ok := c.Send(f)
-	f.Release()
-	return ok
 }
 
 // Close queues a close frame after what is already queued; once it is out,

@@ -2,7 +2,6 @@ package eventloop
 
 import (
 	"context"
-	"github.com/wshub/wshub/wsproto/wstest"
 	"io"
 	"log/slog"
 	"net"
@@ -12,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wshub/wshub/wsproto"
+	"github.com/wshub/wshub/wsproto/wstest"
 )
 
 // testHandler echoes text messages (unless onText is set) and keeps the open
@@ -26,7 +29,7 @@ type testHandler struct {
 	seen   []connInfo
 }
 
-type connInfo struct{ path string }
+type connInfo struct{ path pathKind }
 
 func newTestHandler() *testHandler { return &testHandler{byLoop: map[int][]*Conn{}} }
 
@@ -34,7 +37,7 @@ func (h *testHandler) OnOpen(c *Conn) {
 	h.opened.Add(1)
 	h.mu.Lock()
 	h.byLoop[c.Loop()] = append(h.byLoop[c.Loop()], c)
-	h.seen = append(h.seen, connInfo{c.Path()})
+	h.seen = append(h.seen, connInfo{c.path})
 	h.mu.Unlock()
 }
 
@@ -43,7 +46,7 @@ func (h *testHandler) OnText(c *Conn, msg []byte) {
 		h.onText(c, msg)
 		return
 	}
-	c.SendText(msg)
+	sendText(c, msg)
 }
 
 func (h *testHandler) OnClose(c *Conn) {
@@ -57,6 +60,18 @@ func (h *testHandler) OnClose(c *Conn) {
 			break
 		}
 	}
+}
+
+// sendText queues a text frame holding a copy of payload (what a Handler
+// does with a shared frame, for one connection).
+func sendText(c *Conn, payload []byte) bool {
+	if c.state != stOpen {
+		return false
+	}
+	f := wsproto.NewFrame(ws.OpText, payload)
+	ok := c.Send(f)
+	f.Release()
+	return ok
 }
 
 // conns returns the open connections of a loop; call it on that loop.

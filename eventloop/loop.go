@@ -96,9 +96,6 @@ func newLoop(s *Server, idx int) *Loop {
 	return l
 }
 
-// Index is the loop's position in Server.Loops (what Conn.Loop returns).
-func (l *Loop) Index() int { return l.idx }
-
 // Post runs fn on the loop's goroutine. It is safe from any goroutine and
 // never blocks. Posts are batched: only the post that finds the queue empty
 // wakes the loop, which then runs everything queued and writes every

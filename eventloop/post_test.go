@@ -84,7 +84,7 @@ func TestPostBeforeBind(t *testing.T) {
 	s := startServer(t, Config{Loops: 2}, newTestHandler())
 	ran := make(chan int, 2)
 	for _, l := range s.Loops() {
-		l.Post(func() { ran <- l.Index() })
+		l.Post(func() { ran <- l.idx })
 	}
 	// Each post waits in its loop's queue: nothing has taken it out to run.
 	for _, l := range s.Loops() {
@@ -92,7 +92,7 @@ func TestPostBeforeBind(t *testing.T) {
 		queued, bound := len(l.q), l.gel != nil
 		l.mu.Unlock()
 		if bound || queued != 1 {
-			t.Fatalf("loop %d before any connection: bound %v, %d posts queued, want 1", l.Index(), bound, queued)
+			t.Fatalf("loop %d before any connection: bound %v, %d posts queued, want 1", l.idx, bound, queued)
 		}
 	}
 	select {

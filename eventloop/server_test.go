@@ -34,7 +34,7 @@ func TestUpgradeAndTextRoundTrip(t *testing.T) {
 	h.mu.Lock()
 	seen := h.seen
 	h.mu.Unlock()
-	if want := (connInfo{"/ws"}); len(seen) != 1 || seen[0] != want {
+	if want := (connInfo{pathWS}); len(seen) != 1 || seen[0] != want {
 		t.Fatalf("handler saw %+v, want [%+v]", seen, want)
 	}
 	// A client close is echoed with its code and the socket closed.

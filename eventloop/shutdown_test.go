@@ -25,7 +25,7 @@ func TestShutdownDeliversQueuedThenGoingAway(t *testing.T) {
 	for _, l := range s.Loops() {
 		l.Post(func() {
 			f := wsproto.NewFrame(ws.OpText, []byte("last words"))
-			for _, c := range h.conns(l.Index()) {
+			for _, c := range h.conns(l.idx) {
 				c.Send(f)
 			}
 			f.Release()

@@ -101,7 +101,7 @@ func TestBurstLargerThanQueueInOneBatch(t *testing.T) {
 	s.Loops()[0].Post(func() {
 		for _, conn := range h.conns(0) {
 			for i := range 100 {
-				if !conn.SendText([]byte(strconv.Itoa(i))) {
+				if !sendText(conn, []byte(strconv.Itoa(i))) {
 					t.Errorf("send %d refused", i)
 					return
 				}

@@ -15,14 +15,7 @@ import (
 // GET /readyz (200 while ready() is true, else 503), GET /metrics from g,
 // and the directory routes POST /api/send, GET /api/connections/{id} and
 // GET /api/instances (501 without Config.Directory).
-// It is the *http.ServeMux of NewAdminMux, so callers may add routes.
 func AdminHandler(h *Hub, ready func() bool, g prometheus.Gatherer) http.Handler {
-	return NewAdminMux(h, ready, g)
-}
-
-// NewAdminMux returns the admin routes on a ServeMux the caller can extend
-// (e.g. with /api/send later).
-func NewAdminMux(h *Hub, ready func() bool, g prometheus.Gatherer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/publish", h.servePublish)
 	h.addDirectoryRoutes(mux)

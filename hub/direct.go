@@ -106,9 +106,6 @@ func (h *Hub) ConnID(c Conn) string {
 	return h.idPrefix + strconv.FormatUint(c.ID(), 10)
 }
 
-// InstanceID is the instance name connection ids start with.
-func (h *Hub) InstanceID() string { return h.cfg.InstanceID }
-
 // register records a new connection with the Presence and the index.
 func (h *Hub) register(c Conn, cs *connData) {
 	if h.cfg.Presence == nil {

@@ -139,10 +139,6 @@ func New(cfg Config) (*Broker, error) {
 // InstanceID is this instance's name in Redis.
 func (b *Broker) InstanceID() string { return b.cfg.InstanceID }
 
-// Client is the underlying rueidis client, for callers that need other Redis
-// commands (history streams); its lifetime is the broker's.
-func (b *Broker) Client() rueidis.Client { return b.client }
-
 // Stats returns the broker's counters.
 func (b *Broker) Stats() Stats { return b.stats.snapshot() }
 

@@ -141,13 +141,6 @@ func NewRegistry(b *Broker, cfg RegistryConfig) (*Registry, error) {
 	return r, nil
 }
 
-// Registry returns the broker's registry, nil when none was started.
-func (b *Broker) Registry() *Registry {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.registry
-}
-
 // Add registers a connection of this instance; user may be empty. It queues
 // and returns at once.
 func (r *Registry) Add(connID, user string) {
