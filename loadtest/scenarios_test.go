@@ -118,7 +118,7 @@ func TestSlowSubscribersAreReportedApart(t *testing.T) {
 	ws := strings.TrimPrefix(srv.URL, "http://")
 	res := runLocal(t, Config{
 		Scenario: ScenarioSlow, Targets: []string{ws}, Subs: 20, Channels: 2, Publishers: 2,
-		SlowFraction: 0.25, Rate: 1000, Size: 2000, Duration: 1500 * time.Millisecond, Drain: 3 * time.Second,
+		SlowFraction: 0.25, Rate: 500, Size: 2000, Duration: 1500 * time.Millisecond, Drain: 3 * time.Second,
 	})
 	s := res.Slow
 	if s == nil || s.Subs != 5 {
