@@ -37,7 +37,7 @@ func TestSubscribeDuringInflightUnsubscribe(t *testing.T) {
 	eventually(t, 2*time.Second, func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return s.unsubWait[ch] > 0
+		return s.plan.unsubWait[ch] > 0
 	}, "UNSUBSCRIBE in flight")
 
 	// The publication is sent as soon as the subscription is confirmed.
@@ -56,7 +56,7 @@ func TestSubscribeDuringInflightUnsubscribe(t *testing.T) {
 	// among the channel's waiters while Redis, stopped, cannot have the
 	// channel again.
 	b.mu.Lock()
-	pending := b.chans[ch] != nil && len(b.chans[ch].waiters) == 1 && s.unsubWait[ch] > 0
+	pending := b.chans[ch] != nil && len(b.chans[ch].waiters) == 1 && s.plan.unsubWait[ch] > 0
 	b.mu.Unlock()
 	if !pending {
 		t.Fatal("Subscribe during the in-flight UNSUBSCRIBE is not pending")

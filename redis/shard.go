@@ -25,19 +25,17 @@ type shard struct {
 	b    *Broker
 	addr string
 
-	wake     chan struct{} // cap 1: dirty channels to reconcile
-	stop     chan struct{}
-	stopOnce sync.Once
+	wake     chan struct{} // cap 1: marked channels to reconcile; sent by markDirtyLocked, read by run
+	stop     chan struct{} // closed by halt; read by run
+	stopOnce sync.Once     // owned by halt
 
 	// Guarded by Broker.mu.
-	node      rueidis.Client      // client to dedicate the connection from
-	ownNode   bool                // node was created for this shard (cluster)
-	sess      *session            // current connection; nil while down
-	up        bool                // connected and initial resubscription confirmed
-	dirty     map[string]struct{} // channels whose subscription may need a command
-	active    map[string]struct{} // channels Redis confirmed on the current connection
-	unsubWait map[string]int      // our UNSUBSCRIBEs whose push notice is still due
-	probeChan string
+	node      rueidis.Client // client to dedicate the connection from; set by nodeClient, cleared by closeNode
+	ownNode   bool           // node was created for this shard (cluster); set by nodeClient
+	sess      *session       // current connection; nil while down; set by runSession, cleared by endSession
+	up        bool           // connected and initial resubscription confirmed; set by runSession
+	plan      *subPlan       // what to (un)subscribe on sess; decides, the shard goroutine sends
+	probeChan string         // set by Broker.setProbeLocked / dropProbeLocked
 
 	// Owned by the shard goroutine, except the atomics.
 	probeSeq  uint64
@@ -65,14 +63,12 @@ func (sess *session) onMessage(b *Broker, m rueidis.PubSubMessage) {
 
 func (b *Broker) newShardLocked(addr string, node rueidis.Client) *shard {
 	s := &shard{
-		b:         b,
-		addr:      addr,
-		wake:      make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		node:      node,
-		dirty:     make(map[string]struct{}),
-		active:    make(map[string]struct{}),
-		unsubWait: make(map[string]int),
+		b:    b,
+		addr: addr,
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		node: node,
+		plan: newSubPlan(b.cfg.SubscribeBatch, b.cluster),
 	}
 	b.shards[addr] = s
 	b.wg.Add(1)
@@ -96,15 +92,12 @@ func (s *shard) closeNode() {
 }
 
 // hasLocked reports whether channel is subscribed on the live connection and
-// stays so: while our UNSUBSCRIBE of it is unanswered, Redis may still apply
-// it, so a subscriber must wait for the SUBSCRIBE that follows.
-func (s *shard) hasLocked(channel string) bool {
-	_, ok := s.active[channel]
-	return ok && s.unsubWait[channel] == 0
-}
+// stays so (see subPlan.has).
+func (s *shard) hasLocked(channel string) bool { return s.plan.has(channel) }
 
+// markDirtyLocked has the shard goroutine reconcile channel.
 func (s *shard) markDirtyLocked(channel string) {
-	s.dirty[channel] = struct{}{}
+	s.plan.mark(channel)
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -183,7 +176,7 @@ func (s *shard) runSession() (established bool, err error) {
 	sess.live.Store(true)
 	for ch, st := range b.chans {
 		if st.shard == s && st.wanted {
-			s.dirty[ch] = struct{}{}
+			s.plan.mark(ch)
 		}
 	}
 	b.mu.Unlock()
@@ -266,10 +259,7 @@ func (s *shard) endSession() {
 	s.sess.live.Store(false)
 	s.sess = nil
 	s.up = false
-	b.stats.subscribed.Add(-int64(len(s.active)))
-	clear(s.active)
-	clear(s.unsubWait)
-	clear(s.dirty)
+	b.stats.subscribed.Add(-int64(s.plan.sessionEnded()))
 	for ch, st := range b.chans {
 		if st.shard != s || len(st.waiters) == 0 {
 			continue
@@ -300,18 +290,9 @@ func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
 	if s.sess != sess {
 		return
 	}
-	if n := s.unsubWait[x.Channel]; n > 0 {
-		if n == 1 {
-			delete(s.unsubWait, x.Channel)
-		} else {
-			s.unsubWait[x.Channel] = n - 1
-		}
+	if !s.plan.notice(x.Channel) {
 		return
 	}
-	if _, ok := s.active[x.Channel]; !ok {
-		return
-	}
-	delete(s.active, x.Channel)
 	b.stats.subscribed.Add(-1)
 	st := b.chans[x.Channel]
 	if st == nil || st.shard != s || !st.wanted {

@@ -8,71 +8,52 @@ import (
 	"github.com/wshub/wshub/hub"
 )
 
-// cmdGroup is the channels of one (UN)SUBSCRIBE command.
-type cmdGroup struct {
-	chans []string
-	unsub bool
+// wantLocked is the plan's view of the broker's table for this shard.
+func (s *shard) wantLocked(ch string) (mine, wanted bool) {
+	st := s.b.chans[ch]
+	mine = st != nil && st.shard == s
+	return mine, mine && st.wanted
 }
 
-// sync sends the commands that make the connection's subscriptions match the
-// wanted channels, all batches pipelined in one round trip, and applies the
-// answers. It returns how many channels Redis confirmed. An error means the
-// connection is unusable (a refusal by Redis, like MOVED, is not one).
+// settleLocked takes the waiters of ch, which Redis now holds (or no longer
+// needs to), and forgets a channel nobody wants any more.
+func (s *shard) settleLocked(ch string, fire []func(error)) []func(error) {
+	b := s.b
+	st := b.chans[ch]
+	if st == nil || st.shard != s {
+		return fire
+	}
+	fire = append(fire, st.waiters...)
+	st.waiters = nil
+	if !st.wanted {
+		delete(b.chans, ch)
+	}
+	return fire
+}
+
+// sync sends the commands the plan asks for, all batches pipelined in one
+// round trip, and hands the answers back to it. It returns how many channels
+// Redis confirmed. An error means the connection is unusable (a refusal by
+// Redis, like MOVED, is not one).
 func (s *shard) sync(dc rueidis.DedicatedClient) (int, error) {
 	b := s.b
-	var subs, unsubs []string
 	var fire []func(error)
 	b.mu.Lock()
-	for ch := range s.dirty {
-		st := b.chans[ch]
-		mine := st != nil && st.shard == s
-		want := mine && st.wanted
-		_, have := s.active[ch]
-		switch {
-		case want && !have:
-			subs = append(subs, ch)
-		case !want && have:
-			unsubs = append(unsubs, ch)
-			s.unsubWait[ch]++
-		case mine:
-			// Already subscribed, or given up before it reached Redis.
-			fire = append(fire, st.waiters...)
-			st.waiters = nil
-			if !st.wanted {
-				delete(b.chans, ch)
-			}
-		}
+	groups, settled := s.plan.next(s.wantLocked)
+	for _, ch := range settled {
+		fire = s.settleLocked(ch, fire)
 	}
-	clear(s.dirty)
 	b.mu.Unlock()
 	for _, f := range fire {
 		f(nil)
 	}
-	if len(subs) == 0 && len(unsubs) == 0 {
+	if len(groups) == 0 {
 		return 0, nil
 	}
 
-	var cmds rueidis.Commands
-	var groups []cmdGroup
-	add := func(chs []string, unsub bool) {
-		for len(chs) > 0 {
-			n := min(len(chs), b.cfg.SubscribeBatch)
-			cmds = append(cmds, s.command(dc, chs[:n], unsub))
-			groups = append(groups, cmdGroup{chans: chs[:n], unsub: unsub})
-			chs = chs[n:]
-		}
-	}
-	if b.cluster {
-		// SSUBSCRIBE takes channels of one slot only.
-		for _, g := range groupBySlot(subs) {
-			add(g, false)
-		}
-		for _, g := range groupBySlot(unsubs) {
-			add(g, true)
-		}
-	} else {
-		add(subs, false)
-		add(unsubs, true)
+	cmds := make(rueidis.Commands, len(groups))
+	for i, g := range groups {
+		cmds[i] = s.command(dc, g.chans, g.unsub)
 	}
 	b.stats.subscribeCmds.Add(uint64(len(groups) - countUnsub(groups)))
 
@@ -136,40 +117,31 @@ func countUnsub(gs []cmdGroup) (n int) {
 	return n
 }
 
-// subscribedLocked records Redis' confirmation and collects the waiters it satisfies.
+// subscribedLocked records Redis' confirmation and collects the waiters it
+// satisfies; the plan marks what is no longer wanted for the next round.
 func (s *shard) subscribedLocked(chs []string, fire []func(error)) []func(error) {
-	b := s.b
+	s.b.stats.subscribed.Add(int64(s.plan.subscribed(chs, s.wantLocked)))
 	for _, ch := range chs {
-		if _, dup := s.active[ch]; !dup {
-			s.active[ch] = struct{}{}
-			b.stats.subscribed.Add(1)
-		}
-		st := b.chans[ch]
-		if st == nil || st.shard != s {
-			s.markDirtyLocked(ch) // no longer wanted here: unsubscribe next round
-			continue
-		}
-		fire = append(fire, st.waiters...)
-		st.waiters = nil
-		if !st.wanted {
-			delete(b.chans, ch)
-			s.markDirtyLocked(ch)
-		}
+		fire = s.settleLocked(ch, fire)
 	}
+	s.wakeIfDirtyLocked()
 	return fire
 }
 
 func (s *shard) unsubscribedLocked(chs []string) {
-	b := s.b
-	for _, ch := range chs {
-		delete(s.unsubWait, ch)
-		if _, ok := s.active[ch]; ok {
-			delete(s.active, ch)
-			b.stats.subscribed.Add(-1)
-		}
-		if st := b.chans[ch]; st != nil && st.shard == s && st.wanted {
-			s.markDirtyLocked(ch) // wanted again meanwhile
-		}
+	s.b.stats.subscribed.Add(-int64(s.plan.unsubscribed(chs, s.wantLocked)))
+	s.wakeIfDirtyLocked()
+}
+
+// wakeIfDirtyLocked has the shard goroutine run again for what the plan
+// marked while applying answers.
+func (s *shard) wakeIfDirtyLocked() {
+	if !s.plan.pending() {
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
