@@ -27,7 +27,7 @@ type subPlan struct {
 	// Owned by the plan (mutated only by its methods, under Broker.mu).
 	dirty     map[string]struct{} // channels whose subscription may need a command
 	active    map[string]struct{} // channels Redis confirmed on the current connection
-	unsubWait map[string]int      // our UNSUBSCRIBEs whose push notice is still due
+	unsubWait map[string]int      // our UNSUBSCRIBEs with neither notice nor answer back yet
 }
 
 func newSubPlan(batch int, bySlot bool) *subPlan {
@@ -57,9 +57,9 @@ func (p *subPlan) has(ch string) bool {
 // next turns the marked channels into commands: SUBSCRIBE groups first, then
 // UNSUBSCRIBE, each at most batch channels (and one slot when bySlot), in
 // channel order so a plan is reproducible. A channel whose UNSUBSCRIBE is
-// still unanswered stays marked for after the answer. settled lists this shard's marked
-// channels that need no command (already subscribed, or dropped before they
-// reached Redis): their waiters can be answered now.
+// still unanswered stays marked for after the answer. settled lists this
+// shard's marked channels that need no command (already subscribed, or
+// dropped before they reached Redis): their waiters can be answered now.
 func (p *subPlan) next(want wantFunc) (groups []cmdGroup, settled []string) {
 	var subs, unsubs, later []string
 	for ch := range p.dirty {
@@ -142,23 +142,24 @@ func (p *subPlan) unsubscribed(chs []string, want wantFunc) (removed int) {
 	return removed
 }
 
-// notice handles an unsubscribe push notice for ch. It reports dropped when
-// Redis took away an active channel we did not unsubscribe (a cluster slot
-// moved): the caller decides where it goes next.
-func (p *subPlan) notice(ch string) (dropped bool) {
+// notice handles an unsubscribe push notice for ch: Redis no longer sends us
+// its messages, so it stops counting as subscribed now. rueidis calls the hook
+// before it hands the UNSUBSCRIBE's answer to sync, and a subscriber arriving
+// in between must not be told the channel is there. removed reports that ch
+// was active; dropped that Redis took it away without our UNSUBSCRIBE (a
+// cluster slot moved), and the caller decides where it goes next.
+func (p *subPlan) notice(ch string) (removed, dropped bool) {
+	_, removed = p.active[ch]
+	delete(p.active, ch)
 	if n := p.unsubWait[ch]; n > 0 {
 		if n == 1 {
 			delete(p.unsubWait, ch)
 		} else {
 			p.unsubWait[ch] = n - 1
 		}
-		return false
+		return removed, false
 	}
-	if _, ok := p.active[ch]; !ok {
-		return false
-	}
-	delete(p.active, ch)
-	return true
+	return removed, removed
 }
 
 // sessionEnded forgets the connection: nothing is active or in flight any

@@ -109,8 +109,8 @@ func TestPlanSubscribeUnsubscribe(t *testing.T) {
 		t.Fatalf("unsubscribed removed %d, want 1", n)
 	}
 	// Our own UNSUBSCRIBE's notice is not Redis dropping the channel.
-	if p.notice("b") {
-		t.Fatal("late notice of our own UNSUBSCRIBE taken for a drop")
+	if removed, dropped := p.notice("b"); removed || dropped {
+		t.Fatalf("late notice of our own UNSUBSCRIBE: removed %v, dropped %v", removed, dropped)
 	}
 
 	// Subscribed and dropped before next ran: nothing to send, waiters settle.
@@ -148,11 +148,17 @@ func TestPlanSubscribeDuringUnsubscribe(t *testing.T) {
 		t.Fatal("a forgotten while its UNSUBSCRIBE is in flight")
 	}
 
-	// The notice, then the answer: a is subscribed again.
-	if p.notice("a") {
-		t.Fatal("notice of our own UNSUBSCRIBE taken for a drop")
+	// The notice, then the answer (rueidis runs the hook first): a is
+	// gone from Redis as of the notice, though sync has no answer yet.
+	if removed, dropped := p.notice("a"); !removed || dropped {
+		t.Fatalf("notice of our own UNSUBSCRIBE: removed %v, dropped %v", removed, dropped)
 	}
-	p.unsubscribed([]string{"a"}, tb.want)
+	if p.has("a") {
+		t.Fatal("a confirmed between its UNSUBSCRIBE's notice and answer")
+	}
+	if n := p.unsubscribed([]string{"a"}, tb.want); n != 0 {
+		t.Fatalf("unsubscribed removed %d after the notice did, want 0", n)
+	}
 	checkNext(t, p, tb, groups(sub("a")), nil)
 	confirm(p, tb, groups(sub("a")))
 	if !p.has("a") {
@@ -206,14 +212,16 @@ func TestPlanNotice(t *testing.T) {
 	p.mark("a")
 	gs, _ := p.next(tb.want)
 	confirm(p, tb, gs)
-	if !p.notice("a") {
-		t.Fatal("Redis dropping an active channel not reported")
+	if removed, dropped := p.notice("a"); !removed || !dropped {
+		t.Fatalf("Redis dropping an active channel: removed %v, dropped %v", removed, dropped)
 	}
 	if p.has("a") {
 		t.Fatal("dropped channel still counts as subscribed")
 	}
-	if p.notice("a") || p.notice("never") {
-		t.Fatal("notice for an inactive channel reported as a drop")
+	for _, ch := range []string{"a", "never"} {
+		if removed, dropped := p.notice(ch); removed || dropped {
+			t.Fatalf("notice for inactive %s: removed %v, dropped %v", ch, removed, dropped)
+		}
 	}
 }
 

@@ -290,10 +290,13 @@ func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
 	if s.sess != sess {
 		return
 	}
-	if !s.plan.notice(x.Channel) {
+	removed, dropped := s.plan.notice(x.Channel)
+	if removed {
+		b.stats.subscribed.Add(-1)
+	}
+	if !dropped {
 		return
 	}
-	b.stats.subscribed.Add(-1)
 	st := b.chans[x.Channel]
 	if st == nil || st.shard != s || !st.wanted {
 		return
