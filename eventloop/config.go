@@ -34,6 +34,10 @@ const (
 	DefaultMaxPartialBytes = 64 << 20
 )
 
+// MinPartialBytes is the smallest MaxPartialBytes for maxMessage: a single
+// largest message arriving in pieces must fit, header included.
+func MinPartialBytes(maxMessage int) int { return maxMessage + maxFrameHeader }
+
 // maxServerHeader is the longest header of a server frame (unmasked, 64-bit
 // length).
 const maxServerHeader = 10
@@ -155,12 +159,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.MessageTimeout = DefaultMessageTimeout
 	}
 	if c.MaxPartialBytes == 0 {
-		c.MaxPartialBytes = max(DefaultMaxPartialBytes, c.MaxMessage+maxFrameHeader)
+		c.MaxPartialBytes = max(DefaultMaxPartialBytes, MinPartialBytes(c.MaxMessage))
 	}
-	if c.MaxPartialBytes < c.MaxMessage+maxFrameHeader {
-		// A single largest message arriving in pieces must fit.
-		return c, fmt.Errorf("eventloop: MaxPartialBytes %d is under MaxMessage+%d (%d)",
-			c.MaxPartialBytes, maxFrameHeader, c.MaxMessage+maxFrameHeader)
+	if c.MaxPartialBytes < MinPartialBytes(c.MaxMessage) {
+		return c, fmt.Errorf("eventloop: MaxPartialBytes %d is under %d, what one largest message needs",
+			c.MaxPartialBytes, MinPartialBytes(c.MaxMessage))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -187,7 +187,8 @@ func (c *config) validate() error {
 	check(c.MaxPublish >= 0, "--max-publish must not be negative, got %d", c.MaxPublish)
 	check(c.MaxSubs >= 1 && c.MaxSubs <= 1<<20, "--max-subscriptions must be between 1 and 1048576, got %d", c.MaxSubs)
 	check(c.MaxConns >= 0, "--max-conns must not be negative, got %d", c.MaxConns)
-	check(c.MaxPartial >= c.MaxMessage+14, "--max-partial-bytes must hold one largest message (--max-message + 14), got %d", c.MaxPartial)
+	check(c.MaxPartial >= eventloop.MinPartialBytes(c.MaxMessage), "--max-partial-bytes must hold one largest message (at least %d for --max-message %d), got %d",
+		eventloop.MinPartialBytes(c.MaxMessage), c.MaxMessage, c.MaxPartial)
 	check(c.MaxFragments >= 1 && c.MaxFragments <= wsproto.MaxFragmentsCeiling, "--max-fragments must be between 1 and %d, got %d", wsproto.MaxFragmentsCeiling, c.MaxFragments)
 	check(c.MessageTimeout > 0, "--message-timeout must be positive")
 	check(c.PingInterval > 0, "--ping-interval must be positive")
