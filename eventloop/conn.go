@@ -54,20 +54,21 @@ var nextID atomic.Uint64
 // A Conn is kept small: an idle connection holds no ring and no decoder
 // buffer, only this struct and gnet's.
 type Conn struct {
-	tm    timer // first field: connOf converts a *timer back to its Conn
-	gc    gnet.Conn
-	loop  *Loop
-	id    uint64
-	data  any
-	q     *ring           // queued frames; nil when none
-	dec   wsproto.Decoder // holds a buffer only mid-fragmented-message
-	hs    *handshakeState // an upgrade request that did not come in one read; nil otherwise
-	idx   uint32          // position in loop.conns
-	held  uint32          // bytes of partial input charged to Server.partial
-	since uint32          // tick at which the partial input held started
-	state connState
-	path  pathKind
-	flags uint16
+	tm      timer // first field: connOf converts a *timer back to its Conn
+	gc      gnet.Conn
+	loop    *Loop
+	id      uint64
+	data    any
+	q       *ring           // queued frames; nil when none
+	dec     wsproto.Decoder // holds a buffer only mid-fragmented-message
+	hs      *handshakeState // an upgrade request that did not come in one read; nil otherwise
+	idx     uint32          // position in loop.conns
+	held    uint32          // bytes of partial input charged to Server.partial
+	since   uint32          // tick at which the partial input held started
+	expires uint32          // second since Server.epoch at which the connection expires (SetExpiry); 0 = never
+	state   connState
+	path    pathKind
+	flags   uint16
 }
 
 // connOf returns the Conn whose tm field is t.

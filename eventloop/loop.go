@@ -72,6 +72,7 @@ type gnetRef struct{ el gnet.EventLoop }
 // loopStats are the hot-path counters, read by the metrics collector.
 type loopStats struct {
 	framesWritten, writevCalls, slowDrops, pongTimeouts, batches atomic.Uint64
+	expired                                                      atomic.Uint64 // connections past their SetExpiry
 	refused                                                      [numRefused]atomic.Uint64
 	limitCloses                                                  [numLimits]atomic.Uint64
 	queued                                                       atomic.Int64 // published copy of Loop.queued
@@ -228,13 +229,17 @@ func (l *Loop) fire(t *timer) {
 		s.metrics.handshakeFailure("timeout")
 		c.kill()
 	case stOpen:
+		if e := c.expiryTick(); e != 0 && e <= s.nowTick() {
+			l.expire(c)
+			return
+		}
 		if c.flags&fAwaitPong != 0 {
 			l.stats.pongTimeouts.Add(1)
 			c.kill()
 			return
 		}
 		c.flags |= fAwaitPong
-		l.wheel.schedule(&c.tm, s.nowTick()+s.pongTicks)
+		l.armOpen(c, s.nowTick()+s.pongTicks)
 		l.writeControl(c, wsproto.AppendFrame(l.scratch[:0], ws.OpPing, nil))
 	case stClosing:
 		c.kill()

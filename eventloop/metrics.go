@@ -15,6 +15,10 @@ var handshakeReasons = []string{
 	"key", "host", "path", "origin", "too_large", "headers", "timeout", "other",
 }
 
+// upgradeStatuses label the upgrades an Upgrader refused, by the HTTP status
+// it chose; the last is every other status.
+var upgradeStatuses = [...]int{401, 403, 429, 431, 503, 0}
+
 // refusedReasons label refused connections, indexed by the refused* constants.
 var refusedReasons = [...]string{refusedMaxConns: "max_conns", refusedStopping: "shutting_down", refusedMemory: "memory"}
 
@@ -43,6 +47,9 @@ const (
 type metrics struct {
 	s         *Server
 	handshake []atomic.Uint64 // by handshakeReasons index
+	upgrades  [len(upgradeStatuses)]atomic.Uint64
+
+	upgradesRefused, expired *prometheus.Desc
 
 	conns, hsFailures, slowDrops, refused, pongTimeouts *prometheus.Desc
 	queueDepth, framesWritten, writevCalls, batches     *prometheus.Desc
@@ -54,22 +61,36 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewDesc("wshub_eventloop_"+name, help, labels, nil)
 	}
 	return &metrics{
-		s:             s,
-		handshake:     make([]atomic.Uint64, len(handshakeReasons)),
-		conns:         d("connections", "Open connections, upgraded or not."),
-		hsFailures:    d("handshake_failures_total", "Upgrades refused or timed out, by reason.", "reason"),
-		slowDrops:     d("slow_consumer_drops_total", "Connections dropped because their send queue or socket buffer overflowed (close 1008)."),
-		refused:       d("refused_connections_total", "Connections refused: at accept over the connection ceiling (max_conns) or while draining (shutting_down); at the upgrade with 503 near the memory limit (memory).", "reason"),
-		maxConns:      d("max_connections", "The connection ceiling: --max-conns, or what the descriptor budget leaves."),
-		partial:       d("partial_bytes", "Bytes connections hold in unfinished upgrades, frames and fragmented messages."),
-		maxPartial:    d("max_partial_bytes", "The ceiling on partial_bytes; the connection that would pass it is closed with 1008."),
-		limitCloses:   d("partial_limit_closes_total", "Connections closed by a partial-input limit: partial_budget (1008), fragments (1009), message_timeout (1008).", "reason"),
-		pongTimeouts:  d("pong_timeouts_total", "Connections closed for not answering a ping in time."),
-		queueDepth:    d("send_queue_depth", "Frames queued in connection send rings, by loop.", "loop"),
-		framesWritten: d("frames_written_total", "Frames handed to the sockets from send rings."),
-		writevCalls:   d("writev_calls_total", "Writev calls that carried those frames."),
-		batches:       d("post_batches_total", "Batches of posted functions run: each is one loop wake-up, however many posts it holds."),
+		s:               s,
+		handshake:       make([]atomic.Uint64, len(handshakeReasons)),
+		conns:           d("connections", "Open connections, upgraded or not."),
+		hsFailures:      d("handshake_failures_total", "Upgrades refused or timed out, by reason.", "reason"),
+		slowDrops:       d("slow_consumer_drops_total", "Connections dropped because their send queue or socket buffer overflowed (close 1008)."),
+		refused:         d("refused_connections_total", "Connections refused: at accept over the connection ceiling (max_conns) or while draining (shutting_down); at the upgrade with 503 near the memory limit (memory).", "reason"),
+		maxConns:        d("max_connections", "The connection ceiling: --max-conns, or what the descriptor budget leaves."),
+		partial:         d("partial_bytes", "Bytes connections hold in unfinished upgrades, frames and fragmented messages."),
+		maxPartial:      d("max_partial_bytes", "The ceiling on partial_bytes; the connection that would pass it is closed with 1008."),
+		limitCloses:     d("partial_limit_closes_total", "Connections closed by a partial-input limit: partial_budget (1008), fragments (1009), message_timeout (1008).", "reason"),
+		pongTimeouts:    d("pong_timeouts_total", "Connections closed for not answering a ping in time."),
+		expired:         d("expired_total", "Connections whose expiry (their token's exp) passed: closed with 1008."),
+		upgradesRefused: d("upgrades_refused_total", "Upgrade requests the handler refused (bad token, limits), by the HTTP status answered.", "status"),
+		queueDepth:      d("send_queue_depth", "Frames queued in connection send rings, by loop.", "loop"),
+		framesWritten:   d("frames_written_total", "Frames handed to the sockets from send rings."),
+		writevCalls:     d("writev_calls_total", "Writev calls that carried those frames."),
+		batches:         d("post_batches_total", "Batches of posted functions run: each is one loop wake-up, however many posts it holds."),
 	}
+}
+
+// refusedUpgrade counts an upgrade the Upgrader refused with code.
+func (m *metrics) refusedUpgrade(code int) {
+	i := len(upgradeStatuses) - 1
+	for j, s := range upgradeStatuses[:i] {
+		if s == code {
+			i = j
+			break
+		}
+	}
+	m.upgrades[i].Add(1)
 }
 
 // handshakeFailure counts a failed upgrade (rare: a linear scan is fine).
@@ -88,14 +109,14 @@ func (m *metrics) handshakeFailure(reason string) {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.conns, m.hsFailures, m.slowDrops, m.refused,
 		m.pongTimeouts, m.queueDepth, m.framesWritten, m.writevCalls, m.batches,
-		m.maxConns, m.partial, m.maxPartial, m.limitCloses} {
+		m.maxConns, m.partial, m.maxPartial, m.limitCloses, m.expired, m.upgradesRefused} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	var slow, pong, frames, writevs, batches uint64
+	var slow, pong, frames, writevs, batches, expired uint64
 	var refused [numRefused]uint64
 	var limits [numLimits]uint64
 	for _, l := range m.s.loops {
@@ -108,6 +129,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			limits[i] += st.limitCloses[i].Load()
 		}
 		pong += st.pongTimeouts.Load()
+		expired += st.expired.Load()
 		frames += st.framesWritten.Load()
 		writevs += st.writevCalls.Load()
 		batches += st.batches.Load()
@@ -121,11 +143,18 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range []struct {
 		d *prometheus.Desc
 		v uint64
-	}{{m.slowDrops, slow}, {m.pongTimeouts, pong}, {m.framesWritten, frames}, {m.writevCalls, writevs}, {m.batches, batches}} {
+	}{{m.slowDrops, slow}, {m.pongTimeouts, pong}, {m.framesWritten, frames}, {m.writevCalls, writevs}, {m.batches, batches}, {m.expired, expired}} {
 		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
 	}
 	for i, r := range refusedReasons {
 		ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(refused[i]), r)
+	}
+	for i, s := range upgradeStatuses {
+		label := "other"
+		if s != 0 {
+			label = strconv.Itoa(s)
+		}
+		ch <- prometheus.MustNewConstMetric(m.upgradesRefused, prometheus.CounterValue, float64(m.upgrades[i].Load()), label)
 	}
 	for i, r := range limitReasons {
 		ch <- prometheus.MustNewConstMetric(m.limitCloses, prometheus.CounterValue, float64(limits[i]), r)

@@ -127,28 +127,41 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 		c.kill()
 		return 0, false
 	}
-	c.state = stOpen
 	c.path = pathWS
 	if hs.Path == "/echo" {
 		c.path = pathEcho
+	} else if s.upgrader != nil {
+		if code := s.upgrader.OnUpgrade(c, &hs); code != 0 {
+			s.metrics.refusedUpgrade(code)
+			_, _ = c.gc.Write(wsproto.RejectResponse(code))
+			c.kill()
+			return 0, false
+		}
 	}
+	c.state = stOpen
 	c.dec.Init(s.cfg.MaxMessage)
 	c.dec.SetMaxFragments(s.cfg.MaxFragments)
+	var ping int64
+	if s.pingTicks > 0 {
+		ping = s.nowTick() + s.firstPing(c.id)
+	}
+	l.armOpen(c, ping)
+	if c.path == pathWS {
+		// OnOpen comes before the 101 is written, so that an accepted
+		// upgrade is always opened and closed (the write may fail, and gnet
+		// then closes the connection under us); what OnOpen queues is
+		// written after the 101, at the end of the batch.
+		c.flags |= fOpened
+		s.handler.OnOpen(c)
+		if c.state != stOpen {
+			// OnOpen closed it: the 101 still goes first, then the close frame.
+			_, _ = c.gc.Write(hs.Response)
+			return used, c.state != stClosed
+		}
+	}
 	_, _ = c.gc.Write(hs.Response)
 	if c.state == stClosed {
 		return 0, false
-	}
-	if s.pingTicks > 0 {
-		l.wheel.schedule(&c.tm, s.nowTick()+s.firstPing(c.id))
-	} else {
-		l.wheel.cancel(&c.tm)
-	}
-	if c.path == pathWS {
-		c.flags |= fOpened
-		s.handler.OnOpen(c)
-		if c.state == stClosed {
-			return 0, false
-		}
 	}
 	return used, true
 }
@@ -186,7 +199,7 @@ func (c *Conn) handle(ev *wsproto.Event) {
 	case wsproto.EventPong:
 		if c.state == stOpen && c.flags&fAwaitPong != 0 {
 			c.flags &^= fAwaitPong
-			l.wheel.schedule(&c.tm, l.srv.nowTick()+l.srv.pingTicks)
+			l.armOpen(c, l.srv.nowTick()+l.srv.pingTicks)
 		}
 	case wsproto.EventClose:
 		c.flags |= fPeerClosed | fReadOff

@@ -32,6 +32,7 @@ type Handler interface {
 type Server struct {
 	cfg      Config
 	handler  Handler
+	upgrader Upgrader // handler's, when it implements it
 	loops    []*Loop
 	hsCfg    wsproto.HandshakeConfig
 	maxConns int64
@@ -89,6 +90,7 @@ func New(cfg Config, h Handler) (*Server, error) {
 		runDone:      make(chan struct{}),
 		shutdownDone: make(chan struct{}),
 	}
+	s.upgrader, _ = h.(Upgrader)
 	s.pongTicks = s.ticks(cfg.PongTimeout)
 	s.hsTicks = s.ticks(cfg.HandshakeTimeout)
 	s.closeTicks = s.ticks(cfg.CloseTimeout)

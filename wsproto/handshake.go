@@ -72,7 +72,8 @@ type Handshake struct {
 	Consumed int
 	// Code is 101 on Done; the HTTP status on Reject: 400 (malformed, method,
 	// http_version, upgrade, connection, host, key, version when missing,
-	// too_large, headers), 403 (origin), 404 (path), 426 (version not 13).
+	// headers), 403 (origin), 404 (path), 426 (version not 13), 431
+	// (too_large: the request passed MaxRequestBytes).
 	Code int
 	// Reason is a short stable reason for metrics/logs: "method", "http_version",
 	// "version", "upgrade", "connection", "key", "host", "path", "origin",
@@ -221,7 +222,7 @@ func (l *lineLoop) run(buf []byte, cfg *HandshakeConfig, rl *requestLine, h *hea
 			}
 			l.scanned = len(scan)
 			if len(buf) >= maxBytes {
-				return refuse(len(scan), 400, reasonTooLarge)
+				return refuse(len(scan), 431, reasonTooLarge)
 			}
 			return lineOutcome{status: HandshakeNeedMore}
 		}

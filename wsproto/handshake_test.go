@@ -201,9 +201,9 @@ func handshakeCases() []handshakeCase {
 		{name: "double space in request line", req: request("GET  /ws HTTP/1.1", goodHeaders...), status: HandshakeReject, code: 400, reason: "malformed"},
 		{name: "TLS ClientHello refused before a line ends", req: "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", status: HandshakeReject, code: 400, reason: "malformed"},
 		{name: "too many headers", req: request("GET /ws HTTP/1.1", tooMany...), status: HandshakeReject, code: 400, reason: "headers"},
-		{name: "request over the byte cap", req: request("GET /ws HTTP/1.1", with("X-Big: "+strings.Repeat("a", 8200))...), status: HandshakeReject, code: 400, reason: "too_large"},
-		{name: "never-ending request line", req: "GET /" + strings.Repeat("a", 9000), status: HandshakeReject, code: 400, reason: "too_large"},
-		{name: "small custom cap", req: request("GET /ws HTTP/1.1", goodHeaders...), cfg: &HandshakeConfig{MaxRequestBytes: 100}, status: HandshakeReject, code: 400, reason: "too_large"},
+		{name: "request over the byte cap", req: request("GET /ws HTTP/1.1", with("X-Big: "+strings.Repeat("a", 8200))...), status: HandshakeReject, code: 431, reason: "too_large"},
+		{name: "never-ending request line", req: "GET /" + strings.Repeat("a", 9000), status: HandshakeReject, code: 431, reason: "too_large"},
+		{name: "small custom cap", req: request("GET /ws HTTP/1.1", goodHeaders...), cfg: &HandshakeConfig{MaxRequestBytes: 100}, status: HandshakeReject, code: 431, reason: "too_large"},
 		{name: "incomplete request", req: request("GET /ws HTTP/1.1", goodHeaders...)[:50], status: HandshakeNeedMore},
 	}
 }
