@@ -46,7 +46,7 @@ func FuzzHandshake(f *testing.F) {
 			}
 		case HandshakeReject:
 			switch hs.Code {
-			case 400, 403, 404, 426:
+			case 400, 403, 404, 426, 431:
 			default:
 				t.Fatalf("illegal status %d", hs.Code)
 			}
