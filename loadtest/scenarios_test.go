@@ -78,18 +78,39 @@ func TestStormReconnectsEveryone(t *testing.T) {
 func TestStormServerTrigger(t *testing.T) {
 	dead := newKillableServer(t)
 	ws, _ := startRefHub(t)
+	// The storm phase starts at the ready barrier, once every subscriber is
+	// connected and subscribed (planned as ready): kill the server then.
+	ready := make(chan struct{})
+	coord := &Local{OnBarrier: func(p string) {
+		if p == PhaseReady {
+			close(ready)
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	done := make(chan *Result, 1)
 	go func() {
-		done <- runLocal(t, Config{Scenario: ScenarioStorm, StormTrigger: "server", Targets: []string{dead.addr, ws}, Conns: 40, Duration: 10 * time.Second})
+		raw, err := Run(ctx, Config{Scenario: ScenarioStorm, StormTrigger: "server", Targets: []string{dead.addr, ws}, Conns: 40, Duration: 10 * time.Second}, coord)
+		if err != nil {
+			t.Errorf("Run: %v", err)
+			close(done)
+			return
+		}
+		done <- Finalize(raw)
 	}()
-	// Wait until everyone on the killable server is in, then kill it.
-	deadline := time.Now().Add(10 * time.Second)
-	for dead.count() < 20 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-ready:
+	case res := <-done:
+		t.Fatalf("the run ended before its ready barrier: %+v", res)
 	}
-	time.Sleep(100 * time.Millisecond)
+	if n := dead.count(); n < 20 {
+		t.Fatalf("%d subscriptions on the server to kill at the ready barrier, want its 20 subscribers'", n)
+	}
 	dead.kill()
 	res := <-done
+	if res == nil {
+		t.FailNow()
+	}
 	if s := res.Storm; s == nil || s.Dropped != 20 || s.Missing != 0 || s.Reconnect.Count != 20 {
 		t.Fatalf("storm %+v errors %v", res.Storm, res.ErrorsByKind)
 	}

@@ -222,7 +222,7 @@ func TestChurnDuringReconnects(t *testing.T) {
 	b, _ := startBroker(t, Config{URL: srv.URL()})
 	admin := srv.Client()
 	const chans = 40
-	var failures atomic.Int64
+	var failures, successes atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := range chans {
@@ -238,8 +238,11 @@ func TestChurnDuringReconnects(t *testing.T) {
 				default:
 				}
 				err := subscribe(t, b, ch)
-				if err == nil && stopping {
-					return // stay subscribed
+				if err == nil {
+					successes.Add(1)
+					if stopping {
+						return // stay subscribed
+					}
 				}
 				b.Unsubscribe(ch) // after a failure too, as the hub does
 				if err != nil {
@@ -253,13 +256,27 @@ func TestChurnDuringReconnects(t *testing.T) {
 			}
 		}()
 	}
-	// Kills paced over the churn (the end checks that they hit it: reconnects
-	// and failed subscribes counted), then churn on a settled connection.
-	for range 5 {
-		time.Sleep(100 * time.Millisecond)
-		_ = srv.Do("CLIENT", "KILL", "TYPE", "pubsub").Error()
+	// Each kill hits a live connection in the middle of the churn: since
+	// the last reconnect the callers have subscribed a channel's worth of
+	// times and the broker has sent as many SUBSCRIBEs (the churn goes
+	// through Redis), then the kill, then the broker is back (a reconnect
+	// counted). The last round is churn on a settled connection.
+	churned := func(what string) {
+		t.Helper()
+		subs, cmds := successes.Load(), b.Stats().SubscribeCommands
+		eventually(t, 5*time.Second, func() bool {
+			return successes.Load() >= subs+chans && b.Stats().SubscribeCommands >= cmds+chans
+		}, what)
 	}
-	time.Sleep(100 * time.Millisecond)
+	for k := range 5 {
+		churned(fmt.Sprintf("churn before kill %d", k+1))
+		before := b.Stats().Reconnects
+		if n, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub").AsInt64(); err != nil || n < 1 {
+			t.Fatalf("kill %d: CLIENT KILL TYPE pubsub: %d %v", k+1, n, err)
+		}
+		eventually(t, 5*time.Second, func() bool { return b.Stats().Reconnects > before && b.Ready() }, fmt.Sprintf("reconnected after kill %d", k+1))
+	}
+	churned("churn on a settled connection")
 	close(stop)
 	wg.Wait()
 	eventually(t, 3*time.Second, func() bool {
@@ -275,7 +292,7 @@ func TestChurnDuringReconnects(t *testing.T) {
 	}
 	st := b.Stats()
 	t.Logf("%d reconnects, %d subscribe failures seen by the callers, %d SUBSCRIBE commands", st.Reconnects, failures.Load(), st.SubscribeCommands)
-	if st.Reconnects < 3 || failures.Load() == 0 {
+	if st.Reconnects < 5 || failures.Load() == 0 {
 		t.Fatal("the kills did not hit the churn")
 	}
 }

@@ -205,7 +205,7 @@ func TestClusterFailover(t *testing.T) {
 			nodes, _ := cl.Nodes[witness].Do("CLUSTER", "NODES").ToString()
 			t.Fatalf("no replica promoted for slot %d after 15s; CLUSTER NODES on %s:\n%s", slot, cl.Nodes[witness].Addr(), nodes)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // paces the polling for the promotion
 	}
 	t.Logf("replica %s promoted %v after the kill", cl.Nodes[owner].Addr(), time.Since(killed).Round(time.Millisecond))
 	eventually(t, 10*time.Second, func() bool {
@@ -213,6 +213,8 @@ func TestClusterFailover(t *testing.T) {
 	}, "ready and subscribed on the promoted master")
 	t.Logf("resubscribed on the new master %v after the kill", time.Since(killed).Round(time.Millisecond))
 	eventually(t, 5*time.Second, func() bool {
+		// Publish again until one arrives (one published while the
+		// cluster still settles may be lost); the sleep paces the retries.
 		a.Publish(ch, []byte(`"after failover"`), func(error) {})
 		time.Sleep(20 * time.Millisecond)
 		return sa.has(ch, `"after failover"`)

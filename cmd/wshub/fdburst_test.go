@@ -414,7 +414,7 @@ publishing:
 		if time.Now().After(deadline) {
 			t.Fatalf("no upgrade within 5s of closing %d held connections: %v", freed, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // paces the retries until an upgrade succeeds
 	}
 	select {
 	case <-g.done:

@@ -229,7 +229,7 @@ func (g *gateway) waitUp(ws bool) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("wshub did not start listening\n%s", g.logs.String())
 		}
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond) // paces the polling until it serves
 	}
 }
 

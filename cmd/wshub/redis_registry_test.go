@@ -188,6 +188,7 @@ func TestNoRegistryAnswers501(t *testing.T) {
 // without accepting clients and keeps trying; once Redis answers it serves.
 // Told to stop meanwhile, it exits 0.
 func TestRedisDownAtStart(t *testing.T) {
+	// Reserved for the test: refused until the redis-server below binds it.
 	port := redistest.FreePort(t, false)
 	url := "redis://127.0.0.1:" + strconv.Itoa(port)
 	g := launchGateway(t, fastRedis(url, "late")...)

@@ -2,9 +2,8 @@ package main
 
 import (
 	"bytes"
-	"net"
+	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -157,15 +156,12 @@ func TestURLTargetAgainstTheGateway(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../wshub").CombinedOutput(); err != nil {
 		t.Fatalf("building wshub: %v\n%s", err, out)
 	}
-	addr, admin := freePort(t), freePort(t)
-	logPath := filepath.Join(dir, "wshub.log")
-	logs, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	cmd := exec.Command(bin, "--addr", addr, "--admin-addr", admin, "--loops", "2")
-	cmd.Stdout, cmd.Stderr = logs, logs
+	// Both listeners on port 0: the gateway reports the ports it got in its
+	// "wshub listening" line, so no port is chosen here and released before
+	// the child binds it.
+	gw := &gatewayOutput{bound: make(chan [2]string, 1)}
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--loops", "2", "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = gw, gw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +171,27 @@ func TestURLTargetAgainstTheGateway(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-done
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("wshub logs:\n%s", b)
+			t.Logf("wshub logs:\n%s", gw)
 		}
 	})
-	waitUp(t, addr, admin, done)
+	var addr, admin string
+	select {
+	case a := <-gw.bound:
+		addr, admin = a[0], a[1]
+	case <-done:
+		t.Fatal("wshub exited at start")
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no %q line within 15s", listeningMsg)
+	}
+	// The line comes once both listeners serve.
+	resp, err := http.Get("http://" + admin + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/healthz after %q: %d", listeningMsg, resp.StatusCode)
+	}
 
 	jsonPath := filepath.Join(dir, "r.json")
 	url := "ws://" + addr + "/ws?client=wsload&run=1"
@@ -206,39 +218,42 @@ func TestURLTargetAgainstTheGateway(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+// listeningMsg is the line wshub logs with its bound addresses once both
+// listeners serve (cmd/wshub/serve.go).
+const listeningMsg = "wshub listening"
+
+// gatewayOutput is the gateway's stdout and stderr (one writer, so one pipe
+// and one goroutine writing): it keeps the log (JSON lines) and sends the
+// addresses of the "wshub listening" line on bound.
+type gatewayOutput struct {
+	mu    sync.Mutex
+	log   bytes.Buffer
+	line  []byte // an unfinished line
+	bound chan [2]string
+	sent  bool
 }
 
-// waitUp waits until the gateway's /healthz answers 200 and its WebSocket
-// listener accepts connections.
-func waitUp(t *testing.T, addr, admin string, done <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+func (o *gatewayOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.log.Write(p)
+	o.line = append(o.line, p...)
 	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return
-				}
-			}
+		i := bytes.IndexByte(o.line, '\n')
+		if i < 0 {
+			return len(p), nil
 		}
-		select {
-		case <-done:
-			t.Fatal("wshub exited at start")
-		default:
+		var m struct{ Msg, Addr, Admin string }
+		if json.Unmarshal(o.line[:i], &m) == nil && m.Msg == listeningMsg && !o.sent {
+			o.sent = true
+			o.bound <- [2]string{m.Addr, m.Admin}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("wshub did not come up")
-		}
-		time.Sleep(30 * time.Millisecond)
+		o.line = o.line[i+1:]
 	}
+}
+
+func (o *gatewayOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.log.String()
 }

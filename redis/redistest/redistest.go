@@ -1,13 +1,17 @@
 // Package redistest starts throw-away redis-server processes (standalone or a
-// 3-master cluster) on free loopback ports for tests, and offers the few
-// assertions Redis tests share. Tests skip when redis-server is not installed.
+// 3-master cluster) on loopback ports reserved for the test (FreePort), and
+// offers the few assertions Redis tests share. Tests skip when redis-server is not installed.
 package redistest
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -21,10 +25,12 @@ import (
 
 // Server is a redis-server process owned by one test.
 type Server struct {
-	t    testing.TB
-	port int
-	args []string
-	cmd  *exec.Cmd
+	t      testing.TB
+	port   int
+	args   []string
+	log    string        // redis-server's --logfile
+	cmd    *exec.Cmd     // nil when not running
+	exited chan struct{} // closed once cmd has exited and was reaped
 }
 
 // Need skips the test when redis-server is not in PATH.
@@ -35,41 +41,103 @@ func Need(t testing.TB) {
 	}
 }
 
-// FreePort finds a loopback port that is free, and whose cluster bus port
-// (port+10000) is free too when bus is set. Both stay below Linux's ephemeral
-// range (32768+), where outgoing connections could take them meanwhile (a
-// restarted server must get its port back).
+// FreePort reserves a loopback port, and its cluster bus port (port+10000)
+// when bus is set, for the rest of the test, and returns it. Nothing listens
+// there (a client is refused) until a redis-server is started on it.
+//
+// redis-server cannot be handed a listener, and --port 0 means "no TCP" to
+// it, so the port has to be chosen here. Choosing it by listen-and-close
+// would free it again until redis-server binds it, and a restarted server
+// needs its port back after an outage. Instead the port stays bound to a
+// socket of this process that never listens: it is bound without
+// SO_REUSEADDR, which fails when any socket has the port (listening, bound
+// or connected), so no other test's FreePort can pick it; then SO_REUSEADDR
+// is set on it, so that redis-server (which binds with SO_REUSEADDR) can
+// bind and listen beside it. What it cannot keep away is another program
+// listening with SO_REUSEADDR while no redis-server does; Start detects
+// that (the bind failure in redis-server's log, or another server
+// answering) instead of talking to the wrong server.
+//
+// Both ports stay below Linux's ephemeral range (32768+), where outgoing
+// connections take their local ports.
 func FreePort(t testing.TB, bus bool) int {
 	t.Helper()
 	for range 200 {
 		p := 10000 + rand.IntN(12000)
-		if !portFree(p) || (bus && !portFree(p+10000)) {
+		fd, ok := reserve(t, p)
+		if !ok {
 			continue
 		}
+		fds := []int{fd}
+		if bus {
+			if fd, ok = reserve(t, p+10000); !ok {
+				syscall.Close(fds[0])
+				continue
+			}
+			fds = append(fds, fd)
+		}
+		t.Cleanup(func() {
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+		})
 		return p
 	}
 	t.Fatal("no free port")
 	return 0
 }
 
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-	if err != nil {
-		return false
+// reserve binds a socket to 127.0.0.1:port as FreePort describes and returns
+// it; false when some socket already has the port.
+func reserve(t testing.TB, port int) (int, bool) {
+	t.Helper()
+	// Not inherited by the redis-servers this process starts meanwhile.
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
 	}
-	l.Close()
-	return true
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		return 0, false
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		t.Fatalf("SO_REUSEADDR: %v", err)
+	}
+	return fd, true
 }
 
-// Start starts a redis-server on a free loopback port, with extra arguments
-// appended; it is killed at cleanup. Persistence is off.
+// errPortTaken is a redis-server that could not bind its port: another
+// program has it.
+var errPortTaken = errors.New("port taken by another process")
+
+// Start starts a redis-server on a free loopback port (FreePort), with extra
+// arguments appended; it is killed at cleanup. Persistence is off. Should
+// another program have the port after all, it starts on another one.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	cluster := len(extra) > 0 && extra[0] == "--cluster-enabled"
-	return StartOn(t, FreePort(t, cluster), extra...)
+	s := Prepare(t, 0, extra...)
+	for attempt := 1; ; attempt++ {
+		s.port = FreePort(t, cluster)
+		err := s.launch()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 10 {
+			t.Fatal(err)
+		}
+		t.Logf("redis-server: %v; trying another port", err)
+	}
 }
 
-// StartOn is Start on a given port (e.g. one a gateway was already told to use).
+// StartOn is Start on a given port (e.g. one from FreePort a gateway was
+// already told to use); it fails the test when another program has the port.
 func StartOn(t testing.TB, port int, extra ...string) *Server {
 	t.Helper()
 	s := Prepare(t, port, extra...)
@@ -82,9 +150,9 @@ func Prepare(t testing.TB, port int, extra ...string) *Server {
 	t.Helper()
 	Need(t)
 	dir := t.TempDir()
-	s := &Server{t: t, port: port}
+	s := &Server{t: t, port: port, log: filepath.Join(dir, "redis.log")}
 	s.args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--protected-mode", "no", "--dir", dir, "--loglevel", "warning", "--logfile", filepath.Join(dir, "redis.log")}, extra...)
+		"--protected-mode", "no", "--dir", dir, "--loglevel", "warning", "--logfile", s.log}, extra...)
 	t.Cleanup(s.Kill)
 	return s
 }
@@ -102,25 +170,91 @@ func (s *Server) URL() string { return "redis://" + s.Addr() }
 func (s *Server) Running() bool { return s.cmd != nil }
 
 // Start (re)starts the process on its port with its arguments and waits until
-// it accepts connections.
+// it accepts connections. A restarted server keeps its port (clients were
+// told it): when another program took it meanwhile, the test fails saying so.
 func (s *Server) Start() {
 	s.t.Helper()
+	if err := s.launch(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// launch starts the process and waits until it answers on its port as
+// itself (INFO's process_id is its pid: not another server that has the
+// port). errPortTaken: it exited because it could not bind its port.
+func (s *Server) launch() error {
+	var logged int64
+	if fi, err := os.Stat(s.log); err == nil {
+		logged = fi.Size() // earlier runs' lines (the log is appended to)
+	}
 	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	// Output goes to --logfile in the test's temp dir.
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
-	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
+	newLog := func() string {
+		b, _ := os.ReadFile(s.log)
+		return string(b[min(logged, int64(len(b))):])
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond); err == nil {
-			c.Close()
-			return
+	for {
+		select {
+		case <-exited:
+			s.cmd = nil
+			log := newLog()
+			if strings.Contains(log, "Address already in use") {
+				return fmt.Errorf("redis-server on %d: %w:\n%s", s.port, errPortTaken, log)
+			}
+			return fmt.Errorf("redis-server on %d exited at start (%v):\n%s", s.port, cmd.ProcessState, log)
+		default:
 		}
-		time.Sleep(10 * time.Millisecond)
+		if pid, err := serverPID(s.Addr()); err == nil && pid == cmd.Process.Pid {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			return fmt.Errorf("redis-server on %d did not come up within 5s:\n%s", s.port, newLog())
+		}
+		time.Sleep(10 * time.Millisecond) // paces the polling
 	}
-	s.t.Fatalf("redis-server on %d did not come up", s.port)
+}
+
+// serverPID asks the Redis server at addr for its process_id (INFO server),
+// over a plain connection: whatever listens there, this gives up after a
+// second.
+func serverPID(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(c, "*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil || n < 0 {
+		return 0, fmt.Errorf("INFO answered %q", head)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server without process_id")
 }
 
 // Kill is kill -9 (and reaping), also of a stopped process; safe to call twice.
@@ -130,7 +264,7 @@ func (s *Server) Kill() {
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGCONT)
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
