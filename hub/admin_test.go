@@ -3,7 +3,6 @@ package hub
 import (
 	"encoding/json"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -27,17 +26,7 @@ func TestAdminHandler(t *testing.T) {
 	srv := httptest.NewServer(AdminHandler(h, ready.Load, reg))
 	defer srv.Close()
 
-	do := func(method, path, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(out)
-	}
+	do := apiClient(t, srv)
 
 	code, body := do("POST", "/api/publish", `{"channel":"room:1","data":{"a": [1, "é"]}}`)
 	if code != 200 || body != `{"ok":true}` {

@@ -16,11 +16,12 @@ const (
 	opUnsubscribe
 	opPublish
 	opPing
-	opInfo // extension: the connection's own ids
+	opInfo    // extension: the connection's own ids
+	opRefresh // extension: replace the connection's token
 	numOps
 )
 
-var opNames = [numOps]string{"invalid", "subscribe", "unsubscribe", "publish", "ping", "info"}
+var opNames = [numOps]string{"invalid", "subscribe", "unsubscribe", "publish", "ping", "info", "refresh"}
 
 // command is one parsed client command. Its slices point into the message
 // (or, for the rare escaped channel name, into a fresh copy).
@@ -31,6 +32,7 @@ type command struct {
 	id       uint64
 	channel  []byte
 	data     []byte
+	token    []byte // refresh
 }
 
 // rawField is one top-level member of interest as found by the scanner.
@@ -60,6 +62,8 @@ var (
 	errChanType    = &Error{400, "channel must be a string"}
 	errMissingData = &Error{400, "missing data"}
 	errSinceType   = &Error{400, "since must be an offset (a string or a non-negative integer)"}
+	errMissingTok  = &Error{400, "missing token"}
+	errTokenType   = &Error{400, "token must be a string"}
 	errEmptyChan   = &Error{422, "channel name is empty"}
 	errLongChan    = &Error{422, "channel name is longer than 255 bytes"}
 )
@@ -67,6 +71,7 @@ var (
 // fields are the top-level members a command or API body may carry.
 type fields struct {
 	op, id, channel, data, since rawField
+	token                        rawField // refresh
 	conn, user                   rawField // POST /api/send
 }
 
@@ -124,6 +129,8 @@ func scanFields(msg []byte, fs *fields) *Error {
 				fs.data = f
 			case "since":
 				fs.since = f
+			case "token":
+				fs.token = f
 			case "conn":
 				fs.conn = f
 			case "user":
@@ -185,6 +192,16 @@ func parseCommand(msg []byte, cmd *command) *Error {
 		return nil
 	case "info":
 		cmd.op = opInfo
+		return nil
+	case "refresh":
+		cmd.op = opRefresh
+		switch {
+		case !fs.token.present:
+			return errMissingTok
+		case fs.token.kind != kindString:
+			return errTokenType
+		}
+		cmd.token = fs.token.str()
 		return nil
 	default:
 		return &Error{400, "unknown op " + strconv.Quote(truncate(string(name), 64))}

@@ -1,6 +1,10 @@
 package hub
 
-import "github.com/wshub/wshub/wsproto"
+import (
+	"time"
+
+	"github.com/wshub/wshub/wsproto"
+)
 
 // Broker carries publications between gateway instances. The hub drives its
 // subscriptions lazily: Subscribe is called when a channel gets its first local
@@ -63,6 +67,9 @@ type Conn interface {
 	Send(f *wsproto.Frame) bool
 	// Close sends a close frame after what is already queued, then closes.
 	Close(code uint16, reason string)
+	// SetExpiry makes the connection expire at t (the zero time: never); the
+	// hub's OnExpire then closes it.
+	SetExpiry(t time.Time)
 	// Data and SetData hold the hub's per-connection state.
 	Data() any
 	SetData(v any)

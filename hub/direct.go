@@ -113,7 +113,7 @@ func (h *Hub) register(c Conn, cs *connData) {
 	}
 	cs.id = h.ConnID(c)
 	h.index.put(c.ID(), cs)
-	h.cfg.Presence.Add(cs.id, cs.user)
+	h.cfg.Presence.Add(cs.id, cs.user())
 }
 
 // unregister undoes register.

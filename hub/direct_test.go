@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -171,17 +170,7 @@ func TestDirectoryAPI(t *testing.T) {
 	h, _ := testHub(t, newFakeBroker(), 1, Config{MaxPublish: 16, Directory: dir})
 	srv := httptest.NewServer(AdminHandler(h, nil, nil))
 	defer srv.Close()
-	do := func(method, path, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, strings.TrimSpace(string(out))
-	}
+	do := apiClient(t, srv)
 
 	for _, tc := range []struct {
 		method, path, body string

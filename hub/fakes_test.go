@@ -3,9 +3,14 @@ package hub
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wshub/wshub/wsproto"
 )
@@ -53,6 +58,7 @@ func (c *fakeConn) Send(f *wsproto.Frame) bool {
 	return !c.refuse
 }
 func (c *fakeConn) Close(code uint16, reason string) {}
+func (c *fakeConn) SetExpiry(time.Time)              {}
 func (c *fakeConn) Data() any                        { return c.data }
 func (c *fakeConn) SetData(v any)                    { c.data = v }
 
@@ -300,4 +306,20 @@ func testHub(t testing.TB, b Broker, n int, cfg Config) (*Hub, []*queueLoop) {
 		t.Fatal(err)
 	}
 	return h, loops
+}
+
+// apiClient returns a function that sends one request to the admin API
+// served by srv and answers its status and body (trimmed).
+func apiClient(t *testing.T, srv *httptest.Server) func(method, path, body string) (int, string) {
+	return func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(out))
+	}
 }

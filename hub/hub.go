@@ -7,9 +7,13 @@ package hub
 import (
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wshub/wshub/hub/access"
+	"github.com/wshub/wshub/wsproto"
 )
 
 // Defaults applied to zero Config fields.
@@ -44,6 +48,12 @@ type Config struct {
 	// Directory, when set, serves POST /api/send, GET /api/connections/{id}
 	// and GET /api/instances on the admin API; without it they answer 501.
 	Directory Directory
+	// Auth configures token authentication (zero: none, every connection
+	// anonymous); Policy who may subscribe and publish where (nil:
+	// access.Open, anyone anywhere); Limits each connection's command rates.
+	Auth   AuthConfig
+	Policy *access.Policy
+	Limits RateLimits
 }
 
 // Hub routes commands from connections and publications from the broker.
@@ -58,6 +68,10 @@ type Hub struct {
 	index  *connIndex // local connections by id; nil without a Presence
 
 	idPrefix string // "<instance>."
+
+	policy  *access.Policy
+	limiter limiter
+	users   userCounts // connections per user, for Auth.MaxConnsPerUser
 
 	errTooBig  *Error
 	errTooMany *Error // subscription limit
@@ -83,7 +97,11 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "local"
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b, idPrefix: cfg.InstanceID + "."}
+	if cfg.Policy == nil {
+		cfg.Policy = access.Open()
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b, idPrefix: cfg.InstanceID + ".", policy: cfg.Policy, limiter: newLimiter(cfg.Limits)}
+	h.stats.refused = make([]atomic.Uint64, len(refusalReasons))
 	if cfg.Presence != nil {
 		h.index = newConnIndex()
 	}
@@ -109,6 +127,9 @@ func (h *Hub) state(c Conn) *connData {
 		return cs
 	}
 	cs := &connData{conn: c, loop: int32(c.Loop())}
+	if h.limiter.on {
+		cs.limits = h.limiter.newConnLimits()
+	}
 	c.SetData(cs)
 	return cs
 }
@@ -131,6 +152,9 @@ func (h *Hub) OnClose(c Conn) {
 	}
 	h.table.closeConn(cs)
 	h.unregister(c, cs)
+	if cs.counted {
+		h.users.release(cs.ident.User)
+	}
 	c.SetData(nil)
 }
 
@@ -145,6 +169,17 @@ func (h *Hub) OnText(c Conn, msg []byte) {
 		l.replyError(c, cmd.hasID, cmd.id, err)
 		return
 	}
+	if cs.limits != nil {
+		if err, closeConn := h.limiter.admit(cs.limits, cmd.op == opPublish); err != nil {
+			if closeConn {
+				h.stats.rateClosed.Add(1)
+				c.Close(wsproto.ClosePolicy, "rate limit")
+				return
+			}
+			l.replyError(c, cmd.hasID, cmd.id, err)
+			return
+		}
+	}
 	switch cmd.op {
 	case opPing:
 		l.reply(c, appendPong(l.scratch[:0], cmd.hasID, cmd.id))
@@ -156,11 +191,17 @@ func (h *Hub) OnText(c Conn, msg []byte) {
 		h.publish(l, cs, &cmd)
 	case opInfo:
 		h.info(l, cs, &cmd)
+	case opRefresh:
+		h.refresh(l, cs, &cmd)
 	}
 }
 
 func (h *Hub) subscribe(l *loopState, cs *connData, cmd *command) {
 	if err := validChannel(cmd.channel); err != nil {
+		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
+		return
+	}
+	if err := h.canSubscribe(cs, cmd.channel); err != nil {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
 		return
 	}

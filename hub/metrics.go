@@ -23,7 +23,22 @@ type loopCounters struct {
 // hubStats are counters outside the loops.
 type hubStats struct {
 	apiPublishes atomic.Uint64
-	directMissed atomic.Uint64 // SendDirect for no open local connection
+	directMissed atomic.Uint64   // SendDirect for no open local connection
+	refused      []atomic.Uint64 // upgrades refused, by refusalReasons index
+	expired      atomic.Uint64   // connections closed when their token expired
+	refreshes    atomic.Uint64   // tokens replaced by a refresh
+	rateClosed   atomic.Uint64   // connections closed for exceeding the rate limits again and again
+}
+
+// upgradeRefused counts a refused upgrade by reason (rare enough for a scan).
+func (s *hubStats) upgradeRefused(reason string) {
+	for i, r := range refusalReasons {
+		if r == reason {
+			s.refused[i].Add(1)
+			return
+		}
+	}
+	s.refused[0].Add(1) // the verifier's first reason: malformed
 }
 
 // latencyBounds are the fan-out latency bucket upper bounds in seconds.
@@ -77,6 +92,14 @@ var (
 		"Local subscriptions (connection, channel).", nil, nil)
 	descBrokerSubs = prometheus.NewDesc("wshub_hub_broker_subscriptions",
 		"Channels subscribed at the broker.", nil, nil)
+	descRefused = prometheus.NewDesc("wshub_hub_upgrades_refused_total",
+		"Upgrades refused by authentication (401) or the per-user connection cap (429), by reason.", []string{"reason"}, nil)
+	descExpired = prometheus.NewDesc("wshub_hub_tokens_expired_total",
+		"Connections closed with 1008 when their token expired.", nil, nil)
+	descRefreshes = prometheus.NewDesc("wshub_hub_token_refreshes_total",
+		"Tokens replaced by a refresh command.", nil, nil)
+	descRateClosed = prometheus.NewDesc("wshub_hub_rate_limit_closes_total",
+		"Connections closed with 1008 for exceeding the rate limits too often.", nil, nil)
 	descLatency = prometheus.NewDesc("wshub_hub_fanout_latency_seconds",
 		"Time from Deliver to the loop handing the frame to its subscribers.", nil, nil)
 )
@@ -86,7 +109,8 @@ type collector struct{ h *Hub }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descErrors, descPublications, descAPIPublishes,
-		descDeliveries, descDropped, descDirects, descDirectMissed, descChannels, descSubscriptions, descBrokerSubs, descLatency} {
+		descDeliveries, descDropped, descDirects, descDirectMissed, descChannels, descSubscriptions, descBrokerSubs, descLatency,
+		descRefused, descExpired, descRefreshes, descRateClosed} {
 		ch <- d
 	}
 }
@@ -137,6 +161,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descChannels, prometheus.GaugeValue, float64(h.table.channels.Load()))
 	ch <- prometheus.MustNewConstMetric(descSubscriptions, prometheus.GaugeValue, float64(h.table.members.Load()))
 	ch <- prometheus.MustNewConstMetric(descBrokerSubs, prometheus.GaugeValue, float64(h.table.brokerSubs.Load()))
+
+	for i, r := range refusalReasons {
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(h.stats.refused[i].Load()), r)
+	}
+	ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(h.stats.expired.Load()))
+	ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(h.stats.refreshes.Load()))
+	ch <- prometheus.MustNewConstMetric(descRateClosed, prometheus.CounterValue, float64(h.stats.rateClosed.Load()))
 
 	cum := make(map[float64]uint64, len(latencyBounds))
 	var total uint64

@@ -3,6 +3,8 @@ package hub
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/wshub/wshub/hub/access"
 )
 
 // Error is a failed client command or API call: Code is the PROTOCOL.md error
@@ -51,24 +53,14 @@ func validChannel[T string | []byte](name T) *Error {
 	if len(name) == 0 {
 		return errEmptyChan
 	}
-	if len(name) > 255 {
+	if len(name) > access.MaxChannel {
 		return errLongChan
 	}
-	for i := 0; i < len(name); i++ {
-		if !channelByte[name[i]] {
-			return &Error{422, "channel name has invalid character " + quoteCharAt(string(name), i) + " at byte " + strconv.Itoa(i)}
-		}
+	if i := access.InvalidChannelByte(name); i >= 0 {
+		return &Error{422, "channel name has invalid character " + quoteCharAt(string(name), i) + " at byte " + strconv.Itoa(i)}
 	}
 	return nil
 }
-
-// channelByte marks the bytes allowed in a channel name.
-var channelByte = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.:@/=") {
-		t[c] = true
-	}
-	return t
-}()
 
 // quoteCharAt quotes the character starting at name[i] for an error message.
 func quoteCharAt(name string, i int) string {

@@ -68,6 +68,10 @@ func (h *Hub) publish(l *loopState, cs *connData, cmd *command) {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
 		return
 	}
+	if err := h.canPublish(cs, cmd.channel); err != nil {
+		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
+		return
+	}
 	if len(cmd.data) > h.cfg.MaxPublish {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, h.errTooBig)
 		return

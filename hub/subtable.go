@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"github.com/wshub/wshub/hub/access"
 	"sync"
 	"sync/atomic"
 
@@ -121,12 +122,22 @@ type member struct {
 
 // connData is the hub's per-connection state (Conn.SetData).
 type connData struct {
-	conn   Conn
-	loop   int32
-	closed bool
-	subs   []connSub
-	id     string // gateway-wide id, set while registered with the Presence
-	user   string // authenticated user id (JWT sub); empty until auth exists
+	conn    Conn
+	loop    int32
+	closed  bool
+	counted bool // holds one of its user's AuthConfig.MaxConnsPerUser (userCounts)
+	subs    []connSub
+	id      string           // gateway-wide id, set while registered with the Presence
+	ident   *access.Identity // from its token; nil for an anonymous connection
+	limits  *connLimits      // rate-limit state; nil when no limit is configured
+}
+
+// user is the connection's authenticated user ("" when anonymous).
+func (cs *connData) user() string {
+	if cs.ident == nil {
+		return ""
+	}
+	return cs.ident.User
 }
 
 // connSub locates one of the connection's members.

@@ -5,41 +5,6 @@ import (
 	"testing"
 )
 
-func TestMatch(t *testing.T) {
-	for _, c := range []struct {
-		pattern, channel string
-		want             bool
-	}{
-		{"room:*", "room:a", true},
-		{"room:*", "room:a:b", true},
-		{"room:*", "room", false},
-		{"room:*", "room:", false},
-		{"room:*", "rooms:1", false},
-		{"room:*", "xroom:a", false},
-		{"*", "anything", true},
-		{"*", "a:b:c", true},
-		{"news", "news", true},
-		{"news", "news:1", false},
-		{"a:b:*", "a:b:c", true},
-		{"a:b:*", "a:bc", false},
-	} {
-		if got := Match(c.pattern, c.channel); got != c.want {
-			t.Errorf("Match(%q, %q) = %v, want %v", c.pattern, c.channel, got, c.want)
-		}
-	}
-}
-
-func TestValidPattern(t *testing.T) {
-	for p, want := range map[string]bool{
-		"*": true, "room:*": true, "a:b:*": true, "news": true, "room:42": true,
-		"": false, ":*": false, "room*": false, "ro*m:x": false, "*:*": false, "room:**": false,
-	} {
-		if got := ValidPattern(p); got != want {
-			t.Errorf("ValidPattern(%q) = %v, want %v", p, got, want)
-		}
-	}
-}
-
 func TestParseModes(t *testing.T) {
 	for _, s := range SubscribeModes {
 		m, err := ParseSubscribeMode(s)

@@ -43,7 +43,9 @@ type Policy struct {
 
 // Open is the policy of a gateway without authentication: anyone may
 // subscribe to and publish on any channel.
-func Open() *Policy { return &Policy{def: Namespace{Subscribe: Anyone, Publish: Anyone}, allowUnknown: true} }
+func Open() *Policy {
+	return &Policy{def: Namespace{Subscribe: Anyone, Publish: Anyone}, allowUnknown: true}
+}
 
 // NewPolicy builds a policy from the default namespace's rules, the named
 // namespaces and whether channels of other namespaces are allowed (with the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/wshub/wshub/hub/access"
 )
 
 // Claims is what a verified token says about its holder.
@@ -17,7 +18,7 @@ type Claims struct {
 	// NumericDate it is read to the second (golang-jwt's precision), a
 	// fraction being dropped.
 	Expires time.Time
-	// Channels is the "channels" claim: names and patterns (see Match), nil
+	// Channels is the "channels" claim: names and patterns (see access.Match), nil
 	// when absent.
 	Channels []string
 	// HasChannels is true when the claim was present; an empty list then
@@ -25,21 +26,6 @@ type Claims struct {
 	HasChannels bool
 	// Info is the "info" claim, a JSON object, nil when absent.
 	Info json.RawMessage
-}
-
-// Allows reports whether the token lets its holder use channel: always when
-// it had no "channels" claim (the gateway's own rules decide), otherwise when
-// one of its patterns matches. It does not allocate.
-func (c *Claims) Allows(channel string) bool {
-	if !c.HasChannels {
-		return true
-	}
-	for _, p := range c.Channels {
-		if Match(p, channel) {
-			return true
-		}
-	}
-	return false
 }
 
 // errClaimShape marks a claim of the wrong JSON type ("claims").
@@ -138,7 +124,7 @@ func (c *tokenClaims) channels() ([]string, bool, error) {
 		return nil, false, fmt.Errorf("%w: channels is not an array of strings", errClaimShape)
 	}
 	for i, p := range chans {
-		if !ValidPattern(p) {
+		if !access.ValidPattern(p) {
 			return nil, false, fmt.Errorf("%w: channels[%d] is not a channel name, prefix:* or *", errClaimShape, i)
 		}
 	}

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/wshub/wshub/hub/access"
 )
 
 // Mint signs a token that a Verifier with secret among its Secrets accepts:
 // for the `wshub token` development command and the load generator, not for
 // production issuers. alg is HS256, HS384 or HS512; sub must not be empty;
 // channels, when not nil, become the "channels" claim (each must pass
-// ValidPattern; an empty non-nil list allows no channel); ttl > 0 sets exp to
+// access.ValidPattern; an empty non-nil list allows no channel); ttl > 0 sets exp to
 // now+ttl and 0 leaves exp out; info, when not nil, must be a JSON object. iat
 // is now.
 func Mint(secret []byte, alg string, sub string, channels []string, ttl time.Duration, info json.RawMessage) (string, error) {
@@ -36,7 +37,7 @@ func Mint(secret []byte, alg string, sub string, channels []string, ttl time.Dur
 	}
 	if channels != nil {
 		for i, p := range channels {
-			if !ValidPattern(p) {
+			if !access.ValidPattern(p) {
 				return "", fmt.Errorf("auth: channels[%d] %q is not a channel name, prefix:* or *", i, p)
 			}
 		}

@@ -1,4 +1,4 @@
-package auth
+package access
 
 import (
 	"strings"
@@ -46,7 +46,7 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 }
 
 func TestValidPattern(t *testing.T) {
-	long := strings.Repeat("a", MaxChannelLen)
+	long := strings.Repeat("a", MaxChannel)
 	cases := []struct {
 		p    string
 		want bool
@@ -58,8 +58,8 @@ func TestValidPattern(t *testing.T) {
 		{"user@example.com/x=1", true},
 		{long, true},
 		{long + "a", false},
-		{long[:MaxChannelLen-2] + ":*", true}, // "prefix:" is 254 bytes
-		{long[:MaxChannelLen-1] + ":*", false},
+		{long[:MaxChannel-2] + ":*", true}, // "prefix:" is 254 bytes
+		{long[:MaxChannel-1] + ":*", false},
 		{"", false},
 		{":*", false},
 		{"**", false},
