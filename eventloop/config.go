@@ -72,6 +72,12 @@ type Config struct {
 	// sets it with debug.SetMemoryLimit); upgrades are refused with 503
 	// while the Go runtime's memory is near it. 0 = no admission control.
 	MemoryLimit int64
+	// MaxConnsPerIP caps the upgraded connections of one source (an IPv4
+	// address or an IPv6 /64); HandshakesPerIPPerS caps its upgrades a
+	// second, with a burst of max(1, ceil(rate)). An upgrade over either is
+	// answered 429 with Retry-After and closed (iplimit.go). 0 = no limit.
+	MaxConnsPerIP       int
+	HandshakesPerIPPerS float64
 	// PingInterval is how often a connection is pinged (negative: never);
 	// PongTimeout how long it may take to answer; HandshakeTimeout how long a
 	// new TCP connection may take to complete its upgrade.
@@ -96,7 +102,7 @@ func (c Config) withDefaults() (Config, error) {
 	}{{"Loops", c.Loops}, {"ReadBuffer", c.ReadBuffer}, {"WriteBuffer", c.WriteBuffer},
 		{"SendQueue", c.SendQueue}, {"MaxPending", c.MaxPending}, {"MaxMessage", c.MaxMessage}, {"MaxConns", c.MaxConns},
 		{"ReservedFDs", c.ReservedFDs}, {"MaxPartialBytes", c.MaxPartialBytes}, {"MaxFragments", c.MaxFragments},
-		{"MemoryLimit", int(c.MemoryLimit)}} {
+		{"MemoryLimit", int(c.MemoryLimit)}, {"MaxConnsPerIP", c.MaxConnsPerIP}} {
 		if v.n < 0 {
 			return c, fmt.Errorf("eventloop: %s must not be negative, got %d", v.name, v.n)
 		}
@@ -109,6 +115,9 @@ func (c Config) withDefaults() (Config, error) {
 		if v.d < 0 {
 			return c, fmt.Errorf("eventloop: %s must not be negative, got %v", v.name, v.d)
 		}
+	}
+	if r := c.HandshakesPerIPPerS; !(r >= 0 && r <= MaxHandshakesPerIPPerS) { // NaN too
+		return c, fmt.Errorf("eventloop: HandshakesPerIPPerS must be between 0 and %g, got %g", MaxHandshakesPerIPPerS, r)
 	}
 	if c.Loops == 0 {
 		c.Loops = runtime.NumCPU()

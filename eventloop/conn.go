@@ -42,6 +42,7 @@ const (
 	fSlow                          // dropped as a slow consumer: write 1008, close the socket
 	fHolding                       // holds partial input since Conn.since (partial.go)
 	fListed                        // on the loop's holders list
+	fIPCounted                     // counted in Server.ips for its source: released at OnClose
 )
 
 // nextID numbers connections for the life of the process.

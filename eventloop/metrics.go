@@ -20,13 +20,17 @@ var handshakeReasons = []string{
 var upgradeStatuses = [...]int{401, 403, 429, 431, 503, 0}
 
 // refusedReasons label refused connections, indexed by the refused* constants.
-var refusedReasons = [...]string{refusedMaxConns: "max_conns", refusedStopping: "shutting_down", refusedMemory: "memory"}
+var refusedReasons = [...]string{refusedMaxConns: "max_conns", refusedStopping: "shutting_down", refusedMemory: "memory",
+	refusedIPConns: "ip_conns", refusedIPRate: "ip_rate", refusedIPTable: "ip_table_full"}
 
 // Why a connection was refused.
 const (
 	refusedMaxConns = iota // over MaxConns: the descriptor budget
 	refusedStopping        // the server is draining
 	refusedMemory          // upgrade answered 503: memory near MemoryLimit
+	refusedIPConns         // upgrade answered 429: the source has MaxConnsPerIP connections
+	refusedIPRate          // upgrade answered 429: the source is over HandshakesPerIPPerS
+	refusedIPTable         // upgrade answered 429: no room for the source in the per-IP table
 	numRefused
 )
 
@@ -54,6 +58,7 @@ type metrics struct {
 	conns, hsFailures, slowDrops, refused, pongTimeouts *prometheus.Desc
 	queueDepth, framesWritten, writevCalls, batches     *prometheus.Desc
 	maxConns, partial, maxPartial, limitCloses          *prometheus.Desc
+	ipEntries, ipEvictions                              *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -66,7 +71,7 @@ func newMetrics(s *Server) *metrics {
 		conns:           d("connections", "Open connections, upgraded or not."),
 		hsFailures:      d("handshake_failures_total", "Upgrades refused or timed out, by reason.", "reason"),
 		slowDrops:       d("slow_consumer_drops_total", "Connections dropped because their send queue or socket buffer overflowed (close 1008)."),
-		refused:         d("refused_connections_total", "Connections refused: at accept over the connection ceiling (max_conns) or while draining (shutting_down); at the upgrade with 503 near the memory limit (memory).", "reason"),
+		refused:         d("refused_connections_total", "Connections refused: at accept over the connection ceiling (max_conns) or while draining (shutting_down); at the upgrade with 503 near the memory limit (memory), with 429 over the source's connections (ip_conns) or upgrade rate (ip_rate) or with no room for it in the per-IP table (ip_table_full).", "reason"),
 		maxConns:        d("max_connections", "The connection ceiling: --max-conns, or what the descriptor budget leaves."),
 		partial:         d("partial_bytes", "Bytes connections hold in unfinished upgrades, frames and fragmented messages."),
 		maxPartial:      d("max_partial_bytes", "The ceiling on partial_bytes; the connection that would pass it is closed with 1008."),
@@ -78,6 +83,8 @@ func newMetrics(s *Server) *metrics {
 		framesWritten:   d("frames_written_total", "Frames handed to the sockets from send rings."),
 		writevCalls:     d("writev_calls_total", "Writev calls that carried those frames."),
 		batches:         d("post_batches_total", "Batches of posted functions run: each is one loop wake-up, however many posts it holds."),
+		ipEntries:       d("ip_table_entries", "Sources (IPv4 addresses, IPv6 /64s) in the per-IP limits table: those with connections or a recent upgrade."),
+		ipEvictions:     d("ip_table_evictions_total", "Sources whose upgrade-rate state was dropped to make room in a full per-IP table: their next upgrade starts a fresh bucket."),
 	}
 }
 
@@ -109,7 +116,7 @@ func (m *metrics) handshakeFailure(reason string) {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.conns, m.hsFailures, m.slowDrops, m.refused,
 		m.pongTimeouts, m.queueDepth, m.framesWritten, m.writevCalls, m.batches,
-		m.maxConns, m.partial, m.maxPartial, m.limitCloses, m.expired, m.upgradesRefused} {
+		m.maxConns, m.partial, m.maxPartial, m.limitCloses, m.expired, m.upgradesRefused, m.ipEntries, m.ipEvictions} {
 		ch <- d
 	}
 }
@@ -162,4 +169,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.maxConns, prometheus.GaugeValue, float64(m.s.maxConns))
 	ch <- prometheus.MustNewConstMetric(m.partial, prometheus.GaugeValue, float64(m.s.partial.Load()))
 	ch <- prometheus.MustNewConstMetric(m.maxPartial, prometheus.GaugeValue, float64(m.s.cfg.MaxPartialBytes))
+	var ipEntries int
+	var ipEvictions uint64
+	if ips := m.s.ips; ips != nil {
+		ipEntries, ipEvictions = ips.entries(), ips.evictions()
+	}
+	ch <- prometheus.MustNewConstMetric(m.ipEntries, prometheus.GaugeValue, float64(ipEntries))
+	ch <- prometheus.MustNewConstMetric(m.ipEvictions, prometheus.CounterValue, float64(ipEvictions))
 }

@@ -127,6 +127,9 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 		c.kill()
 		return 0, false
 	}
+	if !c.admitIP() { // per-source limits: 429 (iplimit.go)
+		return 0, false
+	}
 	c.path = pathWS
 	if hs.Path == "/echo" {
 		c.path = pathEcho

@@ -43,6 +43,11 @@ type Server struct {
 	maxPartial int64
 	maxRequest int // handshake size cap
 	memory     memoryGuard
+	// ips is the per-source table (iplimit.go), nil when neither per-IP
+	// limit is set; ipClock its time in nanoseconds (a test may replace it
+	// before Run).
+	ips     *ipLimiter
+	ipClock func() int64
 
 	epoch                                     time.Time
 	tickDur                                   time.Duration
@@ -96,6 +101,10 @@ func New(cfg Config, h Handler) (*Server, error) {
 	s.closeTicks = s.ticks(cfg.CloseTimeout)
 	s.msgTicks = s.ticks(cfg.MessageTimeout)
 	s.memory.init(cfg.MemoryLimit)
+	if cfg.MaxConnsPerIP > 0 || cfg.HandshakesPerIPPerS > 0 {
+		s.ips = newIPLimiter(cfg.MaxConnsPerIP, cfg.HandshakesPerIPPerS, ipTableCapacity(cfg.MaxConns))
+		s.ipClock = func() int64 { return int64(time.Since(s.epoch)) }
+	}
 	if cfg.PingInterval > 0 {
 		s.pingTicks = s.ticks(cfg.PingInterval)
 	}
@@ -392,6 +401,7 @@ func (e *events) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c.discardQueue()
 	c.dec.Reset()
 	c.releasePartial()
+	c.releaseIP(gc)
 	l.remove(c)
 	s.conns.Add(-1)
 	if c.flags&fOpened != 0 {
@@ -411,6 +421,9 @@ func (e *events) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now()
 	e.memory.sample(now)
 	e.memory.freeAfterDrop(now, e.conns.Load())
+	if e.ips != nil {
+		e.ips.sweep(e.ipClock())
+	}
 	for _, l := range e.loops {
 		if l.bound() && l.tickQueued.CompareAndSwap(false, true) {
 			l.Post(l.tickFn)

@@ -9,10 +9,36 @@ import (
 // allocation (a flood of bad requests should not feed the GC).
 var rejectResponses = map[int][]byte{}
 
+// retryResponses are the 429 answers with Retry-After 1..maxPrebuiltRetry
+// seconds (index 0 unused).
+var retryResponses [maxPrebuiltRetry + 1][]byte
+
+const maxPrebuiltRetry = 60
+
 func init() {
 	for _, code := range []int{400, 401, 403, 404, 405, 426, 429, 431, 500, 503} {
 		rejectResponses[code] = buildRejectResponse(code)
 	}
+	for s := 1; s <= maxPrebuiltRetry; s++ {
+		retryResponses[s] = buildRetryResponse(s)
+	}
+}
+
+func buildRetryResponse(seconds int) []byte {
+	return []byte("HTTP/1.1 429 Too Many Requests\r\nRetry-After: " + strconv.Itoa(seconds) +
+		"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+}
+
+// TooManyRequests returns the complete "HTTP/1.1 429 Too Many Requests"
+// response with "Retry-After: seconds" (at least 1), "Connection: close" and
+// "Content-Length: 0". Up to 60 seconds it returns a shared slice, which
+// must not be modified, and does not allocate.
+func TooManyRequests(seconds int) []byte {
+	seconds = max(seconds, 1)
+	if seconds <= maxPrebuiltRetry {
+		return retryResponses[seconds]
+	}
+	return buildRetryResponse(seconds)
 }
 
 func buildRejectResponse(code int) []byte {
