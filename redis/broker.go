@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"maps"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/redis/rueidis"
@@ -14,13 +14,9 @@ import (
 	"github.com/wshub/wshub/hub"
 )
 
-var _ hub.Broker = (*Broker)(nil)
-
-// Prefixes of internal channels; '#' cannot appear in client channel names.
-const (
-	internalPrefix = "ws#"
-	instPrefix     = "ws#inst:"
-	probePrefix    = "ws#probe:"
+var (
+	_ hub.Broker = (*Broker)(nil)
+	_ shardOwner = (*Broker)(nil)
 )
 
 // DirectHandler receives an addressed send for a connection of this instance
@@ -34,37 +30,24 @@ type DirectHandler func(connID string, data []byte)
 // UNSUBSCRIBE are queued by the hub's calls and sent in batches by one
 // goroutine per connection, which also reconnects, resubscribes and probes.
 type Broker struct {
-	cfg      Config
-	log      *slog.Logger
-	client   rueidis.Client
-	nodeOpt  rueidis.ClientOption // template for per-master clients (cluster)
-	cluster  bool
-	instChan string
-	stats    stats
-	pub      *publisher
-	sink     hub.Sink
-	direct   atomic.Pointer[DirectHandler]
-	ready    atomic.Bool
+	base // settings, counters, the lock and the channel table its shards share
 
-	mu       sync.Mutex
-	chans    map[string]*chanState // channels wanted or still settling
-	shards   map[string]*shard     // by master address; "" when standalone
-	probes   map[string]*shard     // probe channel -> shard it checks
+	client   rueidis.Client                // set once by New
+	instChan string                        // this instance's channel; set once
+	pub      *publisher                    // set once
+	router   *router                       // cluster only; set once
+	sink     hub.Sink                      // set once by Start, before any message is read
+	direct   atomic.Pointer[DirectHandler] // stored by SetDirectHandler, loaded by deliver
+	ready    atomic.Bool                   // stored by updateReadyLocked, loaded anywhere
+
+	// Guarded by mu.
+	shards   map[string]*shard // by master address; "" when standalone
+	probes   map[string]*shard // probe channel -> shard it checks
+	slots    *slotPlan         // cluster only: where each channel goes
 	started  bool
-	closing  bool // Close was called
-	closed   bool // subscription connections are stopping
-	registry *Registry
-	router   *router // cluster only
-
-	wg sync.WaitGroup // shard and router goroutines
-}
-
-// chanState is one channel's desired state; guarded by Broker.mu.
-type chanState struct {
-	shard    *shard // connection it belongs on; nil while a cluster route is unknown
-	wanted   bool   // the hub (or the broker itself, for internal channels) wants it
-	internal bool   // instance or probe channel: never unsubscribed by the hub
-	waiters  []func(error)
+	closing  bool       // Close was called
+	closed   bool       // subscription connections are stopping
+	registry *regWriter // the registry's writer, closed first by Close; set by attach
 }
 
 // ErrUnreachable wraps New's error when Redis could not be reached (as
@@ -106,15 +89,18 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	b := &Broker{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "redis", "instance", cfg.InstanceID),
+		base: base{
+			cfg:     cfg,
+			log:     cfg.Logger.With("component", "redis", "instance", cfg.InstanceID),
+			cluster: client.Mode() == rueidis.ClientModeCluster,
+			chans:   make(map[string]*chanState),
+		},
 		client:   client,
-		cluster:  client.Mode() == rueidis.ClientModeCluster,
 		instChan: instPrefix + cfg.InstanceID,
-		chans:    make(map[string]*chanState),
 		shards:   make(map[string]*shard),
 		probes:   make(map[string]*shard),
 	}
+	b.owner = b
 	if len(cfg.ClusterAddrs) > 0 && !b.cluster {
 		client.Close()
 		return nil, errors.New("redis: ClusterAddrs given but the server is not a cluster")
@@ -123,11 +109,12 @@ func New(cfg Config) (*Broker, error) {
 		b.nodeOpt = opt
 		b.nodeOpt.InitAddress = nil
 		b.nodeOpt.ForceSingleClient = true
-		b.router = newRouter()
+		b.slots = newSlotPlan(cfg.InstanceID)
+		b.router = newRouter(client, cfg, b.log)
 	}
-	b.pub = newPublisher(b)
+	b.pub = newPublisher(client, b.cluster, &b.cfg, b.log, &b.stats)
 	if cfg.Metrics != nil {
-		if err := b.registerMetrics(cfg.Metrics); err != nil {
+		if err := b.stats.register(cfg.Metrics, b.Ready); err != nil {
 			b.pub.close()
 			client.Close()
 			return nil, fmt.Errorf("redis: metrics: %w", err)
@@ -174,16 +161,22 @@ func (b *Broker) Start(sink hub.Sink) error {
 	b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CommandTimeout)
 	defer cancel()
-	m, err := b.fetchSlots(ctx)
+	m, err := b.router.fetch(ctx)
 	if err != nil {
 		return fmt.Errorf("redis: cluster slots: %w", err)
 	}
 	b.mu.Lock()
-	b.applySlotsLocked(m)
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("redis: closed during Start")
+	}
+	b.installLocked(m)
 	b.wantInternalLocked(b.instChan)
-	b.mu.Unlock()
 	b.wg.Add(1)
-	go b.runRouter()
+	go func() {
+		defer b.wg.Done()
+		b.router.run(b.applySlots)
+	}()
 	return nil
 }
 
@@ -191,6 +184,8 @@ func (b *Broker) Start(sink hub.Sink) error {
 // resubscribed everything it carries.
 func (b *Broker) Ready() bool { return b.ready.Load() }
 
+// updateReadyLocked is called whenever a shard goes up or down, or the set of
+// shards changes.
 func (b *Broker) updateReadyLocked() {
 	ok := b.started && !b.closed && len(b.shards) > 0
 	for _, s := range b.shards {
@@ -224,9 +219,9 @@ func (b *Broker) Subscribe(channel string, done func(error)) {
 		return
 	}
 	if st == nil {
-		st = &chanState{}
+		st = &chanState{wanted: true}
 		b.chans[channel] = st
-		b.routeLocked(channel, st)
+		b.adoptLocked(channel, st)
 	}
 	st.wanted = true
 	if s := st.shard; s != nil && s.hasLocked(channel) {
@@ -251,77 +246,11 @@ func (b *Broker) Unsubscribe(channel string) {
 	}
 	st.wanted = false
 	if len(st.waiters) == 0 {
-		delete(b.chans, channel)
-		if b.router != nil {
-			delete(b.router.unrouted, channel)
-		}
+		b.forgetLocked(channel)
 	}
 	if st.shard != nil {
 		st.shard.markDirtyLocked(channel)
 	}
-}
-
-// routeLocked assigns a new channel to its connection.
-func (b *Broker) routeLocked(channel string, st *chanState) {
-	if !b.cluster {
-		st.shard = b.shards[""]
-		return
-	}
-	b.moveLocked(channel, st, b.shardForLocked(channel))
-}
-
-// wantInternalLocked subscribes an internal channel for the broker's lifetime.
-func (b *Broker) wantInternalLocked(channel string) *chanState {
-	st := &chanState{wanted: true, internal: true}
-	b.chans[channel] = st
-	b.routeLocked(channel, st)
-	if st.shard != nil {
-		st.shard.markDirtyLocked(channel)
-	}
-	return st
-}
-
-// setProbeLocked makes channel the probe channel of s.
-func (b *Broker) setProbeLocked(s *shard, channel string) {
-	if s.probeChan != "" {
-		b.dropProbeLocked(s)
-	}
-	if channel == "" {
-		return
-	}
-	s.probeChan = channel
-	b.probes[channel] = s
-	if b.chans[channel] == nil {
-		b.wantInternalLocked(channel)
-	}
-}
-
-// onMessage handles what the current subscription connections read (see
-// session.onMessage). It runs on rueidis' reader goroutine, one per
-// connection, so messages of a channel are handed on in Redis' order; the
-// sink never blocks.
-func (b *Broker) onMessage(m rueidis.PubSubMessage) {
-	if !strings.HasPrefix(m.Channel, internalPrefix) {
-		b.sink.Deliver(m.Channel, stringBytes(m.Message))
-		return
-	}
-	msg := m.Message
-	switch {
-	case len(msg) > 0 && msg[0] == envProbe:
-		seq, _, ok := cutNumber(msg[1:]+"\n", '\n')
-		b.mu.Lock()
-		s := b.probes[m.Channel]
-		b.mu.Unlock()
-		if ok && s != nil {
-			s.probeAck.Store(uint64(seq))
-			return
-		}
-	case len(msg) > 0 && msg[0] == envDirect && m.Channel == b.instChan:
-		if h := b.direct.Load(); h != nil && parseDirect(msg, *h) == nil {
-			return
-		}
-	}
-	b.stats.dropped.Add(1)
 }
 
 // Close stops the subscription connections, deletes this instance's registry
@@ -337,7 +266,7 @@ func (b *Broker) Close() error {
 	reg := b.registry
 	b.mu.Unlock()
 	if reg != nil {
-		reg.Close()
+		reg.close()
 	}
 	b.mu.Lock()
 	b.closed = true
@@ -346,14 +275,14 @@ func (b *Broker) Close() error {
 		s.halt()
 	}
 	if b.router != nil {
-		close(b.router.stop)
+		b.router.halt()
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
 	b.mu.Lock()
 	var fail []func(error)
 	for ch, st := range b.chans {
-		fail = append(fail, st.waiters...)
+		fail = st.takeWaiters(fail)
 		delete(b.chans, ch)
 	}
 	b.mu.Unlock()
@@ -363,4 +292,320 @@ func (b *Broker) Close() error {
 	b.pub.close()
 	b.client.Close()
 	return nil
+}
+
+// attach makes w the broker's registry writer and starts it: Close closes it
+// first, and a reconnect has it write every entry again.
+func (b *Broker) attach(w *regWriter) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return errors.New("redis: broker closed")
+	}
+	if b.registry != nil {
+		return errors.New("redis: broker already has a registry")
+	}
+	b.registry = w
+	go w.run()
+	return nil
+}
+
+// ---- the channel table
+
+// adoptLocked assigns a new channel to its connection.
+func (b *Broker) adoptLocked(channel string, st *chanState) {
+	if b.slots == nil {
+		st.shard = b.shards[""]
+		return
+	}
+	to, refresh := b.slots.adopt(channel)
+	b.moveLocked(channel, st, to)
+	if refresh {
+		b.router.poke()
+	}
+}
+
+// forgetLocked deletes a channel from the table.
+func (b *Broker) forgetLocked(channel string) {
+	delete(b.chans, channel)
+	if b.slots != nil {
+		b.slots.forget(channel)
+	}
+}
+
+// wantInternalLocked subscribes an internal channel for the broker's lifetime.
+func (b *Broker) wantInternalLocked(channel string) {
+	st := &chanState{wanted: true, internal: true}
+	b.chans[channel] = st
+	b.adoptLocked(channel, st)
+	if st.shard != nil {
+		st.shard.markDirtyLocked(channel)
+	}
+}
+
+// placeLocked is the slot plan's view of the table.
+func (b *Broker) placeLocked(ch string) (place, bool) {
+	st := b.chans[ch]
+	if st == nil {
+		return place{}, false
+	}
+	pl := place{wanted: st.wanted, waiting: len(st.waiters) > 0}
+	if st.shard != nil {
+		pl.home = st.shard.addr
+	}
+	return pl, true
+}
+
+// ---- shards and slot moves (the decisions are the slot plan's)
+
+func (b *Broker) newShardLocked(addr string, node rueidis.Client) *shard {
+	s := newShard(&b.base, addr, node)
+	b.shards[addr] = s
+	b.updateReadyLocked()
+	return s
+}
+
+// shardLocked is the shard of master addr, opened (with its probe channel)
+// on first use; nil once the broker is closed.
+func (b *Broker) shardLocked(addr string) *shard {
+	if s := b.shards[addr]; s != nil {
+		return s
+	}
+	if b.closed {
+		return nil
+	}
+	s := b.newShardLocked(addr, nil)
+	b.setProbeLocked(s, b.slots.probeFor(addr, ""))
+	return s
+}
+
+// moveLocked carries out one move: both the old and the new shard reconcile
+// the channel (the old one unsubscribes, the new one subscribes), and its
+// waiters travel with it. A channel left without a shard that nobody needs
+// is forgotten.
+func (b *Broker) moveLocked(channel string, st *chanState, to string) {
+	var dst *shard
+	if to != "" {
+		dst = b.shardLocked(to)
+	}
+	from := st.shard
+	if from == dst {
+		return
+	}
+	st.shard = dst
+	if from != nil {
+		from.markDirtyLocked(channel)
+	}
+	if dst != nil {
+		dst.markDirtyLocked(channel)
+	} else if !st.needed() {
+		b.forgetLocked(channel)
+	}
+}
+
+func (b *Broker) applyMovesLocked(moves []move) {
+	for _, mv := range moves {
+		if st := b.chans[mv.ch]; st != nil {
+			b.moveLocked(mv.ch, st, mv.to)
+		}
+	}
+}
+
+// applySlots is the router's callback: a new slot map, or the error reading
+// one (whoever waits for an unroutable channel learns it then, not at Close).
+// It asks for another read soon while channels still wait for a route.
+func (b *Broker) applySlots(m *slotMap, err error) (retry bool) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	if err != nil {
+		var fail []func(error)
+		for _, ch := range b.slots.waiting() {
+			if st := b.chans[ch]; st != nil {
+				fail = st.takeWaiters(fail)
+				if !st.needed() {
+					b.forgetLocked(ch)
+				}
+			}
+		}
+		b.mu.Unlock()
+		for _, f := range fail {
+			f(hub.ErrUnavailable)
+		}
+		return true
+	}
+	retry = b.installLocked(m)
+	b.mu.Unlock()
+	return retry
+}
+
+// installLocked carries out a new slot map: one shard per master, every
+// channel on the shard that owns its slot, a probe channel per shard.
+func (b *Broker) installLocked(m *slotMap) (refresh bool) {
+	masters, moves, refresh := b.slots.install(m, maps.Keys(b.chans), b.placeLocked)
+	keep := make(map[string]bool, len(masters))
+	for _, a := range masters {
+		keep[a] = true
+		b.shardLocked(a)
+	}
+	b.applyMovesLocked(moves)
+	for a, s := range b.shards {
+		if !keep[a] {
+			s.halt()
+			delete(b.shards, a)
+			b.dropProbeLocked(s)
+		}
+	}
+	// A probe channel whose slot moved gets a new name; that name may be
+	// the one another shard gave up in this loop, so shards that lost theirs
+	// to such a takeover are served in a second pass.
+	shards := slices.Sorted(maps.Keys(b.shards))
+	for _, a := range shards {
+		s := b.shards[a]
+		if ch := b.slots.probeFor(a, s.probeChan); ch != s.probeChan {
+			b.setProbeLocked(s, ch)
+		}
+	}
+	for _, a := range shards {
+		if s := b.shards[a]; s.probeChan == "" {
+			b.setProbeLocked(s, b.slots.probeFor(a, ""))
+		}
+	}
+	b.updateReadyLocked()
+	return refresh
+}
+
+// setProbeLocked makes channel the probe channel of s. Probe names follow
+// slots, so a shard whose slot moved to s may still hold channel: it gives
+// the name up (and gets a new one at the next slot map), and the channel
+// moves to s.
+func (b *Broker) setProbeLocked(s *shard, channel string) {
+	b.dropProbeLocked(s)
+	if channel == "" {
+		return
+	}
+	if t := b.probes[channel]; t != nil {
+		t.probeChan = ""
+	}
+	s.probeChan = channel
+	b.probes[channel] = s
+	st := b.chans[channel]
+	switch {
+	case st == nil:
+		b.wantInternalLocked(channel)
+	case b.slots != nil && st.shard != s:
+		b.moveLocked(channel, st, s.addr)
+	}
+}
+
+// dropProbeLocked retires the probe channel of s, unless another shard took
+// the name over.
+func (b *Broker) dropProbeLocked(s *shard) {
+	ch := s.probeChan
+	s.probeChan = ""
+	if ch == "" || b.probes[ch] != s {
+		return
+	}
+	delete(b.probes, ch)
+	if st := b.chans[ch]; st != nil {
+		st.internal, st.wanted = false, false
+		b.forgetLocked(ch)
+		if st.shard != nil {
+			st.shard.markDirtyLocked(ch)
+		}
+	}
+}
+
+// ---- what the shards tell the broker (shardOwner)
+
+// deliver handles what the current subscription connections read (see
+// session.onMessage). It runs on rueidis' reader goroutine, one per
+// connection, so messages of a channel are handed on in Redis' order; the
+// sink never blocks.
+func (b *Broker) deliver(m rueidis.PubSubMessage) {
+	if !strings.HasPrefix(m.Channel, internalPrefix) {
+		b.sink.Deliver(m.Channel, stringBytes(m.Message))
+		return
+	}
+	if seq, ok := parseProbe(m.Message); ok {
+		b.mu.Lock()
+		s := b.probes[m.Channel]
+		b.mu.Unlock()
+		if s != nil {
+			s.probe.answered(seq)
+			return
+		}
+	} else if m.Channel == b.instChan {
+		if h := b.direct.Load(); h != nil && parseDirect(m.Message, *h) == nil {
+			return
+		}
+	}
+	b.stats.dropped.Add(1)
+}
+
+func (b *Broker) lost() {
+	if b.router != nil {
+		b.router.poke()
+	}
+}
+
+// restored has the registry write its entries again (idempotent): the node
+// may have restarted empty, and a refresh would notice only later.
+func (b *Broker) restored() {
+	b.mu.Lock()
+	if w := b.registry; w != nil {
+		w.rewrite.Store(true)
+	}
+	b.mu.Unlock()
+}
+
+// droppedLocked: standalone, the channel is subscribed again on the same
+// connection; on a cluster it waits for a slot refresh (see slotPlan.dropped).
+func (b *Broker) droppedLocked(s *shard, ch string) {
+	if b.slots == nil {
+		st := b.chans[ch]
+		if st == nil || st.shard != s || !st.wanted {
+			return
+		}
+		s.markDirtyLocked(ch)
+	} else {
+		if b.shards[s.addr] != s {
+			return // halted: its channels have moved on
+		}
+		mv, ok := b.slots.dropped(s.addr, ch, b.placeLocked)
+		if !ok {
+			return
+		}
+		b.applyMovesLocked([]move{mv})
+		b.router.poke()
+	}
+	b.stats.resubscribed.Add(1)
+	b.log.Debug("redis dropped a subscription; subscribing again", "addr", s.addr, "channel", ch)
+}
+
+// refusedLocked: a cluster sends the channels where the slot plan says (and
+// reads the slot map again); standalone Redis has no reason to refuse a
+// SUBSCRIBE, so its waiters are failed.
+func (b *Broker) refusedLocked(s *shard, chs []string, movedTo string, failed []func(error)) []func(error) {
+	if b.slots == nil {
+		for _, ch := range chs {
+			st := b.chans[ch]
+			if st == nil || st.shard != s {
+				continue
+			}
+			failed = st.takeWaiters(failed)
+			if !st.wanted {
+				b.forgetLocked(ch)
+			}
+		}
+		return failed
+	}
+	if b.shards[s.addr] != s {
+		return failed // halted: its channels have moved on
+	}
+	b.applyMovesLocked(b.slots.refused(s.addr, chs, movedTo, b.placeLocked))
+	b.router.poke()
+	return failed
 }

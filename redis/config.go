@@ -175,10 +175,49 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// RegistryConfig tunes the connection registry; zero values take the defaults.
+type RegistryConfig struct {
+	// HeartbeatInterval is how often ws:instance:<id> is rewritten. Default 2s.
+	HeartbeatInterval time.Duration
+	// HeartbeatTTL is the heartbeat key's TTL: once it lapses every lookup
+	// treats the instance's entries as gone. Default 3 x HeartbeatInterval.
+	HeartbeatTTL time.Duration
+	// TTL of ws:conn:<id> and ws:user:<user>. Entries are refreshed in
+	// pipelined batches spread evenly so that each is renewed every TTL/3;
+	// the TTL only bounds the garbage a crashed instance leaves behind, since
+	// fencing hides its entries at once. Default 10m.
+	TTL time.Duration
+	// RefreshTick is how often a slice of the entries is refreshed. Default 1s.
+	RefreshTick time.Duration
+	// MaxPipeline is the largest number of commands sent in one round trip.
+	// Default 4096.
+	MaxPipeline int
+}
+
+func (c *RegistryConfig) setDefaults() {
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.HeartbeatTTL <= 0 {
+		c.HeartbeatTTL = 3 * c.HeartbeatInterval
+	}
+	if c.TTL <= 0 {
+		c.TTL = DefaultRegistryTTL
+	}
+	if c.RefreshTick <= 0 {
+		c.RefreshTick = time.Second
+	}
+	if c.MaxPipeline <= 0 {
+		c.MaxPipeline = 4096
+	}
+}
+
 // backoff is a jittered exponential delay: each value is uniform in
-// [cur/2, cur], cur doubling from min up to max.
+// [cur/2, cur], cur doubling from min up to max. Owned by whoever holds it
+// (a shard goroutine's local variable).
 type backoff struct {
-	min, max, cur time.Duration
+	min, max time.Duration // set once
+	cur      time.Duration // last delay's upper bound; 0 before the first
 }
 
 func (b *backoff) next() time.Duration {

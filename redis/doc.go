@@ -44,4 +44,24 @@
 //
 // data is the JSON value exactly as the sender gave it. Unknown types and
 // malformed envelopes are counted as dropped.
+//
+// # Files
+//
+// The files stack in layers: a file refers only to names defined in the
+// files of the rows above its own. The decisions are made in two
+// deterministic cores (no goroutines, no I/O, table-tested without Redis);
+// the runners above them only do I/O.
+//
+//	doc.go config.go names.go     settings, Redis names
+//	envelope.go metrics.go        instance channel payloads, counters
+//	slots.go                      cluster slots: key hash, CLUSTER SLOTS answers
+//	plan.go slotplan.go           the cores: what to (UN)SUBSCRIBE on one connection
+//	                              (subPlan); which master's connection each channel
+//	                              belongs on as slots move (slotPlan)
+//	publish.go router.go probe.go PUBLISH workers, slot map reads, liveness probes
+//	shard.go                      one pub/sub connection and its goroutine
+//	registry_writer.go            the registry's writer goroutine
+//	broker.go                     Broker: the hub.Broker over the shards; carries
+//	                              out the slot plan's moves
+//	registry.go                   Registry: presence, lookups, addressed sends
 package redis

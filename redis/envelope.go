@@ -14,6 +14,20 @@ const (
 
 var errEnvelope = errors.New("redis: malformed instance envelope")
 
+// appendProbe encodes liveness probe seq.
+func appendProbe(dst []byte, seq uint64) []byte {
+	return strconv.AppendUint(append(dst, envProbe), seq, 10)
+}
+
+// parseProbe decodes a liveness probe; ok is false for any other payload.
+func parseProbe(msg string) (seq uint64, ok bool) {
+	if len(msg) == 0 || msg[0] != envProbe {
+		return 0, false
+	}
+	n, _, ok := cutNumber(msg[1:]+"\n", '\n')
+	return uint64(n), ok
+}
+
 // appendDirect encodes an addressed send of data to conns.
 func appendDirect(dst []byte, conns []string, data []byte) []byte {
 	dst = append(dst, envDirect)

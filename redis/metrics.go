@@ -18,6 +18,8 @@ type Stats struct {
 	SubscribedChannels   int64  // channels currently confirmed by Redis on live connections
 }
 
+// stats are the live counters; atomics, written by every goroutine of the
+// broker and read by snapshot and the metrics.
 type stats struct {
 	reconnects, resubscribed, probeFailures, dropped, publishErrors atomic.Uint64
 	subscribeCmds, registryCmds                                     atomic.Uint64
@@ -37,10 +39,9 @@ func (s *stats) snapshot() Stats {
 	}
 }
 
-// register exposes the counters as wshub_redis_* metrics read at scrape time,
-// so the hot paths only touch atomics.
-func (b *Broker) registerMetrics(reg prometheus.Registerer) error {
-	s := &b.stats
+// register exposes the counters, and ready as a gauge, as wshub_redis_*
+// metrics read at scrape time, so the hot paths only touch atomics.
+func (s *stats) register(reg prometheus.Registerer, ready func() bool) error {
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "wshub", Subsystem: "redis", Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })
@@ -57,7 +58,7 @@ func (b *Broker) registerMetrics(reg prometheus.Registerer) error {
 			func() float64 { return float64(s.subscribed.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wshub", Subsystem: "redis", Name: "ready", Help: "1 while every pub/sub connection is up and resubscribed."},
 			func() float64 {
-				if b.Ready() {
+				if ready() {
 					return 1
 				}
 				return 0

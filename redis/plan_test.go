@@ -1,14 +1,8 @@
 package redis
 
 import (
-	"io"
-	"log/slog"
 	"reflect"
 	"testing"
-
-	"github.com/redis/rueidis"
-
-	"github.com/wshub/wshub/hub"
 )
 
 // table is a broker's wishes for one shard, as the plan sees them.
@@ -248,92 +242,4 @@ func TestPlanRefused(t *testing.T) {
 	if p.has("a") || len(p.unsubWait) != 0 {
 		t.Fatal("refused UNSUBSCRIBE left a subscribed or awaited")
 	}
-}
-
-// The runner's side, without Redis: waiters are answered exactly once
-// whatever order a session's end and its late answers come in, and a refused
-// standalone SUBSCRIBE fails its waiters.
-func TestShardWaitersOnce(t *testing.T) {
-	newShard := func() (*Broker, *shard) {
-		b := &Broker{
-			log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-			chans:  make(map[string]*chanState),
-			shards: make(map[string]*shard),
-		}
-		s := &shard{b: b, wake: make(chan struct{}, 1), plan: newSubPlan(10, false), sess: &session{}}
-		b.shards[""] = s
-		return b, s
-	}
-	var calls []error
-	waiter := func(err error) { calls = append(calls, err) }
-
-	t.Run("session ends with SUBSCRIBE in flight", func(t *testing.T) {
-		calls = nil
-		b, s := newShard()
-		b.chans["a"] = &chanState{shard: s, wanted: true, waiters: []func(error){waiter}}
-		s.markDirtyLocked("a")
-		if gs, _ := s.plan.next(s.wantLocked); len(gs) != 1 {
-			t.Fatalf("groups = %v", gs)
-		}
-		// The connection breaks before the answer: sync applies nothing,
-		// endSession fails the waiter.
-		s.endSession()
-		if !reflect.DeepEqual(calls, []error{hub.ErrUnavailable}) {
-			t.Fatalf("waiter calls = %v, want one ErrUnavailable", calls)
-		}
-		if b.chans["a"] == nil || !b.chans["a"].wanted {
-			t.Fatal("wanted channel forgotten at session end")
-		}
-
-		// The next session resubscribes it; a new subscriber is answered
-		// once, the failed one not again.
-		s.sess = &session{}
-		s.plan.mark("a") // as runSession marks every wanted channel
-		b.chans["a"].waiters = append(b.chans["a"].waiters, waiter)
-		gs, _ := s.plan.next(s.wantLocked)
-		if !reflect.DeepEqual(gs, groups(sub("a"))) {
-			t.Fatalf("next session groups = %v", gs)
-		}
-		for _, f := range s.subscribedLocked(gs[0].chans, nil) {
-			f(nil)
-		}
-		if !reflect.DeepEqual(calls, []error{hub.ErrUnavailable, nil}) {
-			t.Fatalf("waiter calls = %v", calls)
-		}
-		if !s.plan.has("a") {
-			t.Fatal("a not subscribed on the next session")
-		}
-	})
-
-	t.Run("refused SUBSCRIBE", func(t *testing.T) {
-		calls = nil
-		b, s := newShard()
-		b.chans["a"] = &chanState{shard: s, wanted: true, waiters: []func(error){waiter}}
-		b.chans["b"] = &chanState{shard: s, wanted: false, waiters: []func(error){waiter}}
-		markAll(s.plan, "a", "b")
-		gs, settled := s.plan.next(s.wantLocked)
-		if !reflect.DeepEqual(settled, []string{"b"}) {
-			t.Fatalf("settled = %v, want [b]", settled)
-		}
-		var fire []func(error)
-		for _, ch := range settled {
-			fire = s.settleLocked(ch, fire)
-		}
-		failed := s.refusedLocked(gs[0], &rueidis.RedisError{}, nil)
-		for _, f := range fire {
-			f(nil)
-		}
-		for _, f := range failed {
-			f(hub.ErrUnavailable)
-		}
-		if !reflect.DeepEqual(calls, []error{nil, hub.ErrUnavailable}) {
-			t.Fatalf("waiter calls = %v", calls)
-		}
-		if b.chans["b"] != nil {
-			t.Fatal("unwanted settled channel kept")
-		}
-		if s.plan.has("a") {
-			t.Fatal("refused channel counted as subscribed")
-		}
-	})
 }

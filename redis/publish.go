@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -14,24 +16,37 @@ import (
 // A channel always maps to the same worker, so this instance's publications
 // on one channel reach Redis in the order Publish was called.
 type publisher struct {
-	b      *Broker
-	queues []chan pubReq
-	mu     sync.RWMutex // closed and sends vs. Close
-	closed bool
+	client  rueidis.Client // set once
+	cluster bool           // SPUBLISH; set once
+	timeout time.Duration  // Config.CommandTimeout; set once
+	log     *slog.Logger   // set once
+	stats   *stats         // the broker's counters
+
+	queues []chan pubReq // one per worker; set once, closed by close
+	mu     sync.RWMutex  // held for reading by submit's send, for writing by close
+	closed bool          // guarded by mu
 	wg     sync.WaitGroup
 }
 
+// pubReq is one queued publication.
 type pubReq struct {
 	channel, msg string
 	done         func(error)
 }
 
-func newPublisher(b *Broker) *publisher {
-	p := &publisher{b: b, queues: make([]chan pubReq, b.cfg.PublishWorkers)}
+func newPublisher(client rueidis.Client, cluster bool, cfg *Config, log *slog.Logger, st *stats) *publisher {
+	p := &publisher{
+		client:  client,
+		cluster: cluster,
+		timeout: cfg.CommandTimeout,
+		log:     log,
+		stats:   st,
+		queues:  make([]chan pubReq, cfg.PublishWorkers),
+	}
 	for i := range p.queues {
-		p.queues[i] = make(chan pubReq, b.cfg.PublishQueue)
+		p.queues[i] = make(chan pubReq, cfg.PublishQueue)
 		p.wg.Add(1)
-		go p.run(p.queues[i])
+		go p.run(p.queues[i], cfg.PublishBatch)
 	}
 	return p
 }
@@ -51,16 +66,15 @@ func (p *publisher) submit(channel, msg string, done func(error)) {
 	}
 	p.mu.RUnlock()
 	if !ok {
-		p.b.stats.publishErrors.Add(1)
+		p.stats.publishErrors.Add(1)
 		done(hub.ErrUnavailable)
 	}
 }
 
-func (p *publisher) run(q chan pubReq) {
+func (p *publisher) run(q chan pubReq, most int) {
 	defer p.wg.Done()
-	b := p.b
-	batch := make([]pubReq, 0, b.cfg.PublishBatch)
-	cmds := make(rueidis.Commands, 0, b.cfg.PublishBatch)
+	batch := make([]pubReq, 0, most)
+	cmds := make(rueidis.Commands, 0, most)
 	for r := range q {
 		batch = append(batch[:0], r)
 	drain:
@@ -77,20 +91,20 @@ func (p *publisher) run(q chan pubReq) {
 		}
 		cmds = cmds[:0]
 		for _, r := range batch {
-			if b.cluster {
-				cmds = append(cmds, b.client.B().Spublish().Channel(r.channel).Message(r.msg).Build())
+			if p.cluster {
+				cmds = append(cmds, p.client.B().Spublish().Channel(r.channel).Message(r.msg).Build())
 			} else {
-				cmds = append(cmds, b.client.B().Publish().Channel(r.channel).Message(r.msg).Build())
+				cmds = append(cmds, p.client.B().Publish().Channel(r.channel).Message(r.msg).Build())
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CommandTimeout)
-		resps := b.client.DoMulti(ctx, cmds...)
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		resps := p.client.DoMulti(ctx, cmds...)
 		cancel()
 		for i, r := range batch {
 			err := resps[i].Error()
 			if err != nil {
-				b.stats.publishErrors.Add(1)
-				b.log.Debug("publish failed", "channel", r.channel, "err", err)
+				p.stats.publishErrors.Add(1)
+				p.log.Debug("publish failed", "channel", r.channel, "err", err)
 				err = hub.ErrUnavailable
 			}
 			r.done(err)

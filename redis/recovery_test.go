@@ -161,8 +161,8 @@ func TestProbeDetectsStall(t *testing.T) {
 	b.mu.Lock()
 	s := b.shards[""]
 	b.mu.Unlock()
-	// A few probes came back (probeAck is the last one that did).
-	eventually(t, 5*time.Second, func() bool { return s.probeAck.Load() >= 3 }, "three successful probes")
+	// A few probes came back (probe.ack is the last one that did).
+	eventually(t, 5*time.Second, func() bool { return s.probe.ack.Load() >= 3 }, "three successful probes")
 	if f := b.Stats().ProbeFailures; f != 0 {
 		t.Fatalf("%d probe failures on a healthy Redis", f)
 	}

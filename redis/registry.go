@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -19,43 +17,6 @@ import (
 // ErrNotFound: no live registry entry (never registered, removed, expired, or
 // owned by an instance whose heartbeat lapsed). It matches hub.ErrNotFound.
 var ErrNotFound = fmt.Errorf("redis: connection %w", hub.ErrNotFound)
-
-// RegistryConfig tunes the connection registry; zero values take the defaults.
-type RegistryConfig struct {
-	// HeartbeatInterval is how often ws:instance:<id> is rewritten. Default 2s.
-	HeartbeatInterval time.Duration
-	// HeartbeatTTL is the heartbeat key's TTL: once it lapses every lookup
-	// treats the instance's entries as gone. Default 3 x HeartbeatInterval.
-	HeartbeatTTL time.Duration
-	// TTL of ws:conn:<id> and ws:user:<user>. Entries are refreshed in
-	// pipelined batches spread evenly so that each is renewed every TTL/3;
-	// the TTL only bounds the garbage a crashed instance leaves behind, since
-	// fencing hides its entries at once. Default 10m.
-	TTL time.Duration
-	// RefreshTick is how often a slice of the entries is refreshed. Default 1s.
-	RefreshTick time.Duration
-	// MaxPipeline is the largest number of commands sent in one round trip.
-	// Default 4096.
-	MaxPipeline int
-}
-
-func (c *RegistryConfig) setDefaults() {
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.HeartbeatTTL <= 0 {
-		c.HeartbeatTTL = 3 * c.HeartbeatInterval
-	}
-	if c.TTL <= 0 {
-		c.TTL = DefaultRegistryTTL
-	}
-	if c.RefreshTick <= 0 {
-		c.RefreshTick = time.Second
-	}
-	if c.MaxPipeline <= 0 {
-		c.MaxPipeline = 4096
-	}
-}
 
 // ConnInfo is one registered connection (the hub's type, so that a Registry
 // is a hub.Directory).
@@ -73,125 +34,46 @@ var (
 
 // Registry records this instance's connections in Redis and answers lookups
 // across instances. Add and Remove never block (they queue; one goroutine
-// writes in pipelined batches); lookups are synchronous Redis calls.
+// writes in pipelined batches); lookups and addressed sends are synchronous
+// Redis calls.
 type Registry struct {
-	b   *Broker
-	cfg RegistryConfig
-	id  string
-
-	mu      sync.Mutex
-	pending []regOp
-	closed  bool
-
-	rewrite atomic.Bool // set by the broker after a reconnect: rewrite all entries
-
-	wake    chan struct{}
-	syncReq chan chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-
-	// Owned by the run goroutine (and by Close after it stopped).
-	local  map[string]*localConn
-	order  []string // local ids, for the refresh cursor
-	cursor int
-	beats  int
-	resync bool // Redis may have lost our entries: write them all again
-	// unremoved holds removed entries (id -> user) whose DEL/SREM failed;
-	// they are sent again with the next resync.
-	unremoved map[string]string
-}
-
-type regOp struct {
-	add      bool
-	id, user string
-	at       int64 // unix ms
-}
-
-type localConn struct {
-	user string
-	at   int64
-	pos  int // index in order
+	b *Broker    // set once
+	w *regWriter // set once; the broker holds it too
 }
 
 // NewRegistry starts the registry of b's instance. Broker.Close closes it
 // (gracefully) when the caller did not.
 func NewRegistry(b *Broker, cfg RegistryConfig) (*Registry, error) {
 	cfg.setDefaults()
-	r := &Registry{
-		b:         b,
-		cfg:       cfg,
-		id:        b.cfg.InstanceID,
-		wake:      make(chan struct{}, 1),
-		syncReq:   make(chan chan struct{}),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		local:     make(map[string]*localConn),
-		unremoved: make(map[string]string),
+	w := newRegWriter(b.client, cfg, b.cfg.InstanceID, b.cfg.CommandTimeout, b.log, &b.stats)
+	if err := b.attach(w); err != nil {
+		return nil, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil, errors.New("redis: broker closed")
-	}
-	if b.registry != nil {
-		return nil, errors.New("redis: broker already has a registry")
-	}
-	b.registry = r
-	go r.run()
-	return r, nil
+	return &Registry{b: b, w: w}, nil
 }
 
 // Add registers a connection of this instance; user may be empty. It queues
 // and returns at once.
 func (r *Registry) Add(connID, user string) {
-	r.enqueue(regOp{add: true, id: connID, user: user, at: time.Now().UnixMilli()})
+	r.w.enqueue(regOp{add: true, id: connID, user: user, at: time.Now().UnixMilli()})
 }
 
 // Remove unregisters a connection of this instance; it queues and returns at once.
 func (r *Registry) Remove(connID string) {
-	r.enqueue(regOp{id: connID})
-}
-
-func (r *Registry) enqueue(op regOp) {
-	if op.id == "" {
-		return
-	}
-	r.mu.Lock()
-	if !r.closed {
-		r.pending = append(r.pending, op)
-	}
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.w.enqueue(regOp{id: connID})
 }
 
 // Sync waits until every Add and Remove queued before the call was written
 // to Redis (or failed), or ctx ends.
-func (r *Registry) Sync(ctx context.Context) error {
-	ch := make(chan struct{})
-	select {
-	case r.syncReq <- ch:
-	case <-r.done:
-		return errors.New("redis: registry closed")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *Registry) Sync(ctx context.Context) error { return r.w.sync(ctx) }
 
-func connKey(id string) string            { return "ws:conn:" + id }
-func userKey(u string) string             { return "ws:user:" + u }
-func instKey(id string) string            { return "ws:instance:" + id }
-func userMember(inst, conn string) string { return inst + "|" + conn }
+// Close writes what is queued, then deletes this instance's heartbeat (which
+// fences its entries at once) and its entries. Idempotent.
+func (r *Registry) Close() error { return r.w.close() }
 
-const instancesKey = "ws:instances"
+// halt stops the writer without touching Redis (what a crash looks like to
+// the others). It reports whether this call did it.
+func (r *Registry) halt() bool { return r.w.halt() }
 
 func (r *Registry) ctx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, r.b.cfg.CommandTimeout)
@@ -315,38 +197,79 @@ func (r *Registry) Instances(ctx context.Context) ([]InstanceInfo, error) {
 	return out, nil
 }
 
-// Close writes what is queued, then deletes this instance's heartbeat (which
-// fences its entries at once) and its entries. Idempotent.
-func (r *Registry) Close() error {
-	if !r.halt() {
-		return nil
+// ---- addressed sends
+
+// ErrNotDelivered: the owning instance is registered but nobody listens on
+// its channel (it is restarting its subscription connection); retry later.
+var ErrNotDelivered = errors.New("redis: owning instance not listening")
+
+// SendToConn delivers data (a JSON value) to one connection on whichever
+// instance holds it, through that instance's own channel; the owner's
+// DirectHandler gets it. ErrNotFound when no live instance holds connID.
+func (r *Registry) SendToConn(ctx context.Context, connID string, data []byte) error {
+	info, err := r.Lookup(ctx, connID)
+	if err != nil {
+		return err
 	}
-	r.flush()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*r.b.cfg.CommandTimeout)
+	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	c := r.b.client
-	cmds := rueidis.Commands{
-		c.B().Del().Key(instKey(r.id)).Build(),
-		c.B().Zrem().Key(instancesKey).Member(r.id).Build(),
+	n, err := r.b.client.Do(ctx, r.publishCmd(info.Instance, []string{connID}, data)).AsInt64()
+	if err != nil {
+		return err
 	}
-	for id, lc := range r.local {
-		cmds = r.removeCmds(cmds, id, lc.user)
+	if n == 0 {
+		return ErrNotDelivered
 	}
-	cmds = r.unremovedCmds(cmds)
-	return r.exec(ctx, cmds)
+	return nil
 }
 
-// halt stops the goroutine without touching Redis (what a crash looks like to
-// the others). It reports whether this call did it.
-func (r *Registry) halt() bool {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return false
+// SendToUser delivers data to every live connection of user: one publication
+// per owning instance, naming its connections. It returns how many
+// connections were addressed (ErrNotFound when none).
+func (r *Registry) SendToUser(ctx context.Context, user string, data []byte) (int, error) {
+	conns, err := r.UserConns(ctx, user)
+	if err != nil {
+		return 0, err
 	}
-	r.closed = true
-	r.mu.Unlock()
-	close(r.stop)
-	<-r.done
-	return true
+	if len(conns) == 0 {
+		return 0, ErrNotFound
+	}
+	byInst := make(map[string][]string)
+	var order []string
+	for _, c := range conns {
+		if byInst[c.Instance] == nil {
+			order = append(order, c.Instance)
+		}
+		byInst[c.Instance] = append(byInst[c.Instance], c.ID)
+	}
+	cmds := make(rueidis.Commands, len(order))
+	for i, in := range order {
+		cmds[i] = r.publishCmd(in, byInst[in], data)
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	sent := 0
+	var first error
+	for i, res := range r.b.client.DoMulti(ctx, cmds...) {
+		n, err := res.AsInt64()
+		switch {
+		case err != nil:
+			first = errors.Join(first, err)
+		case n == 0:
+			first = errors.Join(first, ErrNotDelivered)
+		default:
+			sent += len(byInst[order[i]])
+		}
+	}
+	return sent, first
+}
+
+func (r *Registry) publishCmd(inst string, conns []string, data []byte) rueidis.Completed {
+	c := r.b.client
+	ch := instPrefix + inst
+	msg := string(appendDirect(nil, conns, data))
+	if r.b.cluster {
+		return c.B().Spublish().Channel(ch).Message(msg).Build()
+	}
+	return c.B().Publish().Channel(ch).Message(msg).Build()
 }

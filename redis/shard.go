@@ -3,7 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
-	"strconv"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,41 +13,90 @@ import (
 	"github.com/wshub/wshub/hub"
 )
 
-var (
-	errStopped      = errors.New("redis: shard stopped")
-	errProbeTimeout = errors.New("redis: liveness probe timed out")
-)
+var errStopped = errors.New("redis: shard stopped")
+
+// chanState is one channel in the broker's table. Guarded by base.mu: the
+// broker creates, routes and deletes it; the shard it is on answers its
+// waiters (and deletes it once answered and unwanted).
+type chanState struct {
+	shard    *shard        // connection it belongs on; nil while a cluster route is unknown
+	wanted   bool          // the hub (or the broker itself, for internal channels) wants it
+	internal bool          // instance or probe channel: never unsubscribed by the hub
+	waiters  []func(error) // Subscribe callbacks waiting for Redis' answer
+}
+
+func (st *chanState) needed() bool { return st.wanted || len(st.waiters) > 0 }
+
+// takeWaiters moves st's waiters to fire.
+func (st *chanState) takeWaiters(fire []func(error)) []func(error) {
+	fire = append(fire, st.waiters...)
+	st.waiters = nil
+	return fire
+}
+
+// shardOwner is the broker as its shards see it; the methods ending in
+// Locked are called with base.mu held.
+type shardOwner interface {
+	// deliver hands on a message read on a live connection.
+	deliver(m rueidis.PubSubMessage)
+	// updateReadyLocked re-evaluates readiness after a shard went up or down.
+	updateReadyLocked()
+	// restored: a connection is back after a loss, and Redis may have
+	// restarted empty.
+	restored()
+	// lost: a connection ended or could not be opened.
+	lost()
+	// droppedLocked: Redis unsubscribed s from ch without being asked.
+	droppedLocked(s *shard, ch string)
+	// refusedLocked: Redis refused s's SUBSCRIBE of chs, answering MOVED to
+	// movedTo when not "". It returns failed plus the waiters to fail.
+	refusedLocked(s *shard, chs []string, movedTo string, failed []func(error)) []func(error)
+}
+
+// base is the part of a Broker (which embeds it) that its shards share. Set
+// once by New, except where noted.
+type base struct {
+	cfg     Config
+	log     *slog.Logger
+	stats   stats                // atomics
+	cluster bool                 // sharded pub/sub, one shard per master
+	nodeOpt rueidis.ClientOption // template for per-master clients (cluster)
+	owner   shardOwner           // the Broker itself
+	wg      sync.WaitGroup       // every goroutine of the broker and its shards; waited for by Close
+
+	// mu guards chans, the Broker's fields marked so and the shards' marked so.
+	mu    sync.Mutex
+	chans map[string]*chanState // channels wanted or still settling
+}
 
 // shard owns one subscription connection (the only one when standalone, one
 // per master on a cluster) and the goroutine that drives it: connect,
 // resubscribe, batch SUBSCRIBE/UNSUBSCRIBE, probe, and reconnect with backoff.
+// What to send is its plan's decision; where a channel goes is the broker's.
 type shard struct {
-	b    *Broker
-	addr string
+	b    *base  // the broker's shared part; set once
+	addr string // master address; "" when standalone; set once
 
 	wake     chan struct{} // cap 1: marked channels to reconcile; sent by markDirtyLocked, read by run
 	stop     chan struct{} // closed by halt; read by run
 	stopOnce sync.Once     // owned by halt
 
-	// Guarded by Broker.mu.
+	// Guarded by b.mu.
 	node      rueidis.Client // client to dedicate the connection from; set by nodeClient, cleared by closeNode
 	ownNode   bool           // node was created for this shard (cluster); set by nodeClient
 	sess      *session       // current connection; nil while down; set by runSession, cleared by endSession
 	up        bool           // connected and initial resubscription confirmed; set by runSession
 	plan      *subPlan       // what to (un)subscribe on sess; decides, the shard goroutine sends
-	probeChan string         // set by Broker.setProbeLocked / dropProbeLocked
+	probeChan string         // set by the broker (setProbeLocked, dropProbeLocked)
 
-	// Owned by the shard goroutine, except the atomics.
-	probeSeq  uint64
-	probeSent time.Time
-	probeAck  atomic.Uint64 // last probe that came back (set by the hook)
-	probeVoid atomic.Uint64 // last probe Redis refused to publish
-	sessions  int
+	// Owned by the shard goroutine.
+	probe    prober // its atomics are stored by other goroutines too (see prober)
+	sessions int    // connections established so far
 }
 
 // session is one connection's identity; hooks of an older connection are ignored.
 type session struct {
-	dc rueidis.DedicatedClient
+	dc rueidis.DedicatedClient // set once
 	// live is set while this is the shard's current connection. A replaced
 	// connection closes in the background and may still read messages that
 	// the new one delivers too: its reader drops them once live is false.
@@ -55,13 +104,15 @@ type session struct {
 }
 
 // onMessage hands on messages of the current connection only.
-func (sess *session) onMessage(b *Broker, m rueidis.PubSubMessage) {
+func (sess *session) onMessage(o shardOwner, m rueidis.PubSubMessage) {
 	if sess.live.Load() {
-		b.onMessage(m)
+		o.deliver(m)
 	}
 }
 
-func (b *Broker) newShardLocked(addr string, node rueidis.Client) *shard {
+// newShard starts the shard of master addr (node: the client to dedicate
+// connections from; nil to make one for addr).
+func newShard(b *base, addr string, node rueidis.Client) *shard {
 	s := &shard{
 		b:    b,
 		addr: addr,
@@ -70,24 +121,19 @@ func (b *Broker) newShardLocked(addr string, node rueidis.Client) *shard {
 		node: node,
 		plan: newSubPlan(b.cfg.SubscribeBatch, b.cluster),
 	}
-	b.shards[addr] = s
 	b.wg.Add(1)
 	go s.run()
-	b.updateReadyLocked()
 	return s
 }
 
 func (s *shard) halt() { s.stopOnce.Do(func() { close(s.stop) }) }
 
-func (s *shard) closeNode() {
-	s.b.mu.Lock()
-	node := s.node
-	if s.ownNode {
-		s.node = nil
-	}
-	s.b.mu.Unlock()
-	if s.ownNode && node != nil {
-		node.Close()
+func (s *shard) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -98,20 +144,46 @@ func (s *shard) hasLocked(channel string) bool { return s.plan.has(channel) }
 // markDirtyLocked has the shard goroutine reconcile channel.
 func (s *shard) markDirtyLocked(channel string) {
 	s.plan.mark(channel)
+	s.wakeLocked()
+}
+
+// wakeIfDirtyLocked has the shard goroutine run again for what the plan
+// marked while applying answers.
+func (s *shard) wakeIfDirtyLocked() {
+	if s.plan.pending() {
+		s.wakeLocked()
+	}
+}
+
+func (s *shard) wakeLocked() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *shard) stopped() bool {
-	select {
-	case <-s.stop:
-		return true
-	default:
-		return false
-	}
+// wantLocked is the plan's view of the broker's table for this shard.
+func (s *shard) wantLocked(ch string) (mine, wanted bool) {
+	st := s.b.chans[ch]
+	mine = st != nil && st.shard == s
+	return mine, mine && st.wanted
 }
+
+// settleLocked takes the waiters of ch, which Redis now holds (or no longer
+// needs to), and forgets a channel nobody wants any more.
+func (s *shard) settleLocked(ch string, fire []func(error)) []func(error) {
+	st := s.b.chans[ch]
+	if st == nil || st.shard != s {
+		return fire
+	}
+	fire = st.takeWaiters(fire)
+	if !st.wanted {
+		delete(s.b.chans, ch)
+	}
+	return fire
+}
+
+// ---- the shard goroutine
 
 func (s *shard) run() {
 	defer s.b.wg.Done()
@@ -128,9 +200,7 @@ func (s *shard) run() {
 		} else {
 			s.b.log.Debug("pub/sub reconnect attempt failed", "addr", s.addr, "err", err)
 		}
-		if s.b.router != nil {
-			s.b.router.poke()
-		}
+		s.b.owner.lost()
 		t := time.NewTimer(bo.next())
 		select {
 		case <-s.stop:
@@ -160,7 +230,7 @@ func (s *shard) runSession() (established bool, err error) {
 	}()
 	sess := &session{dc: dc}
 	errCh := dc.SetPubSubHooks(rueidis.PubSubHooks{
-		OnMessage:      func(m rueidis.PubSubMessage) { sess.onMessage(b, m) },
+		OnMessage:      func(m rueidis.PubSubMessage) { sess.onMessage(b.owner, m) },
 		OnSubscription: func(x rueidis.PubSubSubscription) { s.onSubscription(sess, x) },
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CommandTimeout)
@@ -189,20 +259,14 @@ func (s *shard) runSession() (established bool, err error) {
 		b.stats.reconnects.Add(1)
 		b.stats.resubscribed.Add(uint64(n))
 		b.log.Info("pub/sub connection re-established", "addr", s.addr, "resubscribed", n)
-		// The node may have restarted empty: have the registry write its
-		// entries again (idempotent) rather than wait for a refresh to notice.
-		b.mu.Lock()
-		if reg := b.registry; reg != nil {
-			reg.rewrite.Store(true)
-		}
-		b.mu.Unlock()
+		b.owner.restored()
 	}
 	b.mu.Lock()
 	s.up = true
-	b.updateReadyLocked()
+	b.owner.updateReadyLocked()
 	b.mu.Unlock()
 
-	s.probeSent = time.Time{}
+	s.probe.reset()
 	tick := time.NewTicker(b.cfg.ProbeInterval)
 	defer tick.Stop()
 	for {
@@ -219,7 +283,7 @@ func (s *shard) runSession() (established bool, err error) {
 				return true, err
 			}
 		case <-tick.C:
-			if err := s.probe(); err != nil {
+			if err := s.probeTick(); err != nil {
 				return true, err
 			}
 		}
@@ -242,12 +306,24 @@ func (s *shard) nodeClient() (rueidis.Client, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if s.stopped() || b.closed {
+	if s.stopped() {
 		node.Close()
 		return nil, errStopped
 	}
 	s.node, s.ownNode = node, true
 	return node, nil
+}
+
+func (s *shard) closeNode() {
+	s.b.mu.Lock()
+	node := s.node
+	if s.ownNode {
+		s.node = nil
+	}
+	s.b.mu.Unlock()
+	if s.ownNode && node != nil {
+		node.Close()
+	}
 }
 
 // endSession forgets the connection's subscriptions; pending subscribers are
@@ -264,13 +340,12 @@ func (s *shard) endSession() {
 		if st.shard != s || len(st.waiters) == 0 {
 			continue
 		}
-		fail = append(fail, st.waiters...)
-		st.waiters = nil
+		fail = st.takeWaiters(fail)
 		if !st.wanted {
 			delete(b.chans, ch)
 		}
 	}
-	b.updateReadyLocked()
+	b.owner.updateReadyLocked()
 	b.mu.Unlock()
 	for _, f := range fail {
 		f(hub.ErrUnavailable)
@@ -279,7 +354,7 @@ func (s *shard) endSession() {
 
 // onSubscription sees every (un)subscribe notice. An unsubscribe we did not
 // ask for is Redis dropping the channel (a cluster slot moved away): the
-// channel is routed again and resubscribed.
+// broker decides where it goes next.
 func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
 	if x.Kind != "unsubscribe" && x.Kind != "sunsubscribe" {
 		return
@@ -294,65 +369,145 @@ func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
 	if removed {
 		b.stats.subscribed.Add(-1)
 	}
-	if !dropped {
-		return
+	if dropped {
+		b.owner.droppedLocked(s, x.Channel)
 	}
-	st := b.chans[x.Channel]
-	if st == nil || st.shard != s || !st.wanted {
-		return
-	}
-	b.stats.resubscribed.Add(1)
-	b.log.Debug("redis dropped a subscription; subscribing again", "addr", s.addr, "channel", x.Channel)
-	if b.router != nil {
-		b.moveLocked(x.Channel, st, nil)
-		return
-	}
-	s.markDirtyLocked(x.Channel)
 }
 
-// probe sends the next liveness probe, or fails when the last one is overdue.
-// The probe is published through this shard's own node, so on a cluster a
-// stale slot map elsewhere cannot fail it; when Redis answers the PUBLISH with
-// an error (CLUSTERDOWN during a failover, MOVED) it is alive and the probe
-// proves nothing either way.
-func (s *shard) probe() error {
+// probeTick sends the next liveness probe, or fails when the last one is overdue.
+func (s *shard) probeTick() error {
 	b := s.b
-	if !s.probeSent.IsZero() {
-		if s.probeAck.Load() >= s.probeSeq || s.probeVoid.Load() >= s.probeSeq {
-			s.probeSent = time.Time{}
-		} else if time.Since(s.probeSent) > b.cfg.ProbeTimeout {
-			b.stats.probeFailures.Add(1)
-			return errProbeTimeout
-		} else {
-			return nil
-		}
+	next, err := s.probe.check(time.Now(), b.cfg.ProbeTimeout)
+	if err != nil {
+		b.stats.probeFailures.Add(1)
+		return err
+	}
+	if !next {
+		return nil
 	}
 	b.mu.Lock()
 	ch, node := s.probeChan, s.node
 	ok := ch != "" && node != nil && s.hasLocked(ch)
 	b.mu.Unlock()
-	if !ok {
-		return nil
+	if ok {
+		s.probe.send(node, b.cluster, ch, b.cfg.ProbeTimeout, &b.wg)
 	}
-	s.probeSeq++
-	s.probeSent = time.Now()
-	seq := s.probeSeq
-	msg := string(strconv.AppendUint([]byte{envProbe}, seq, 10))
-	var cmd rueidis.Completed
-	if b.cluster {
-		cmd = node.B().Spublish().Channel(ch).Message(msg).Build()
-	} else {
-		cmd = node.B().Publish().Channel(ch).Message(msg).Build()
-	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ProbeTimeout)
-		err := node.Do(ctx, cmd).Error()
-		cancel()
-		if _, ok := rueidis.IsRedisErr(err); ok {
-			s.probeVoid.Store(seq)
-		}
-	}()
 	return nil
+}
+
+// ---- sending what the plan decides
+
+// sync sends the commands the plan asks for, all batches pipelined in one
+// round trip, and hands the answers back to it. It returns how many channels
+// Redis confirmed. An error means the connection is unusable (a refusal by
+// Redis, like MOVED, is not one).
+func (s *shard) sync(dc rueidis.DedicatedClient) (int, error) {
+	b := s.b
+	var fire []func(error)
+	b.mu.Lock()
+	groups, settled := s.plan.next(s.wantLocked)
+	for _, ch := range settled {
+		fire = s.settleLocked(ch, fire)
+	}
+	b.mu.Unlock()
+	for _, f := range fire {
+		f(nil)
+	}
+	if len(groups) == 0 {
+		return 0, nil
+	}
+
+	cmds := make(rueidis.Commands, len(groups))
+	for i, g := range groups {
+		cmds[i] = s.command(dc, g.chans, g.unsub)
+	}
+	b.stats.subscribeCmds.Add(uint64(len(groups) - countUnsub(groups)))
+
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CommandTimeout)
+	resps := dc.DoMulti(ctx, cmds...)
+	cancel()
+
+	confirmed := 0
+	var connErr error
+	var failed []func(error)
+	fire = fire[:0]
+	b.mu.Lock()
+	for i, g := range groups {
+		err := resps[i].Error()
+		if err != nil {
+			if rerr, ok := rueidis.IsRedisErr(err); ok && connErr == nil {
+				failed = s.refusedLocked(g, rerr, failed)
+				continue
+			}
+			if connErr == nil {
+				connErr = err
+			}
+			continue
+		}
+		if g.unsub {
+			s.unsubscribedLocked(g.chans)
+			continue
+		}
+		confirmed += len(g.chans)
+		fire = s.subscribedLocked(g.chans, fire)
+	}
+	b.mu.Unlock()
+	for _, f := range fire {
+		f(nil)
+	}
+	for _, f := range failed {
+		f(hub.ErrUnavailable)
+	}
+	return confirmed, connErr
+}
+
+func (s *shard) command(dc rueidis.DedicatedClient, chs []string, unsub bool) rueidis.Completed {
+	switch {
+	case s.b.cluster && unsub:
+		return dc.B().Sunsubscribe().Channel(chs...).Build()
+	case s.b.cluster:
+		return dc.B().Ssubscribe().Channel(chs...).Build()
+	case unsub:
+		return dc.B().Unsubscribe().Channel(chs...).Build()
+	default:
+		return dc.B().Subscribe().Channel(chs...).Build()
+	}
+}
+
+func countUnsub(gs []cmdGroup) (n int) {
+	for _, g := range gs {
+		if g.unsub {
+			n++
+		}
+	}
+	return n
+}
+
+// subscribedLocked records Redis' confirmation and collects the waiters it
+// satisfies; the plan marks what is no longer wanted for the next round.
+func (s *shard) subscribedLocked(chs []string, fire []func(error)) []func(error) {
+	s.b.stats.subscribed.Add(int64(s.plan.subscribed(chs, s.wantLocked)))
+	for _, ch := range chs {
+		fire = s.settleLocked(ch, fire)
+	}
+	s.wakeIfDirtyLocked()
+	return fire
+}
+
+func (s *shard) unsubscribedLocked(chs []string) {
+	s.b.stats.subscribed.Add(-int64(s.plan.unsubscribed(chs, s.wantLocked)))
+	s.wakeIfDirtyLocked()
+}
+
+// refusedLocked handles a command Redis answered with an error. A refused
+// UNSUBSCRIBE leaves nothing subscribed; where the channels of a refused
+// SUBSCRIBE go (or whether their waiters fail) is the broker's decision.
+func (s *shard) refusedLocked(g cmdGroup, rerr *rueidis.RedisError, failed []func(error)) []func(error) {
+	s.b.log.Warn("redis refused (un)subscribe", "addr", s.addr, "channels", len(g.chans), "err", rerr.Error())
+	if g.unsub {
+		s.unsubscribedLocked(g.chans)
+		return failed
+	}
+	movedTo, _ := rerr.IsMoved()
+	return s.b.owner.refusedLocked(s, g.chans, movedTo, failed)
 }

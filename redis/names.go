@@ -1,0 +1,20 @@
+package redis
+
+// Redis names of the broker and the registry (see the package doc).
+
+// Prefixes of internal channels; '#' cannot appear in client channel names.
+const (
+	internalPrefix = "ws#"
+	instPrefix     = "ws#inst:"
+	probePrefix    = "ws#probe:"
+)
+
+// probeChannel names a probe channel of instance in the slot of hash tag tag.
+func probeChannel(instance, tag string) string { return probePrefix + instance + ":{" + tag + "}" }
+
+func connKey(id string) string            { return "ws:conn:" + id }
+func userKey(u string) string             { return "ws:user:" + u }
+func instKey(id string) string            { return "ws:instance:" + id }
+func userMember(inst, conn string) string { return inst + "|" + conn }
+
+const instancesKey = "ws:instances"
