@@ -57,11 +57,20 @@ type tokenClaims struct {
 	Sub      json.RawMessage `json:"sub"`
 	Channels json.RawMessage `json:"channels"`
 	Info     json.RawMessage `json:"info"`
+
+	exp *jwt.NumericDate // Exp decoded, kept for Claims.Expires
 }
 
 // GetExpirationTime implements jwt.Claims.
 func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) {
-	return numericDate(c.Exp, "exp")
+	if c.exp == nil && c.Exp != nil {
+		d, err := numericDate(c.Exp, "exp")
+		if err != nil {
+			return nil, err
+		}
+		c.exp = d
+	}
+	return c.exp, nil
 }
 
 // GetNotBefore implements jwt.Claims.

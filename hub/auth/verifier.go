@@ -146,7 +146,7 @@ func (v *Verifier) claims(tc *tokenClaims) (Claims, error) {
 		return Claims{}, refuse(ReasonSub, errors.New("sub is missing, empty or not a string"))
 	}
 	c := Claims{Sub: sub}
-	if exp, _ := tc.GetExpirationTime(); exp != nil { // golang-jwt decoded it already
+	if exp, _ := tc.GetExpirationTime(); exp != nil { // decoded already, for golang-jwt's check
 		c.Expires = exp.Time
 	}
 	if c.Channels, c.HasChannels, err = tc.channels(); err != nil {
