@@ -30,7 +30,7 @@ type Claims struct {
 // Allows reports whether the token lets its holder use channel: always when
 // it had no "channels" claim (the gateway's own rules decide), otherwise when
 // one of its patterns matches. It does not allocate.
-func (c *Claims) Allows(channel string) bool {
+func (c Claims) Allows(channel string) bool {
 	if !c.HasChannels {
 		return true
 	}

@@ -67,7 +67,9 @@ type Config struct {
 	// ("oct") and private keys in it are ignored. An unknown kid refetches it
 	// (a file is read again), at most once per MinRefetch.
 	//
-	// A file that cannot be read or holds no usable key makes New fail. A URL
+	// New reads it once before returning (a URL within the HTTP client's
+	// timeout). A file that cannot be read or holds no usable key makes New
+	// fail. A URL
 	// that cannot be fetched at start does not: the gateway may start before
 	// the identity provider, so New logs the error and fetches again after
 	// MinRefetch, and meanwhile only Secrets and PublicKeys verify.

@@ -37,8 +37,10 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, secrets: cfg.Secrets, log: cfg.Logger}
+	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, log: cfg.Logger}
 	for i, s := range cfg.Secrets {
+		// A copy: the caller may reuse its buffers.
+		v.secrets = append(v.secrets, append([]byte(nil), s...))
 		if len(s) < 32 {
 			// RFC 7518 section 3.2 asks for a secret at least as long as
 			// the hash; shorter ones still work, for development.
@@ -162,6 +164,11 @@ func (v *Verifier) claims(tc *tokenClaims) (Claims, error) {
 // An unknown key asks for one JWKS refetch and, when this call started it,
 // looks again once the fetch is done (bounded by RefetchWait).
 func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 section 4.1.11: a header extension the recipient does
+		// not understand (e.g. RFC 7797's unencoded payload) must fail.
+		return nil, errCrit
+	}
 	a, ok := algByName(t.Method.Alg())
 	if !ok || !v.algs.has(a) { // jwt.WithValidMethods ruled this out already
 		return nil, errUnknownKey
