@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -43,11 +44,20 @@ type tokenClaims struct {
 	Sub      json.RawMessage `json:"sub"`
 	Channels json.RawMessage `json:"channels"`
 	Info     json.RawMessage `json:"info"`
+
+	exp *jwt.NumericDate // Exp decoded, kept for Claims.Expires
 }
 
 // GetExpirationTime implements jwt.Claims.
 func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) {
-	return numericDate(c.Exp, "exp")
+	if c.exp == nil && c.Exp != nil {
+		d, err := numericDate(c.Exp, "exp")
+		if err != nil {
+			return nil, err
+		}
+		c.exp = d
+	}
+	return c.exp, nil
 }
 
 // GetNotBefore implements jwt.Claims.
@@ -137,4 +147,35 @@ func (c *tokenClaims) info() (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: info is not an object", errClaimShape)
 	}
 	return c.Info, nil
+}
+
+// claims applies the checks golang-jwt does not: iss and aud (here so that a
+// missing one is an "issuer" or "audience" refusal, not a generic missing
+// claim), sub, channels and info.
+func (v *Verifier) claims(tc *tokenClaims) (Claims, error) {
+	if v.issuer != "" {
+		if iss, err := tc.GetIssuer(); err != nil || iss != v.issuer {
+			return Claims{}, refuse(ReasonIssuer, errors.New("iss is not the configured issuer"))
+		}
+	}
+	if v.audience != "" {
+		if aud, err := tc.GetAudience(); err != nil || !slices.Contains(aud, v.audience) {
+			return Claims{}, refuse(ReasonAudience, errors.New("aud does not name the configured audience"))
+		}
+	}
+	sub, err := tc.GetSubject()
+	if err != nil || sub == "" {
+		return Claims{}, refuse(ReasonSub, errors.New("sub is missing, empty or not a string"))
+	}
+	c := Claims{Sub: sub}
+	if exp, _ := tc.GetExpirationTime(); exp != nil { // decoded already, for golang-jwt's check
+		c.Expires = exp.Time
+	}
+	if c.Channels, c.HasChannels, err = tc.channels(); err != nil {
+		return Claims{}, refuse(ReasonClaims, err)
+	}
+	if c.Info, err = tc.info(); err != nil {
+		return Claims{}, refuse(ReasonClaims, err)
+	}
+	return c, nil
 }

@@ -64,7 +64,7 @@ func (v *Verifier) reason(t *jwt.Token, err error) string {
 		return ReasonUnknownKey
 	case errors.Is(err, errKeyType):
 		return ReasonAlgorithm
-	case errors.Is(err, errBadKid):
+	case errors.Is(err, errBadKid), errors.Is(err, errCrit):
 		return ReasonMalformed
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return ReasonMalformed

@@ -43,11 +43,8 @@ const (
 	MaxJWKSKeys = 64
 	// MaxJWKSSize is the largest JWKS document read, file or HTTP body.
 	MaxJWKSSize = 1 << 20
-	// RefetchWait is how long the one Verify call whose unknown kid starts a
-	// JWKS refetch waits for it before giving up with "unknown_key"; it
-	// blocks that caller's event loop, so it is short. Other calls never wait
-	// for the network.
-	RefetchWait = 500 * time.Millisecond
+	// DefaultRefetchWait is Config.RefetchWait's default.
+	DefaultRefetchWait = 500 * time.Millisecond
 )
 
 // Config says which tokens a Verifier accepts. At least one of Secrets,
@@ -67,7 +64,9 @@ type Config struct {
 	// ("oct") and private keys in it are ignored. An unknown kid refetches it
 	// (a file is read again), at most once per MinRefetch.
 	//
-	// A file that cannot be read or holds no usable key makes New fail. A URL
+	// New reads it once before returning (a URL within the HTTP client's
+	// timeout). A file that cannot be read or holds no usable key makes New
+	// fail. A URL
 	// that cannot be fetched at start does not: the gateway may start before
 	// the identity provider, so New logs the error and fetches again after
 	// MinRefetch, and meanwhile only Secrets and PublicKeys verify.
@@ -95,6 +94,13 @@ type Config struct {
 	// Logger receives JWKS fetch failures and skipped keys. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// RefetchWait is how long the one Verify call whose unknown kid starts a
+	// JWKS refetch waits for it before giving up with "unknown_key" (0:
+	// DefaultRefetchWait; negative: never wait). Other calls never wait for
+	// the network. A caller on an event loop that must never block passes
+	// a negative wait: the token that revealed a new key is refused, and the
+	// client's retry finds the key fetched.
+	RefetchWait time.Duration
 }
 
 // withDefaults checks c and fills its zero fields.
@@ -126,6 +132,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("auth: negative MinRefetch %v", c.MinRefetch)
 	case c.MinRefetch == 0:
 		c.MinRefetch = DefaultMinRefetch
+	}
+	if c.RefetchWait == 0 {
+		c.RefetchWait = DefaultRefetchWait
 	}
 	switch {
 	case c.Refresh == 0:

@@ -4,7 +4,7 @@ import "errors"
 
 // Reasons a token is refused: short, stable strings meant as metric labels.
 const (
-	ReasonMalformed      = "malformed"        // not a compact JWS: size, dots, base64, JSON
+	ReasonMalformed      = "malformed"        // not a compact JWS: size, dots, base64, JSON, a kid that is no string, a crit header
 	ReasonSignature      = "signature"        // no configured key verifies the signature
 	ReasonAlgorithm      = "algorithm"        // alg is none, unknown, or not one the configured keys support
 	ReasonExpired        = "expired"          // exp is in the past (beyond the leeway)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,22 +32,26 @@ func fileLoader(path string) loader {
 	}
 }
 
-// httpLoader GETs url with client. A client without a timeout of its own
+// httpLoader GETs location with client. A client without a timeout of its own
 // still gets DefaultHTTPTimeout, so a hung server cannot hold the fetch.
-func httpLoader(client *http.Client, url string) loader {
+func httpLoader(client *http.Client, location string) loader {
 	return func(ctx context.Context) ([]byte, error) {
 		if client.Timeout == 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, DefaultHTTPTimeout)
 			defer cancel()
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Accept", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				ue.URL = redactLocation(ue.URL) // the error is logged
+			}
 			return nil, err
 		}
 		defer resp.Body.Close()

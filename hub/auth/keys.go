@@ -163,6 +163,7 @@ var (
 	errUnknownKey = errors.New("no key for the token's kid and alg")
 	errKeyType    = errors.New("the key of the token's kid does not fit its alg")
 	errBadKid     = errors.New("kid is not a string")
+	errCrit       = errors.New(`header has "crit" extensions, none of which are supported`)
 )
 
 // lookup returns the key or key set for a token of alg a. With a kid and a

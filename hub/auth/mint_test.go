@@ -38,15 +38,17 @@ func TestMintRoundTrip(t *testing.T) {
 
 func TestMintRefuses(t *testing.T) {
 	for name, f := range map[string]func() (string, error){
-		"RS256":           func() (string, error) { return Mint(secretA, "RS256", "u", nil, 0, nil) },
-		"none":            func() (string, error) { return Mint(secretA, "none", "u", nil, 0, nil) },
-		"empty secret":    func() (string, error) { return Mint(nil, "HS256", "u", nil, 0, nil) },
-		"empty sub":       func() (string, error) { return Mint(secretA, "HS256", "", nil, 0, nil) },
-		"negative ttl":    func() (string, error) { return Mint(secretA, "HS256", "u", nil, -time.Second, nil) },
-		"bad pattern":     func() (string, error) { return Mint(secretA, "HS256", "u", []string{"room*"}, 0, nil) },
-		"info an array":   func() (string, error) { return Mint(secretA, "HS256", "u", nil, 0, json.RawMessage(`[1]`)) },
-		"info not JSON":   func() (string, error) { return Mint(secretA, "HS256", "u", nil, 0, json.RawMessage(`{`)) },
-		"longer than 8KB": func() (string, error) { return Mint(secretA, "HS256", "u", nil, 0, json.RawMessage(`{"x":"`+strings.Repeat("x", MaxTokenLen)+`"}`)) },
+		"RS256":         func() (string, error) { return Mint(secretA, "RS256", "u", nil, 0, nil) },
+		"none":          func() (string, error) { return Mint(secretA, "none", "u", nil, 0, nil) },
+		"empty secret":  func() (string, error) { return Mint(nil, "HS256", "u", nil, 0, nil) },
+		"empty sub":     func() (string, error) { return Mint(secretA, "HS256", "", nil, 0, nil) },
+		"negative ttl":  func() (string, error) { return Mint(secretA, "HS256", "u", nil, -time.Second, nil) },
+		"bad pattern":   func() (string, error) { return Mint(secretA, "HS256", "u", []string{"room*"}, 0, nil) },
+		"info an array": func() (string, error) { return Mint(secretA, "HS256", "u", nil, 0, json.RawMessage(`[1]`)) },
+		"info not JSON": func() (string, error) { return Mint(secretA, "HS256", "u", nil, 0, json.RawMessage(`{`)) },
+		"longer than 8KB": func() (string, error) {
+			return Mint(secretA, "HS256", "u", nil, 0, json.RawMessage(`{"x":"`+strings.Repeat("x", MaxTokenLen)+`"}`))
+		},
 	} {
 		if tok, err := f(); err == nil {
 			t.Errorf("%s: minted %q", name, tok)

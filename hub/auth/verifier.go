@@ -1,10 +1,8 @@
 package auth
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +22,9 @@ type Verifier struct {
 	static  []staticKey
 	ring    atomic.Pointer[keyring]
 	jwks    *fetcher // nil without Config.JWKS
-	log     *slog.Logger
+	// refetchWait is Config.RefetchWait: negative, never wait for a fetch.
+	refetchWait time.Duration
+	log         *slog.Logger
 
 	closeOnce sync.Once
 }
@@ -37,8 +37,10 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, secrets: cfg.Secrets, log: cfg.Logger}
+	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, log: cfg.Logger, refetchWait: cfg.RefetchWait}
 	for i, s := range cfg.Secrets {
+		// A copy: the caller may reuse its buffers.
+		v.secrets = append(v.secrets, append([]byte(nil), s...))
 		if len(s) < 32 {
 			// RFC 7518 section 3.2 asks for a secret at least as long as
 			// the hash; shorter ones still work, for development.
@@ -113,7 +115,8 @@ func (v *Verifier) Close() {
 }
 
 // Verify checks token and returns its claims, or an *Error saying why it is
-// refused. Malformed input is refused before any decoding, without
+// refused. What cannot be a token at all (empty, longer than MaxTokenLen, not
+// three base64url segments) is refused before any decoding, without
 // allocating.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if err := precheck(token); err != nil {
@@ -125,79 +128,4 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 		return Claims{}, refuse(v.reason(t, err), err)
 	}
 	return v.claims(&tc)
-}
-
-// claims applies the checks golang-jwt does not: iss and aud (here so that a
-// missing one is an "issuer" or "audience" refusal, not a generic missing
-// claim), sub, channels and info.
-func (v *Verifier) claims(tc *tokenClaims) (Claims, error) {
-	if v.issuer != "" {
-		if iss, err := tc.GetIssuer(); err != nil || iss != v.issuer {
-			return Claims{}, refuse(ReasonIssuer, errors.New("iss is not the configured issuer"))
-		}
-	}
-	if v.audience != "" {
-		if aud, err := tc.GetAudience(); err != nil || !slices.Contains(aud, v.audience) {
-			return Claims{}, refuse(ReasonAudience, errors.New("aud does not name the configured audience"))
-		}
-	}
-	sub, err := tc.GetSubject()
-	if err != nil || sub == "" {
-		return Claims{}, refuse(ReasonSub, errors.New("sub is missing, empty or not a string"))
-	}
-	c := Claims{Sub: sub}
-	if exp, _ := tc.GetExpirationTime(); exp != nil { // golang-jwt decoded it already
-		c.Expires = exp.Time
-	}
-	if c.Channels, c.HasChannels, err = tc.channels(); err != nil {
-		return Claims{}, refuse(ReasonClaims, err)
-	}
-	if c.Info, err = tc.info(); err != nil {
-		return Claims{}, refuse(ReasonClaims, err)
-	}
-	return c, nil
-}
-
-// key is the jwt.Keyfunc: the key or key set a parsed token is checked with.
-// An unknown key asks for one JWKS refetch and, when this call started it,
-// looks again once the fetch is done (bounded by RefetchWait).
-func (v *Verifier) key(t *jwt.Token) (any, error) {
-	a, ok := algByName(t.Method.Alg())
-	if !ok || !v.algs.has(a) { // jwt.WithValidMethods ruled this out already
-		return nil, errUnknownKey
-	}
-	kid, useKid, err := tokenKid(t)
-	if err != nil {
-		return nil, err
-	}
-	useKid = useKid && v.jwks != nil
-	k, err := v.ring.Load().lookup(a, kid, useKid)
-	if err != errUnknownKey || v.jwks == nil {
-		return k, err
-	}
-	done := v.jwks.request()
-	if done == nil {
-		return nil, err
-	}
-	wait := time.NewTimer(RefetchWait)
-	defer wait.Stop()
-	select {
-	case <-done:
-	case <-wait.C:
-		return nil, err
-	}
-	return v.ring.Load().lookup(a, kid, useKid)
-}
-
-// tokenKid returns the header's kid; an empty kid counts as none.
-func tokenKid(t *jwt.Token) (string, bool, error) {
-	raw, ok := t.Header["kid"]
-	if !ok {
-		return "", false, nil
-	}
-	kid, ok := raw.(string)
-	if !ok {
-		return "", false, errBadKid
-	}
-	return kid, kid != "", nil
 }

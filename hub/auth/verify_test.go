@@ -63,6 +63,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"payload not an object", ReasonMalformed, rawHS256(t, hsHeader, `["sub"]`, secretA)},
 		{"signature not base64", ReasonMalformed, valid[:strings.LastIndexByte(valid, '.')] + ".A"},
 		{"kid not a string", ReasonMalformed, sign(t, "HS256", secretA, map[string]any{"kid": 7}, good())},
+		{"crit header", ReasonMalformed, sign(t, "HS256", secretA, map[string]any{"crit": []string{"b64"}, "b64": false}, good())},
 		{"forged signature", ReasonSignature, sign(t, "HS256", []byte("another secret, 32 bytes long..."), nil, good())},
 		{"signature of another token", ReasonSignature, valid[:strings.LastIndexByte(valid, '.')] + signHS(t, with("sub", "u2"))[strings.LastIndexByte(valid, '.'):]},
 		{"alg none", ReasonAlgorithm, b64(`{"alg":"none","typ":"JWT"}`) + "." + b64(payload(t, `"x":1`)) + "."},
@@ -205,7 +206,9 @@ func TestVerifyRequireExp(t *testing.T) {
 }
 
 func TestVerifySecretRotation(t *testing.T) {
-	v := newVerifier(t, Config{Secrets: [][]byte{secretB, secretA}})
+	secrets := [][]byte{append([]byte(nil), secretB...), secretA}
+	v := newVerifier(t, Config{Secrets: secrets})
+	clear(secrets[0]) // the Verifier keeps its own copy
 	mustVerify(t, v, sign(t, "HS256", secretA, nil, claims{"sub": "old"}))
 	mustVerify(t, v, sign(t, "HS256", secretB, nil, claims{"sub": "new"}))
 	_, err := v.Verify(sign(t, "HS256", []byte("a third secret, 32 bytes long..."), nil, claims{"sub": "u"}))
