@@ -2,12 +2,12 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -85,25 +85,39 @@ func adminFDs(c *config) int {
 	return 2 + adminFDsPerConn*c.AdminMaxConns
 }
 
-// validateAdmin checks the admin listener's limits.
-func (c *config) validateAdmin() []error {
-	var errs []error
-	check := func(ok bool, format string, a ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, a...))
-		}
-	}
-	check(c.AdminMaxConns >= 1, "--admin-max-conns must be at least 1, got %d", c.AdminMaxConns)
+// validateAdmin checks the admin listener's settings. One reachable from
+// other hosts must ask its clients for a key (the admin API publishes to
+// every client and profiles the process) unless admin.insecure says that
+// the network in front of it does.
+func (c *config) validateAdmin(k *checker) {
+	k.check(c.AdminMaxConns >= 1, "admin.max_conns", "must be at least 1, got %d", c.AdminMaxConns)
 	for _, d := range []struct {
-		flag string
-		v    time.Duration
+		key string
+		v   time.Duration
 	}{
-		{"--admin-header-timeout", c.AdminHeaderTimeout}, {"--admin-read-timeout", c.AdminReadTimeout},
-		{"--admin-write-timeout", c.AdminWriteTimeout}, {"--admin-idle-timeout", c.AdminIdleTimeout},
+		{"admin.header_timeout", c.AdminHeaderTimeout}, {"admin.read_timeout", c.AdminReadTimeout},
+		{"admin.write_timeout", c.AdminWriteTimeout}, {"admin.idle_timeout", c.AdminIdleTimeout},
 	} {
-		check(d.v > 0, "%s must be a positive duration, got %v", d.flag, d.v)
+		k.check(d.v > 0, d.key, "must be a positive duration, got %v", d.v)
 	}
-	return errs
+	k.check(c.AdminAddr == "" || loopback(c.AdminAddr) || len(c.AdminAPIKeys) > 0 || c.AdminInsecure, "admin.addr",
+		"%q is reachable from other hosts and the admin API has no key: set admin.api_keys (--admin-api-key) or admin.insecure: true", c.AdminAddr)
+	k.check(!c.AdminProtectMetrics || len(c.AdminAPIKeys) > 0, "admin.protect_metrics", "needs admin.api_keys (--admin-api-key)")
+}
+
+// loopback reports whether the listen address addr only takes connections
+// from this host: 127.0.0.0/8, ::1 or localhost (an empty host is every
+// interface).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // startAdmin serves the admin API on its own listener; an empty

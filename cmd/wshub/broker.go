@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,7 @@ func openBroker(ctx context.Context, cfg *config, log *slog.Logger, reg promethe
 	}
 	target := cfg.Redis
 	if target == "" {
-		target = cfg.RedisCluster
+		target = strings.Join(cfg.RedisCluster, ",")
 	}
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {

@@ -4,15 +4,27 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
+// subcommands are the tools the binary carries besides the gateway, by the
+// first argument (`wshub config check FILE`); each returns the exit code.
+var subcommands = map[string]func(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int{
+	"config": configCommand,
+}
+
 func main() {
+	if len(os.Args) > 1 {
+		if cmd, ok := subcommands[os.Args[1]]; ok {
+			os.Exit(cmd(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
+		}
+	}
 	cfg, err := parseConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if err != nil {
-		os.Exit(exitCode(err))
+		os.Exit(exitCode(err, os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

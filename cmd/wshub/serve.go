@@ -159,7 +159,7 @@ func brokerName(cfg *config) string {
 	switch {
 	case cfg.Redis != "":
 		return "redis"
-	case cfg.RedisCluster != "":
+	case len(cfg.RedisCluster) > 0:
 		return "redis-cluster"
 	}
 	return "memory"

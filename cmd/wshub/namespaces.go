@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Who may subscribe to, and publish on, a namespace's channels.
+const (
+	modeAnyone        = "anyone"
+	modeAuthenticated = "authenticated" // a client with a valid token
+	modeToken         = "token"         // a token that grants the channel itself
+	modeSubscribers   = "subscribers"   // publish only: clients subscribed to the channel
+	modeNobody        = "nobody"        // clients never; the admin API still publishes
+)
+
+var (
+	subscribeModes = []string{modeAnyone, modeAuthenticated, modeToken, modeNobody}
+	publishModes   = []string{modeAnyone, modeSubscribers, modeAuthenticated, modeToken, modeNobody}
+)
+
+// maxNamespaceLen bounds a namespace's name, which every channel of it
+// repeats.
+const maxNamespaceLen = 64
+
+// namespaceOptions is what a namespace allows. An empty mode was not given:
+// see defaultNamespace and namespace for what applies instead. Options to
+// come (history, presence, slow-consumer policy) are more fields: the file
+// loader and `config print` go by the yaml tags.
+type namespaceOptions struct {
+	Subscribe string `yaml:"subscribe"`
+	Publish   string `yaml:"publish"`
+}
+
+// authEnabled reports whether client tokens are verified at all.
+func (c *config) authEnabled() bool {
+	return len(c.JWTSecrets) > 0 || len(c.JWTPublicKeys) > 0 || c.JWTJWKS != ""
+}
+
+// defaultNamespace is what channels without ':' allow (and, with
+// allow_unknown_namespaces, those of an unlisted namespace): default_namespace
+// as the file gave it, each mode it leaves out being anyone without auth and
+// authenticated with auth, so that configuring auth closes the gateway to
+// anonymous clients unless the file says otherwise.
+func (c *config) defaultNamespace() namespaceOptions {
+	fallback := modeAnyone
+	if c.authEnabled() {
+		fallback = modeAuthenticated
+	}
+	o := namespaceOptions{Subscribe: fallback, Publish: fallback}
+	if d := c.DefaultNamespace; d != nil {
+		o = d.or(o)
+	}
+	return o
+}
+
+// namespace is what the channels of namespace name allow: its options, the
+// modes it leaves out being the default namespace's; ok is false when the
+// namespace is not listed and allow_unknown_namespaces is off.
+func (c *config) namespace(name string) (o namespaceOptions, ok bool) {
+	o, listed := c.Namespaces[name]
+	if !listed && !c.AllowUnknownNamespaces {
+		return namespaceOptions{}, false
+	}
+	return o.or(c.defaultNamespace()), true
+}
+
+// or fills the modes o leaves out from d.
+func (o namespaceOptions) or(d namespaceOptions) namespaceOptions {
+	if o.Subscribe == "" {
+		o.Subscribe = d.Subscribe
+	}
+	if o.Publish == "" {
+		o.Publish = d.Publish
+	}
+	return o
+}
+
+// validateNamespaces checks namespace names and modes; a mode that needs a
+// token without JWT keys configured would shut every client out silently.
+func (c *config) validateNamespaces() []error {
+	var errs []error
+	checkModes := func(key string, o namespaceOptions) {
+		for _, m := range []struct {
+			key, mode string
+			modes     []string
+		}{{"subscribe", o.Subscribe, subscribeModes}, {"publish", o.Publish, publishModes}} {
+			name := c.name(key + "." + m.key)
+			switch {
+			case m.mode == "":
+			case !slices.Contains(m.modes, m.mode):
+				errs = append(errs, fmt.Errorf("%s: %q is not one of %s", name, m.mode, strings.Join(m.modes, ", ")))
+			case (m.mode == modeAuthenticated || m.mode == modeToken) && !c.authEnabled():
+				errs = append(errs, fmt.Errorf("%s: %s needs client authentication: set %s", name, m.mode, authKeys))
+			}
+		}
+	}
+	if c.DefaultNamespace != nil {
+		checkModes("default_namespace", *c.DefaultNamespace)
+	}
+	names := make([]string, 0, len(c.Namespaces))
+	for name := range c.Namespaces {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		key := "namespaces." + name
+		if err := checkNamespaceName(name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", c.name(key), err))
+		}
+		checkModes(key, c.Namespaces[name])
+	}
+	return errs
+}
+
+func checkNamespaceName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("a namespace needs a name")
+	case len(name) > maxNamespaceLen:
+		return fmt.Errorf("a namespace's name has at most %d bytes, this one %d", maxNamespaceLen, len(name))
+	case strings.ContainsAny(name, ":#"):
+		return fmt.Errorf("a namespace's name cannot hold ':' or '#' (the namespace of room:42 is room)")
+	}
+	return nil
+}
+
+// namespacesValue is the namespaces: block, NAME: options.
+type namespacesValue struct{ p *map[string]namespaceOptions }
+
+func namespacesVar(p *map[string]namespaceOptions) *namespacesValue {
+	*p = nil
+	return &namespacesValue{p}
+}
+
+func (v *namespacesValue) decodeBlock(d *fileDecoder, key string, n *yaml.Node) {
+	d.mapping(key, n, func(k, vn *yaml.Node) {
+		name := key + "." + k.Value
+		var o namespaceOptions
+		d.fields(name, vn, &o)
+		if *v.p == nil {
+			*v.p = map[string]namespaceOptions{}
+		}
+		(*v.p)[k.Value] = o
+		d.record(name, k)
+	})
+}
+
+func (v *namespacesValue) encode() (*yaml.Node, string) {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	names := make([]string, 0, len(*v.p))
+	for name := range *v.p {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o := (*v.p)[name]
+		n.Content = append(n.Content, scalarNode("!!str", name), encodeFields(&o))
+	}
+	return n, ""
+}
+
+// defaultNamespaceValue is default_namespace:, nil when not given.
+type defaultNamespaceValue struct{ p **namespaceOptions }
+
+func defaultNamespaceVar(p **namespaceOptions) *defaultNamespaceValue {
+	*p = nil
+	return &defaultNamespaceValue{p}
+}
+
+func (v *defaultNamespaceValue) decodeBlock(d *fileDecoder, key string, n *yaml.Node) {
+	o := &namespaceOptions{}
+	d.fields(key, n, o)
+	*v.p = o
+}
+
+func (v *defaultNamespaceValue) encode() (*yaml.Node, string) {
+	if *v.p == nil {
+		return nil, "<not given: anyone may subscribe and publish without auth, authenticated clients with auth>"
+	}
+	return encodeFields(*v.p), ""
+}
