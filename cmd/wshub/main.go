@@ -14,6 +14,7 @@ import (
 // first argument (`wshub config check FILE`); each returns the exit code.
 var subcommands = map[string]func(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int{
 	"config": configCommand,
+	"token":  tokenCommand,
 }
 
 func main() {

@@ -6,26 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/wshub/wshub/hub/access"
 	yaml "go.yaml.in/yaml/v3"
 )
-
-// Who may subscribe to, and publish on, a namespace's channels.
-const (
-	modeAnyone        = "anyone"
-	modeAuthenticated = "authenticated" // a client with a valid token
-	modeToken         = "token"         // a token that grants the channel itself
-	modeSubscribers   = "subscribers"   // publish only: clients subscribed to the channel
-	modeNobody        = "nobody"        // clients never; the admin API still publishes
-)
-
-var (
-	subscribeModes = []string{modeAnyone, modeAuthenticated, modeToken, modeNobody}
-	publishModes   = []string{modeAnyone, modeSubscribers, modeAuthenticated, modeToken, modeNobody}
-)
-
-// maxNamespaceLen bounds a namespace's name, which every channel of it
-// repeats.
-const maxNamespaceLen = 64
 
 // namespaceOptions is what a namespace allows. An empty mode was not given:
 // see defaultNamespace and namespace for what applies instead. Options to
@@ -47,9 +30,9 @@ func (c *config) authEnabled() bool {
 // authenticated with auth, so that configuring auth closes the gateway to
 // anonymous clients unless the file says otherwise.
 func (c *config) defaultNamespace() namespaceOptions {
-	fallback := modeAnyone
+	fallback := access.Anyone.String()
 	if c.authEnabled() {
-		fallback = modeAuthenticated
+		fallback = access.Authenticated.String()
 	}
 	o := namespaceOptions{Subscribe: fallback, Publish: fallback}
 	if d := c.DefaultNamespace; d != nil {
@@ -88,13 +71,13 @@ func (c *config) validateNamespaces() []error {
 		for _, m := range []struct {
 			key, mode string
 			modes     []string
-		}{{"subscribe", o.Subscribe, subscribeModes}, {"publish", o.Publish, publishModes}} {
+		}{{"subscribe", o.Subscribe, access.SubscribeModes}, {"publish", o.Publish, access.PublishModes}} {
 			name := c.name(key + "." + m.key)
 			switch {
 			case m.mode == "":
 			case !slices.Contains(m.modes, m.mode):
 				errs = append(errs, fmt.Errorf("%s: %q is not one of %s", name, m.mode, strings.Join(m.modes, ", ")))
-			case (m.mode == modeAuthenticated || m.mode == modeToken) && !c.authEnabled():
+			case (m.mode == access.Authenticated.String() || m.mode == access.Token.String()) && !c.authEnabled():
 				errs = append(errs, fmt.Errorf("%s: %s needs client authentication: set %s", name, m.mode, authKeys))
 			}
 		}
@@ -109,24 +92,12 @@ func (c *config) validateNamespaces() []error {
 	sort.Strings(names)
 	for _, name := range names {
 		key := "namespaces." + name
-		if err := checkNamespaceName(name); err != nil {
+		if err := access.ValidNamespaceName(name); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", c.name(key), err))
 		}
 		checkModes(key, c.Namespaces[name])
 	}
 	return errs
-}
-
-func checkNamespaceName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("a namespace needs a name")
-	case len(name) > maxNamespaceLen:
-		return fmt.Errorf("a namespace's name has at most %d bytes, this one %d", maxNamespaceLen, len(name))
-	case strings.ContainsAny(name, ":#"):
-		return fmt.Errorf("a namespace's name cannot hold ':' or '#' (the namespace of room:42 is room)")
-	}
-	return nil
 }
 
 // namespacesValue is the namespaces: block, NAME: options.
