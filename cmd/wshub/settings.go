@@ -12,7 +12,7 @@ import (
 )
 
 // setting is one thing the gateway can be told: its key in the YAML file
-// (dot-separated sections), its flag (none for settings only a file can
+// ("admin.addr": sections are one level deep), its flag (none for settings only a file can
 // hold; the variable is WSHUB_ and the flag's name) and its storage in a
 // config, which holds its default once the table is built. This table is
 // the only list of settings: flags, variables, the file, `config print`
