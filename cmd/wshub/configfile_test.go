@@ -167,9 +167,9 @@ func TestConfigFileErrors(t *testing.T) {
 		{"default_namespace: {subscribe: subscribers}\n", []string{`wshub.yaml:1: default_namespace.subscribe: "subscribers" is not one of anyone, authenticated, token, nobody`}},
 		{"namespaces:\n  chat: {subscribe: token}\n", []string{`wshub.yaml:2: namespaces.chat.subscribe: token needs client authentication`}},
 		{"namespaces:\n  \"a:b\": {}\n  \"\": {}\n  " + strings.Repeat("n", 65) + ": {}\n", []string{
-			`wshub.yaml:2: namespaces.a:b: a namespace's name cannot hold ':' or '#'`,
-			`wshub.yaml:3: namespaces.: a namespace needs a name`,
-			`wshub.yaml:4: namespaces.nnn`, `has at most 64 bytes, this one 65`,
+			`wshub.yaml:2: namespaces.a:b: namespace name "a:b" must not contain ':', '#' or ','`,
+			`wshub.yaml:3: namespaces.: a namespace name must not be empty`,
+			`wshub.yaml:4: namespaces.nnn`, `is longer than 64 bytes`,
 		}},
 		{"auth:\n  jwt_issuer: https://issuer.example\n", []string{`wshub.yaml:2: auth.jwt_issuer needs client authentication: set auth.jwt_secret (--jwt-secret)`}},
 		{"limits:\n  max_rejections: 3\n", []string{`wshub.yaml:2: limits.max_rejections counts rate-limit rejections`}},

@@ -14,6 +14,7 @@ import (
 	"github.com/wshub/wshub/eventloop"
 	"github.com/wshub/wshub/hub"
 	"github.com/wshub/wshub/redis"
+	"github.com/wshub/wshub/wsproto"
 )
 
 // glue adapts the event loops' callbacks to the hub; hub is set once the
@@ -23,6 +24,10 @@ type glue struct{ h *hub.Hub }
 func (g *glue) OnOpen(c *eventloop.Conn)             { g.h.OnOpen(c) }
 func (g *glue) OnText(c *eventloop.Conn, msg []byte) { g.h.OnText(c, msg) }
 func (g *glue) OnClose(c *eventloop.Conn)            { g.h.OnClose(c) }
+func (g *glue) OnExpire(c *eventloop.Conn)           { g.h.OnExpire(c) }
+func (g *glue) OnUpgrade(c *eventloop.Conn, req *wsproto.Handshake) int {
+	return g.h.OnUpgrade(c, req.Query, req.Authorization)
+}
 
 // engineStopGrace bounds the wait for the event loops after a drain.
 const engineStopGrace = 5 * time.Second
@@ -38,6 +43,14 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		// new connections near it (eventloop/memory.go).
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
+	acc, err := buildAccess(cfg, log)
+	if err != nil {
+		log.Error("access control", "err", err)
+		return 1
+	}
+	if acc.verifier != nil {
+		defer acc.verifier.Close()
+	}
 	g := &glue{}
 	srv, err := eventloop.New(eventloop.Config{
 		Addr: cfg.Addr, Loops: cfg.Loops,
@@ -48,6 +61,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		MemoryLimit:  int64(cfg.MemoryLimit),
 		PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout, HandshakeTimeout: cfg.HandshakeTime,
 		Origins: cfg.origins(), Echo: cfg.Echo,
+		MaxConnsPerIP: cfg.MaxConnsPerIP, HandshakesPerIPPerS: cfg.HandshakesPerIPPerSec,
 		Logger: log, Metrics: reg,
 	}, g)
 	if err != nil {
@@ -58,7 +72,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	// The admin listener comes first, so that health checks answer (and
 	// /readyz says 503) while the broker is still being reached.
 	adminH := &adminSwitch{}
-	adminH.set(startingHandler(reg))
+	adminH.set(requireAPIKey(cfg.AdminAPIKeys, cfg.AdminProtectMetrics, startingHandler(reg)))
 	admin, adminErr := startAdmin(cfg, adminH, reg, log)
 	if adminErr != nil {
 		log.Error("admin listener", "addr", cfg.AdminAddr, "err", adminErr)
@@ -75,7 +89,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		log.Error("broker", "err", err)
 		return 1
 	}
-	hcfg := hub.Config{MaxPublish: cfg.MaxPublish, MaxSubscriptions: cfg.MaxSubs, Metrics: reg, Logger: log, InstanceID: cfg.InstanceID}
+	hcfg := hub.Config{MaxPublish: cfg.MaxPublish, MaxSubscriptions: cfg.MaxSubs, Metrics: reg, Logger: log, InstanceID: cfg.InstanceID,
+		Auth: acc.auth, Policy: acc.policy, Limits: acc.limits}
 	if cfg.Registry {
 		// The registry exists before the hub so that every connection is
 		// recorded; it writes to Redis in batches from its own goroutine.
@@ -105,7 +120,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 
 	var draining atomic.Bool
 	ready := func() bool { return !draining.Load() && broker.Ready() }
-	adminH.set(withPprof(hub.AdminHandler(g.h, ready, reg), cfg.Pprof))
+	adminH.set(requireAPIKey(cfg.AdminAPIKeys, cfg.AdminProtectMetrics, withPprof(hub.AdminHandler(g.h, ready, reg), cfg.Pprof)))
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
@@ -115,7 +130,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	<-srv.Ready()
 	if addr := srv.Addr(); addr != nil {
 		log.Info("wshub listening", "addr", addr.String(), "admin", adminAddr(admin), "loops", len(loops), "echo", cfg.Echo,
-			"instance", cfg.InstanceID, "broker", brokerName(cfg), "registry", cfg.Registry)
+			"instance", cfg.InstanceID, "broker", brokerName(cfg), "registry", cfg.Registry, "auth", cfg.authEnabled())
 	}
 
 	code := 0
