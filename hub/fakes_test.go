@@ -40,6 +40,8 @@ type fakeConn struct {
 	count  bool
 	refuse bool
 
+	closedWith uint16 // the code Close was called with, 0 before
+
 	mu     sync.Mutex
 	frames []string
 	n      atomic.Int64
@@ -57,7 +59,7 @@ func (c *fakeConn) Send(f *wsproto.Frame) bool {
 	}
 	return !c.refuse
 }
-func (c *fakeConn) Close(code uint16, reason string) {}
+func (c *fakeConn) Close(code uint16, reason string) { c.closedWith = code }
 func (c *fakeConn) SetExpiry(time.Time)              {}
 func (c *fakeConn) Data() any                        { return c.data }
 func (c *fakeConn) SetData(v any)                    { c.data = v }
