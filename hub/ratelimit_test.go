@@ -23,8 +23,10 @@ func TestBucketRefillsLazily(t *testing.T) {
 		t.Fatal("no token 100 ms later")
 	}
 	// A long silence refills to the burst, not beyond.
-	if !b.take(900000, rate, burst) || !b.take(900000, rate, burst) || b.take(900000, rate, burst) {
-		t.Fatal("refill is not capped at the burst")
+	for i, want := range []bool{true, true, false} {
+		if got := b.take(900000, rate, burst); got != want {
+			t.Fatalf("take %d after a long silence: %v, want %v (the refill is capped at the burst)", i, got, want)
+		}
 	}
 	// The clock wraps: elapsed time is still right across it.
 	w := bucket{tokens: 0, at: 1<<32 - 50}
