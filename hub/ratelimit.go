@@ -52,7 +52,7 @@ func (b *bucket) take(now uint32, rate, burst float32) bool {
 // open only when limits are configured.
 type connLimits struct {
 	cmds, pubs bucket
-	rejects    uint16 // commands refused since windowAt
+	rejects    uint32 // commands refused since windowAt
 	windowAt   uint32 // clock reading at which the rejection window began
 }
 
@@ -115,7 +115,7 @@ func (lm *limiter) admit(cl *connLimits, publish bool) (refusal *Error, closeCon
 	if now-cl.windowAt > lm.windowMs {
 		cl.windowAt, cl.rejects = now, 0
 	}
-	if cl.rejects < 1<<16-1 {
+	if cl.rejects < 1<<32-1 {
 		cl.rejects++
 	}
 	return refusal, lm.maxRejects > 0 && int(cl.rejects) >= lm.maxRejects
