@@ -22,6 +22,7 @@ type Raw struct {
 
 	Errors     map[string]int64 `json:"errors"`
 	CloseCodes map[string]int64 `json:"close_codes"`
+	Refused    map[string]int64 `json:"refused"` // refused upgrades by HTTP status
 
 	Latency   Sparse `json:"latency"`
 	Handshake Sparse `json:"handshake"`
@@ -78,6 +79,7 @@ func (r *Raw) Merge(o *Raw) {
 	}
 	r.Errors = mergeMap(r.Errors, o.Errors)
 	r.CloseCodes = mergeMap(r.CloseCodes, o.CloseCodes)
+	r.Refused = mergeMap(r.Refused, o.Refused)
 	r.Latency = mergeSparse(r.Latency, o.Latency)
 	r.Handshake = mergeSparse(r.Handshake, o.Handshake)
 	r.Subscribe = mergeSparse(r.Subscribe, o.Subscribe)

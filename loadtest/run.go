@@ -33,6 +33,7 @@ type Progress struct {
 	Phase string `json:"phase"`
 	Counts
 	Errors   int64  `json:"errors"`
+	Refused  int64  `json:"refused"`  // of Errors, upgrades refused with an HTTP status
 	Interval Sparse `json:"interval"` // delivery latency since the previous snapshot
 }
 
@@ -124,7 +125,7 @@ func (ru *runner) snapshot() Progress {
 	})
 	c := ru.e.sumCounters()
 	return Progress{
-		Phase: ru.phase.Load().(string), Counts: c.Counts, Errors: c.errTotal(), Interval: iv.Sparse(),
+		Phase: ru.phase.Load().(string), Counts: c.Counts, Errors: c.errTotal(), Refused: c.Errs[errRefused], Interval: iv.Sparse(),
 	}
 }
 
@@ -269,6 +270,7 @@ func (ru *runner) collect() {
 	r.Chans = make([]chanAgg, ru.cfg.Channels)
 	r.SlowChans = make([]chanAgg, ru.cfg.Channels)
 	r.CloseCodes = map[string]int64{}
+	r.Refused = map[string]int64{}
 	e.each(func(p *poller) {
 		for _, c := range p.conns {
 			if c != nil {
@@ -287,6 +289,9 @@ func (ru *runner) collect() {
 		}
 		for code, n := range p.closeCodes {
 			r.CloseCodes[strconv.Itoa(int(code))] += n
+		}
+		for status, n := range p.refused {
+			r.Refused[strconv.Itoa(int(status))] += n
 		}
 		for _, d := range p.slowDrops {
 			after := 0.0

@@ -160,7 +160,10 @@ func acceptFor(key []byte) []byte {
 }
 
 // handshakeError is a refused or malformed upgrade response.
-type handshakeError struct{ msg string }
+type handshakeError struct {
+	msg    string
+	status int // the HTTP status the gateway refused the upgrade with; 0 when the response is malformed
+}
 
 func (e *handshakeError) Error() string { return e.msg }
 
@@ -171,7 +174,7 @@ func parseUpgradeResponse(b, accept []byte) (int, error) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) > maxResponseHeader {
-			return 0, &handshakeError{"upgrade response head too large"}
+			return 0, &handshakeError{msg: "upgrade response head too large"}
 		}
 		return 0, nil
 	}
@@ -179,11 +182,15 @@ func parseUpgradeResponse(b, accept []byte) (int, error) {
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	// "HTTP/1.1 101 Switching Protocols"
 	parts := bytes.SplitN(line, []byte(" "), 3)
-	if len(parts) < 2 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
-		return 0, &handshakeError{"malformed status line " + strconv.Quote(string(line))}
+	var status int
+	if len(parts) >= 2 && len(parts[1]) == 3 {
+		status, _ = strconv.Atoi(string(parts[1]))
 	}
-	if string(parts[1]) != "101" {
-		return 0, &handshakeError{"upgrade refused with HTTP " + string(parts[1])}
+	if status < 100 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
+		return 0, &handshakeError{msg: "malformed status line " + strconv.Quote(string(line))}
+	}
+	if status != 101 {
+		return 0, &handshakeError{msg: "upgrade refused with HTTP " + string(parts[1]), status: status}
 	}
 	var gotAccept []byte
 	for len(rest) > 0 {
@@ -195,7 +202,7 @@ func parseUpgradeResponse(b, accept []byte) (int, error) {
 		}
 	}
 	if !bytes.Equal(gotAccept, accept) {
-		return 0, &handshakeError{"wrong or missing Sec-WebSocket-Accept"}
+		return 0, &handshakeError{msg: "wrong or missing Sec-WebSocket-Accept"}
 	}
 	return end + 4, nil
 }

@@ -170,3 +170,34 @@ func TestTracker(t *testing.T) {
 		t.Fatal("impossible sequences accepted")
 	}
 }
+
+// TestUpgradeResponseRefusalStatus: a well-formed refusal carries its HTTP
+// status, so that 401 and 429 are counted as what they are; a malformed or
+// unverifiable response carries none.
+func TestUpgradeResponseRefusalStatus(t *testing.T) {
+	key := []byte("dGhlIHNhbXBsZSBub25jZQ==")
+	accept := acceptFor(key)
+	for _, c := range []struct {
+		resp   string
+		status int
+	}{
+		{"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", 401},
+		{"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n", 429},
+		{"HTTP/1.0 404\r\n\r\n", 404},
+		{"HTTP/1.1 40 Short\r\n\r\n", 0},
+		{"HTTP/1.1 +01 Sign\r\n\r\n", 0},
+		{"HTTP/1.1 abc Words\r\n\r\n", 0},
+		{"SSH-2.0-OpenSSH_9.6\r\n\r\n", 0},
+		{"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: wrong\r\n\r\n", 0},
+	} {
+		_, err := parseUpgradeResponse([]byte(c.resp), accept)
+		he, ok := err.(*handshakeError)
+		if !ok || he.status != c.status {
+			t.Errorf("%q: error %v, want a handshakeError with status %d", c.resp, err, c.status)
+		}
+	}
+	ok := "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + string(accept) + "\r\n\r\nrest"
+	if n, err := parseUpgradeResponse([]byte(ok), accept); err != nil || n != len(ok)-len("rest") {
+		t.Errorf("good 101: %d, %v", n, err)
+	}
+}

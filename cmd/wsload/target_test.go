@@ -213,8 +213,8 @@ func TestURLTargetAgainstTheGateway(t *testing.T) {
 	errb.Reset()
 	code = run([]string{"idle", "--target", wrong, "--conns", "3", "--duration", "10ms", "--quiet",
 		"--json", jsonPath, "--max-errors", "0"}, &out, &errb)
-	if r := readResult(t, jsonPath); code != 1 || r.Connected != 0 || r.ErrorsByKind["handshake"] != 3 {
-		t.Fatalf("%s: exit %d, connected %d, errors %v; want exit 1 and 3 handshake errors\n%s", wrong, code, r.Connected, r.ErrorsByKind, errb.String())
+	if r := readResult(t, jsonPath); code != 1 || r.Connected != 0 || r.ErrorsByKind["refused"] != 3 || r.Refused["404"] != 3 {
+		t.Fatalf("%s: exit %d, connected %d, errors %v; want exit 1 and 3 upgrades refused with 404\n%s", wrong, code, r.Connected, r.ErrorsByKind, errb.String())
 	}
 }
 
