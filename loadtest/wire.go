@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // WebSocket opcodes used by the client.
@@ -137,14 +138,30 @@ func parseServerFrame(b []byte, f *serverFrame) (int, error) {
 const handshakeGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // appendUpgradeRequest appends the HTTP upgrade request for uri (the
-// target's path and query) on host with the base64 key.
-func appendUpgradeRequest(dst []byte, host, uri string, key []byte) []byte {
+// target's path and query) on host with the base64 key. A token, when not
+// empty, is presented the two ways the gateway reads one: as the token
+// query parameter after the target's own query, or with bearer in
+// Authorization. It goes as is, so it must already be fit for where it
+// goes (see tokenSource).
+func appendUpgradeRequest(dst []byte, host, uri string, key, token []byte, bearer bool) []byte {
 	dst = append(dst, "GET "...)
 	dst = append(dst, uri...)
+	if len(token) > 0 && !bearer {
+		if strings.IndexByte(uri, '?') >= 0 {
+			dst = append(dst, "&token="...)
+		} else {
+			dst = append(dst, "?token="...)
+		}
+		dst = append(dst, token...)
+	}
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, host...)
 	dst = append(dst, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
 	dst = append(dst, key...)
+	if len(token) > 0 && bearer {
+		dst = append(dst, "\r\nAuthorization: Bearer "...)
+		dst = append(dst, token...)
+	}
 	dst = append(dst, "\r\nSec-WebSocket-Version: 13\r\n\r\n"...)
 	return dst
 }

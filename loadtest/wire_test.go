@@ -1,9 +1,12 @@
 package loadtest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -199,5 +202,40 @@ func TestUpgradeResponseRefusalStatus(t *testing.T) {
 	ok := "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + string(accept) + "\r\n\r\nrest"
 	if n, err := parseUpgradeResponse([]byte(ok), accept); err != nil || n != len(ok)-len("rest") {
 		t.Errorf("good 101: %d, %v", n, err)
+	}
+}
+
+// TestUpgradeRequestPresentsToken: the token goes into the query, joining
+// a query the target has with & (the gateway reads the first token=), or
+// into Authorization: Bearer, and the request is otherwise the same.
+func TestUpgradeRequestPresentsToken(t *testing.T) {
+	const tok = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ3c2xvYWQtNyJ9.c2ln"
+	tail := "Host: gw:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n"
+	for _, c := range []struct {
+		uri    string
+		token  string
+		bearer bool
+		want   string
+	}{
+		{"/ws", "", false, "GET /ws HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/ws", "", true, "GET /ws HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/ws", tok, false, "GET /ws?token=" + tok + " HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/gw/ws?tenant=t1&x=%2C", tok, false, "GET /gw/ws?tenant=t1&x=%2C&token=" + tok + " HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/ws?tenant=t1", tok, true, "GET /ws?tenant=t1 HTTP/1.1\r\n" + tail + "Authorization: Bearer " + tok + "\r\nSec-WebSocket-Version: 13\r\n\r\n"},
+	} {
+		got := string(appendUpgradeRequest(nil, "gw:8080", c.uri, []byte("a2V5"), []byte(c.token), c.bearer))
+		if got != c.want {
+			t.Errorf("uri %q token %q bearer %v:\ngot  %q\nwant %q", c.uri, c.token, c.bearer, got, c.want)
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(got)))
+		if err != nil {
+			t.Errorf("%q does not parse: %v", got, err)
+			continue
+		}
+		// What a server reads, by bearer: the query's token, the header's.
+		read := map[bool]string{false: req.URL.Query().Get("token"), true: strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")}
+		if read[c.bearer] != c.token || read[!c.bearer] != "" {
+			t.Errorf("uri %q bearer %v: a server reads %q where the token should be, %q in the other place", c.uri, c.bearer, read[c.bearer], read[!c.bearer])
+		}
 	}
 }
