@@ -304,7 +304,7 @@ func (p *poller) connected(c *conn) {
 	key := randomKey()
 	c.accept = acceptFor(key)
 	t := p.e.targets[int(c.target)%len(p.e.targets)]
-	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key, nil, false)
+	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key, p.e.tokens.take(), p.e.cfg.TokenHeader)
 	p.setOut(c, false)
 	p.write(c, p.wbuf)
 }

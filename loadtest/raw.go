@@ -36,6 +36,8 @@ type Raw struct {
 
 	ChurnClosed int64 `json:"churn_closed"`
 
+	Tokens TokenStats `json:"tokens"`
+
 	SlowSubs  int64     `json:"slow_subs"`
 	SlowDrops []SlowEnd `json:"slow_drops"`
 
@@ -90,6 +92,7 @@ func (r *Raw) Merge(o *Raw) {
 	r.MainEnd = max(r.MainEnd, o.MainEnd)
 	r.LastDelivery = max(r.LastDelivery, o.LastDelivery)
 	r.ChurnClosed += o.ChurnClosed
+	r.Tokens.add(o.Tokens)
 	r.SlowSubs += o.SlowSubs
 	r.SlowDrops = append(r.SlowDrops, o.SlowDrops...)
 	r.StormDropped += o.StormDropped

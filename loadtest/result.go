@@ -43,6 +43,10 @@ type Result struct {
 	// ErrorsByKind["refused"].
 	Refused map[string]int64 `json:"refused,omitempty"`
 
+	// Tokens say how many tokens were minted (--jwt-secret) before the run
+	// and during it; nil when none was.
+	Tokens *TokenStats `json:"tokens,omitempty"`
+
 	Churn *ChurnResult `json:"churn,omitempty"`
 	Storm *StormResult `json:"storm,omitempty"`
 	Slow  *SlowResult  `json:"slow,omitempty"`
@@ -111,6 +115,9 @@ func Finalize(r *Raw) *Result {
 	}
 	if len(r.Refused) > 0 {
 		res.Refused = r.Refused
+	}
+	if t := r.Tokens; t.Preminted+t.DuringRun > 0 {
+		res.Tokens = &t
 	}
 	for _, v := range r.Errors {
 		res.Errors += v

@@ -176,9 +176,16 @@ func (ru *runner) setup(ctx context.Context) error {
 		}
 	}
 	var planned int64
+	for _, reqs := range perPoller {
+		planned += int64(len(reqs))
+	}
+	// Before the first dial: minting is then no part of what the run
+	// measures.
+	if err := e.tokens.premint(cfg.tokensFor(planned)); err != nil {
+		return err
+	}
 	for i, p := range e.pollers {
 		reqs, pubs := perPoller[i], pubsOf[i]
-		planned += int64(len(reqs))
 		p.post(func() {
 			p.pubs = append(p.pubs, pubs...)
 			p.dialq = append(p.dialq, reqs...)
@@ -311,6 +318,7 @@ func (ru *runner) collect() {
 			r.PubChans[ch] = e.seq[ch] - e.rejected[ch].Load()
 		}
 	}
+	r.Tokens = e.tokens.stats()
 	c := e.sumCounters()
 	r.Published, r.Acked, r.Received, r.OpenDone, r.ChurnClosed = c.Published, c.Acked, c.Received, c.Open, c.Closed
 	if ru.cfg.Scenario == ScenarioChurn {
