@@ -179,10 +179,15 @@ func (ru *runner) setup(ctx context.Context) error {
 	for _, reqs := range perPoller {
 		planned += int64(len(reqs))
 	}
-	// Before the first dial: minting is then no part of what the run
-	// measures.
+	// Before the first dial, so that minting is no part of what the run
+	// measures, nor the stock of wsload's memory per connection.
 	if err := e.tokens.premint(cfg.tokensFor(planned)); err != nil {
 		return err
+	}
+	if e.tokens.stats().Preminted > 0 {
+		if s, err := ReadProc(0); err == nil {
+			ru.r.SelfRSS0 = s.RSS
+		}
 	}
 	for i, p := range e.pollers {
 		reqs, pubs := perPoller[i], pubsOf[i]
