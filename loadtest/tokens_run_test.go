@@ -1,64 +1,25 @@
 package loadtest
 
 import (
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wshub/wshub/bench/refhub"
-	"github.com/wshub/wshub/hub/auth"
+	"github.com/wshub/wshub/loadtest/testserver"
 )
 
-// authGate stands in front of the reference hub as the gateway's upgrade
-// check does: the Bearer token, else the token query parameter, verified,
-// or 401. It records each accepted sub with where its token was.
-type authGate struct {
-	v     *auth.Verifier
-	inner http.Handler
-	mu    sync.Mutex
-	subs  map[string]string // sub -> "header" or "query"
-}
-
-func (g *authGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	where, tok := "query", r.URL.Query().Get("token")
-	if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		where, tok = "header", h
-	}
-	c, err := g.v.Verify(tok)
-	if err != nil {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	g.mu.Lock()
-	if _, dup := g.subs[c.Sub]; dup {
-		where = "again"
-	}
-	g.subs[c.Sub] = where
-	g.mu.Unlock()
-	g.inner.ServeHTTP(w, r)
-}
-
-// wheres counts the recorded subs by where their token was.
-func (g *authGate) wheres() map[string]int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := map[string]int{}
-	for _, w := range g.subs {
-		n[w]++
-	}
-	return n
-}
-
-func startAuthGate(t *testing.T) (*authGate, string) {
+func startAuthGate(t *testing.T) (*testserver.AuthGate, string) {
 	t.Helper()
 	h := refhub.New()
 	go h.Run()
-	g := &authGate{v: testVerifier(t, testSecret), inner: h.Handler(), subs: map[string]string{}}
+	g, err := testserver.NewAuthGate(testSecret, h.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := httptest.NewServer(g)
-	t.Cleanup(func() { s.CloseClientConnections(); s.Close(); h.Stop() })
+	t.Cleanup(func() { s.CloseClientConnections(); s.Close(); h.Stop(); g.Close() })
 	return g, strings.TrimPrefix(s.URL, "http://")
 }
 
@@ -71,7 +32,7 @@ func TestIdleConnectionsPresentTheirOwnTokens(t *testing.T) {
 	if res.Connected != 24 || res.Errors != 0 {
 		t.Fatalf("connected %d, errors %v, refused %v", res.Connected, res.ErrorsByKind, res.Refused)
 	}
-	if w := g.wheres(); w["query"] != 24 || len(w) != 1 {
+	if w := g.Wheres(); w["query"] != 24 || len(w) != 1 {
 		t.Errorf("tokens seen %v, want 24 distinct subs from the query", w)
 	}
 	if res.Tokens == nil || *res.Tokens != (TokenStats{Preminted: 24}) {
@@ -88,7 +49,7 @@ func TestChurnPresentsTokensInTheHeader(t *testing.T) {
 	if res.Churn == nil || res.Churn.Completed < 30 || res.Churn.Completed != res.Conns || res.Errors != 0 {
 		t.Fatalf("churn %+v of %d dialed, errors %v, refused %v", res.Churn, res.Conns, res.ErrorsByKind, res.Refused)
 	}
-	if w := g.wheres(); w["header"] != int(res.Conns) || len(w) != 1 {
+	if w := g.Wheres(); w["header"] != int(res.Conns) || len(w) != 1 {
 		t.Errorf("tokens seen %v, want %d distinct subs from the header", w, res.Conns)
 	}
 	// 200/s for 0.3 s dials at most 61.
