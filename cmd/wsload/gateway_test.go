@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,19 @@ func buildGateway(t *testing.T) string {
 		t.Fatalf("building wshub: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// gatewayHasFlag reports whether the gateway binary lists flag in its -h.
+func gatewayHasFlag(t *testing.T, bin, flag string) bool {
+	t.Helper()
+	out, _ := exec.Command(bin, "-h").CombinedOutput() // -h may exit non-zero
+	for _, line := range strings.Split(string(out), "\n") {
+		// "  -name type" or "  -name" (a bool), as flag.PrintDefaults writes them
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "-"+flag {
+			return true
+		}
+	}
+	return false
 }
 
 // startGateway runs the gateway binary with args on loopback until the

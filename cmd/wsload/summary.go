@@ -24,6 +24,9 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 	} else {
 		row("connections", "%d ready of %d, %d failed", r.Connected, r.Conns, r.Failed)
 	}
+	if t := tokensLine(r, c); t != "" {
+		row("tokens", "%s", t)
+	}
 	if r.Handshake.Count > 0 {
 		row("handshake", "%s", pcts(r.Handshake))
 	}
@@ -89,6 +92,27 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		self += fmt.Sprintf(" (%.3f µs/msg)", r.Self.CPUPerMsgUs)
 	}
 	row("wsload", "%s, RSS %s (%s/conn)", self, fmtBytes(float64(r.Self.RSS)), fmtBytes(r.Self.RSSPerConn))
+}
+
+// tokensLine says what the upgrades presented, "" for nothing. Tokens
+// minted during the run are named: they cost the pollers time the run
+// measured.
+func tokensLine(r *loadtest.Result, c *loadtest.Config) string {
+	in := "?token="
+	if c.TokenHeader {
+		in = "Authorization: Bearer"
+	}
+	switch {
+	case c.Token != "":
+		return "one fixed token (--token) in " + in
+	case c.JWTSecret != "":
+		var t loadtest.TokenStats
+		if r.Tokens != nil {
+			t = *r.Tokens
+		}
+		return fmt.Sprintf("HS256, one per connection, in %s; %d minted before the run, %d during it", in, t.Preminted, t.DuringRun)
+	}
+	return ""
 }
 
 // httpStatus is a status code with its text: "401 Unauthorized".
