@@ -37,6 +37,14 @@ type Config struct {
 	SlowFraction float64 // slow: share of subscribers that stop reading
 	StormTrigger string  // storm: "client" (we drop every connection) or "server" (wait for the gateway to)
 
+	// What every upgrade presents (PROTOCOL.md, "Authentication"): nothing,
+	// a token minted for the connection, or one fixed token.
+	JWTSecret   string        // mint an HS256 token per connection with this secret, sub "wsload-N" (N unique in the run)
+	JWTChannels []string      // the minted tokens' channels claim (nil: none); wsload's channels are wsload.RUN.N, so only "*" lets them subscribe
+	JWTTTL      time.Duration // the minted tokens' lifetime, from before the run (they are minted ahead); default 1h
+	Token       string        // one token for every connection, minted elsewhere
+	TokenHeader bool          // present it in Authorization: Bearer instead of the token query parameter
+
 	ConnectConcurrency int           // handshakes in flight at once per process
 	HandshakeTimeout   time.Duration // connect+upgrade+subscribe deadline per connection
 	Drain              time.Duration // longest wait for stragglers after publishing stops
@@ -94,6 +102,9 @@ func (c *Config) Defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 1
 	}
+	if c.JWTTTL == 0 {
+		c.JWTTTL = time.Hour
+	}
 }
 
 // Validate reports the first inconsistent setting.
@@ -124,10 +135,19 @@ func (c *Config) Validate() error {
 	if err := checkPath(c.Path); err != nil {
 		return err
 	}
-	if _, err := parseTargets("--target", c.Targets, c.Path); err != nil {
+	subs, err := parseTargets("--target", c.Targets, c.Path)
+	if err != nil {
 		return err
 	}
-	if _, err := parseTargets("--publish-target", c.PublishTargets, c.Path); err != nil {
+	pubs, err := parseTargets("--publish-target", c.PublishTargets, c.Path)
+	if err != nil {
+		return err
+	}
+	var uris []string
+	for _, t := range append(subs, pubs...) {
+		uris = append(uris, t.uri)
+	}
+	if err := c.validateTokens(uris); err != nil {
 		return err
 	}
 	if len(c.PublishTargets) > 0 {

@@ -5,7 +5,8 @@ import "sync/atomic"
 // Error kinds counted by the engine.
 const (
 	errConnect   = iota // TCP connect failed
-	errHandshake        // upgrade refused or malformed
+	errHandshake        // malformed upgrade response, or the connection ended during the upgrade
+	errRefused          // the gateway answered the upgrade with an HTTP status other than 101 (by status in poller.refused)
 	errTimeout          // connect, upgrade or subscribe took longer than the deadline
 	errClosed           // the gateway closed an established connection we did not close
 	errProtocol         // bad frame or unreadable reply
@@ -15,7 +16,7 @@ const (
 	numErrKinds
 )
 
-var errNames = [numErrKinds]string{"connect", "handshake", "timeout", "closed", "protocol", "reply", "publish", "foreign"}
+var errNames = [numErrKinds]string{"connect", "handshake", "refused", "timeout", "closed", "protocol", "reply", "publish", "foreign"}
 
 // counters are one poller's live figures: written by that poller only,
 // read by the progress display at any time.

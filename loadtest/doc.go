@@ -27,6 +27,14 @@
 // delivery across instances (through the gateways' broker) with the same
 // exact accounting: sequences are per channel, wherever they were sent.
 //
+// Each upgrade can present a token, in the query or in Authorization:
+// Config.Token, or with Config.JWTSecret an HS256 token of its own (one sub
+// per connection, numbered across worker processes), minted before the
+// first dial, as many as the run is known to need, because minting on the
+// poller would cost a tenth of a connection's work there. An upgrade the
+// gateway refuses with an HTTP status (401 for a token, 429 for a limit) is
+// counted by status, apart from broken handshakes.
+//
 // A run is Run(ctx, cfg, coord): setup (connect and subscribe), the
 // "ready" barrier, the scenario's main phase, the "done" barrier. The
 // Coordinator lets several processes (wsload --procs) start and end their

@@ -38,7 +38,8 @@ type engine struct {
 	liveSubs []atomic.Int64
 	maxSum   []atomic.Int64
 
-	httpCtr counters // HTTP publishers' counters
+	httpCtr counters     // HTTP publishers' counters
+	tokens  *tokenSource // what each upgrade presents; nil: no token
 
 	publishing atomic.Bool // publishers pump while set
 	stopping   atomic.Bool // teardown: no reconnects
@@ -53,7 +54,7 @@ type target struct {
 }
 
 func newEngine(cfg *Config) (*engine, error) {
-	e := &engine{cfg: cfg, start: time.Now()}
+	e := &engine{cfg: cfg, start: time.Now(), tokens: newTokenSource(cfg)}
 	for _, l := range []struct {
 		flag string
 		list []string

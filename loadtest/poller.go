@@ -3,6 +3,7 @@ package loadtest
 import (
 	"container/heap"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -51,8 +52,9 @@ type poller struct {
 	subLat     *Histogram // subscribe to ok
 	reconnLat  *Histogram // storm: connection lost to subscribed again
 	closeCodes map[uint16]int64
-	agg        []chanAgg // per channel, normal subscribers
-	slowAgg    []chanAgg // per channel, slow subscribers
+	refused    map[uint16]int64 // refused upgrades by HTTP status
+	agg        []chanAgg        // per channel, normal subscribers
+	slowAgg    []chanAgg        // per channel, slow subscribers
 	slowDrops  []slowDrop
 	dMax       []int64      // per channel: growth of subscribers' highest sequence not yet added to engine.maxSum
 	dirty      []int32      // channels with dMax != 0
@@ -97,6 +99,7 @@ func newPoller(e *engine, id int) (*poller, error) {
 		subLat:     NewHistogram(),
 		reconnLat:  NewHistogram(),
 		closeCodes: map[uint16]int64{},
+		refused:    map[uint16]int64{},
 		agg:        make([]chanAgg, e.cfg.Channels),
 		slowAgg:    make([]chanAgg, e.cfg.Channels),
 		dMax:       make([]int64, e.cfg.Channels),
@@ -301,7 +304,7 @@ func (p *poller) connected(c *conn) {
 	key := randomKey()
 	c.accept = acceptFor(key)
 	t := p.e.targets[int(c.target)%len(p.e.targets)]
-	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key)
+	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key, p.e.tokens.take(), p.e.cfg.TokenHeader)
 	p.setOut(c, false)
 	p.write(c, p.wbuf)
 }
@@ -433,7 +436,7 @@ func (p *poller) consume(c *conn, b []byte) int {
 	if c.st == stUpgrading {
 		n, err := parseUpgradeResponse(b, c.accept)
 		if err != nil {
-			p.fail(c, errHandshake)
+			p.upgradeFailed(c, err)
 			return 0
 		}
 		if n == 0 {
@@ -459,6 +462,20 @@ func (p *poller) consume(c *conn, b []byte) int {
 		p.frame(c, &f)
 	}
 	return used
+}
+
+// upgradeFailed fails c on an upgrade response that is not a good 101. A
+// refusal is counted by its HTTP status, apart from malformed responses:
+// 401 (token) and 429 (a limit) say what the gateway decided, not that
+// something broke.
+func (p *poller) upgradeFailed(c *conn, err error) {
+	var he *handshakeError
+	if errors.As(err, &he) && he.status != 0 {
+		p.refused[uint16(he.status)]++
+		p.fail(c, errRefused)
+		return
+	}
+	p.fail(c, errHandshake)
 }
 
 // opened runs once the upgrade succeeded.

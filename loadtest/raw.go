@@ -22,6 +22,7 @@ type Raw struct {
 
 	Errors     map[string]int64 `json:"errors"`
 	CloseCodes map[string]int64 `json:"close_codes"`
+	Refused    map[string]int64 `json:"refused"` // refused upgrades by HTTP status
 
 	Latency   Sparse `json:"latency"`
 	Handshake Sparse `json:"handshake"`
@@ -34,6 +35,8 @@ type Raw struct {
 	LastDelivery int64 `json:"last_delivery"` // unix ns of the newest delivery's arrival
 
 	ChurnClosed int64 `json:"churn_closed"`
+
+	Tokens TokenStats `json:"tokens"`
 
 	SlowSubs  int64     `json:"slow_subs"`
 	SlowDrops []SlowEnd `json:"slow_drops"`
@@ -78,6 +81,7 @@ func (r *Raw) Merge(o *Raw) {
 	}
 	r.Errors = mergeMap(r.Errors, o.Errors)
 	r.CloseCodes = mergeMap(r.CloseCodes, o.CloseCodes)
+	r.Refused = mergeMap(r.Refused, o.Refused)
 	r.Latency = mergeSparse(r.Latency, o.Latency)
 	r.Handshake = mergeSparse(r.Handshake, o.Handshake)
 	r.Subscribe = mergeSparse(r.Subscribe, o.Subscribe)
@@ -88,6 +92,7 @@ func (r *Raw) Merge(o *Raw) {
 	r.MainEnd = max(r.MainEnd, o.MainEnd)
 	r.LastDelivery = max(r.LastDelivery, o.LastDelivery)
 	r.ChurnClosed += o.ChurnClosed
+	r.Tokens.add(o.Tokens)
 	r.SlowSubs += o.SlowSubs
 	r.SlowDrops = append(r.SlowDrops, o.SlowDrops...)
 	r.StormDropped += o.StormDropped

@@ -38,6 +38,14 @@ type Result struct {
 	Errors       int64            `json:"errors"`
 	ErrorsByKind map[string]int64 `json:"errors_by_kind"`
 	CloseCodes   map[string]int64 `json:"close_codes"`
+	// Refused counts the upgrades answered with an HTTP status other than
+	// 101, by status (401: token refused, 429: over a limit); their sum is
+	// ErrorsByKind["refused"].
+	Refused map[string]int64 `json:"refused,omitempty"`
+
+	// Tokens say how many tokens were minted (--jwt-secret) before the run
+	// and during it; nil when none was.
+	Tokens *TokenStats `json:"tokens,omitempty"`
 
 	Churn *ChurnResult `json:"churn,omitempty"`
 	Storm *StormResult `json:"storm,omitempty"`
@@ -104,6 +112,12 @@ func Finalize(r *Raw) *Result {
 		Handshake:  r.Handshake.Histogram().Summarize(),
 		Subscribe:  r.Subscribe.Histogram().Summarize(),
 		CloseCodes: r.CloseCodes, ErrorsByKind: r.Errors,
+	}
+	if len(r.Refused) > 0 {
+		res.Refused = r.Refused
+	}
+	if t := r.Tokens; t.Preminted+t.DuringRun > 0 {
+		res.Tokens = &t
 	}
 	for _, v := range r.Errors {
 		res.Errors += v

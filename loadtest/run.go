@@ -33,6 +33,7 @@ type Progress struct {
 	Phase string `json:"phase"`
 	Counts
 	Errors   int64  `json:"errors"`
+	Refused  int64  `json:"refused"`  // of Errors, upgrades refused with an HTTP status
 	Interval Sparse `json:"interval"` // delivery latency since the previous snapshot
 }
 
@@ -124,7 +125,7 @@ func (ru *runner) snapshot() Progress {
 	})
 	c := ru.e.sumCounters()
 	return Progress{
-		Phase: ru.phase.Load().(string), Counts: c.Counts, Errors: c.errTotal(), Interval: iv.Sparse(),
+		Phase: ru.phase.Load().(string), Counts: c.Counts, Errors: c.errTotal(), Refused: c.Errs[errRefused], Interval: iv.Sparse(),
 	}
 }
 
@@ -175,9 +176,21 @@ func (ru *runner) setup(ctx context.Context) error {
 		}
 	}
 	var planned int64
+	for _, reqs := range perPoller {
+		planned += int64(len(reqs))
+	}
+	// Before the first dial, so that minting is no part of what the run
+	// measures, nor the stock of wsload's memory per connection.
+	if err := e.tokens.premint(cfg.tokensFor(planned)); err != nil {
+		return err
+	}
+	if e.tokens.stats().Preminted > 0 {
+		if s, err := ReadProc(0); err == nil {
+			ru.r.SelfRSS0 = s.RSS
+		}
+	}
 	for i, p := range e.pollers {
 		reqs, pubs := perPoller[i], pubsOf[i]
-		planned += int64(len(reqs))
 		p.post(func() {
 			p.pubs = append(p.pubs, pubs...)
 			p.dialq = append(p.dialq, reqs...)
@@ -269,6 +282,7 @@ func (ru *runner) collect() {
 	r.Chans = make([]chanAgg, ru.cfg.Channels)
 	r.SlowChans = make([]chanAgg, ru.cfg.Channels)
 	r.CloseCodes = map[string]int64{}
+	r.Refused = map[string]int64{}
 	e.each(func(p *poller) {
 		for _, c := range p.conns {
 			if c != nil {
@@ -288,6 +302,9 @@ func (ru *runner) collect() {
 		for code, n := range p.closeCodes {
 			r.CloseCodes[strconv.Itoa(int(code))] += n
 		}
+		for status, n := range p.refused {
+			r.Refused[strconv.Itoa(int(status))] += n
+		}
 		for _, d := range p.slowDrops {
 			after := 0.0
 			if d.lastT > 0 {
@@ -306,6 +323,7 @@ func (ru *runner) collect() {
 			r.PubChans[ch] = e.seq[ch] - e.rejected[ch].Load()
 		}
 	}
+	r.Tokens = e.tokens.stats()
 	c := e.sumCounters()
 	r.Published, r.Acked, r.Received, r.OpenDone, r.ChurnClosed = c.Published, c.Acked, c.Received, c.Open, c.Closed
 	if ru.cfg.Scenario == ScenarioChurn {

@@ -2,12 +2,14 @@ package loadtest
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,11 +42,39 @@ func TestIdleHoldsEveryConnection(t *testing.T) {
 	}
 }
 
-func TestIdleAgainstWrongPathCountsHandshakeFailures(t *testing.T) {
+func TestIdleAgainstWrongPathCountsRefusals(t *testing.T) {
 	ws, _ := startRefHub(t)
 	res := runLocal(t, Config{Scenario: ScenarioIdle, Targets: []string{ws}, Path: "/nope", Conns: 20, Duration: time.Millisecond})
-	if res.Connected != 0 || res.Failed != 20 || res.ErrorsByKind["handshake"] != 20 {
-		t.Fatalf("connected %d failed %d errors %v", res.Connected, res.Failed, res.ErrorsByKind)
+	if res.Connected != 0 || res.Failed != 20 || res.ErrorsByKind["refused"] != 20 || res.Errors != 20 || res.Refused["404"] != 20 {
+		t.Fatalf("connected %d failed %d errors %v refused %v", res.Connected, res.Failed, res.ErrorsByKind, res.Refused)
+	}
+}
+
+// TestRefusedUpgradesCountedByStatus: a gateway that answers upgrades with
+// 401 and 429 (a token refused, a limit reached) has them counted by
+// status, as refusals and not as broken handshakes, while a response that
+// is not HTTP at all stays a handshake error.
+func TestRefusedUpgradesCountedByStatus(t *testing.T) {
+	var n atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) % 3 {
+		case 0:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case 1:
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			conn, buf, _ := w.(http.Hijacker).Hijack()
+			buf.WriteString("SSH-2.0-OpenSSH_9.6\r\n\r\n")
+			buf.Flush()
+			conn.Close()
+		}
+	}))
+	defer s.Close()
+	res := runLocal(t, Config{Scenario: ScenarioIdle, Targets: []string{strings.TrimPrefix(s.URL, "http://")}, Conns: 30, Duration: time.Millisecond})
+	want := map[string]int64{"401": 10, "429": 10}
+	if res.Failed != 30 || !maps.Equal(res.Refused, want) || res.ErrorsByKind["refused"] != 20 || res.ErrorsByKind["handshake"] != 10 || res.Errors != 30 {
+		t.Fatalf("failed %d, refused %v (want %v), errors %v", res.Failed, res.Refused, want, res.ErrorsByKind)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // WebSocket opcodes used by the client.
@@ -137,14 +138,30 @@ func parseServerFrame(b []byte, f *serverFrame) (int, error) {
 const handshakeGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // appendUpgradeRequest appends the HTTP upgrade request for uri (the
-// target's path and query) on host with the base64 key.
-func appendUpgradeRequest(dst []byte, host, uri string, key []byte) []byte {
+// target's path and query) on host with the base64 key. A token, when not
+// empty, is presented the two ways the gateway reads one: as the token
+// query parameter after the target's own query, or with bearer in
+// Authorization. It goes as is, so it must already be fit for where it
+// goes (see tokenSource).
+func appendUpgradeRequest(dst []byte, host, uri string, key, token []byte, bearer bool) []byte {
 	dst = append(dst, "GET "...)
 	dst = append(dst, uri...)
+	if len(token) > 0 && !bearer {
+		if strings.IndexByte(uri, '?') >= 0 {
+			dst = append(dst, "&token="...)
+		} else {
+			dst = append(dst, "?token="...)
+		}
+		dst = append(dst, token...)
+	}
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, host...)
 	dst = append(dst, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
 	dst = append(dst, key...)
+	if len(token) > 0 && bearer {
+		dst = append(dst, "\r\nAuthorization: Bearer "...)
+		dst = append(dst, token...)
+	}
 	dst = append(dst, "\r\nSec-WebSocket-Version: 13\r\n\r\n"...)
 	return dst
 }
@@ -160,7 +177,10 @@ func acceptFor(key []byte) []byte {
 }
 
 // handshakeError is a refused or malformed upgrade response.
-type handshakeError struct{ msg string }
+type handshakeError struct {
+	msg    string
+	status int // the HTTP status the gateway refused the upgrade with; 0 when the response is malformed
+}
 
 func (e *handshakeError) Error() string { return e.msg }
 
@@ -171,7 +191,7 @@ func parseUpgradeResponse(b, accept []byte) (int, error) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) > maxResponseHeader {
-			return 0, &handshakeError{"upgrade response head too large"}
+			return 0, &handshakeError{msg: "upgrade response head too large"}
 		}
 		return 0, nil
 	}
@@ -179,11 +199,15 @@ func parseUpgradeResponse(b, accept []byte) (int, error) {
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	// "HTTP/1.1 101 Switching Protocols"
 	parts := bytes.SplitN(line, []byte(" "), 3)
-	if len(parts) < 2 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
-		return 0, &handshakeError{"malformed status line " + strconv.Quote(string(line))}
+	var status int
+	if len(parts) >= 2 && len(parts[1]) == 3 {
+		status, _ = strconv.Atoi(string(parts[1]))
 	}
-	if string(parts[1]) != "101" {
-		return 0, &handshakeError{"upgrade refused with HTTP " + string(parts[1])}
+	if status < 100 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
+		return 0, &handshakeError{msg: "malformed status line " + strconv.Quote(string(line))}
+	}
+	if status != 101 {
+		return 0, &handshakeError{msg: "upgrade refused with HTTP " + string(parts[1]), status: status}
 	}
 	var gotAccept []byte
 	for len(rest) > 0 {
@@ -195,7 +219,7 @@ func parseUpgradeResponse(b, accept []byte) (int, error) {
 		}
 	}
 	if !bytes.Equal(gotAccept, accept) {
-		return 0, &handshakeError{"wrong or missing Sec-WebSocket-Accept"}
+		return 0, &handshakeError{msg: "wrong or missing Sec-WebSocket-Accept"}
 	}
 	return end + 4, nil
 }

@@ -1,9 +1,12 @@
 package loadtest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -168,5 +171,71 @@ func TestTracker(t *testing.T) {
 	}
 	if tr.add(0) || tr.add(-3) {
 		t.Fatal("impossible sequences accepted")
+	}
+}
+
+// TestUpgradeResponseRefusalStatus: a well-formed refusal carries its HTTP
+// status, so that 401 and 429 are counted as what they are; a malformed or
+// unverifiable response carries none.
+func TestUpgradeResponseRefusalStatus(t *testing.T) {
+	key := []byte("dGhlIHNhbXBsZSBub25jZQ==")
+	accept := acceptFor(key)
+	for _, c := range []struct {
+		resp   string
+		status int
+	}{
+		{"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", 401},
+		{"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n", 429},
+		{"HTTP/1.0 404\r\n\r\n", 404},
+		{"HTTP/1.1 40 Short\r\n\r\n", 0},
+		{"HTTP/1.1 +01 Sign\r\n\r\n", 0},
+		{"HTTP/1.1 abc Words\r\n\r\n", 0},
+		{"SSH-2.0-OpenSSH_9.6\r\n\r\n", 0},
+		{"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: wrong\r\n\r\n", 0},
+	} {
+		_, err := parseUpgradeResponse([]byte(c.resp), accept)
+		he, ok := err.(*handshakeError)
+		if !ok || he.status != c.status {
+			t.Errorf("%q: error %v, want a handshakeError with status %d", c.resp, err, c.status)
+		}
+	}
+	ok := "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + string(accept) + "\r\n\r\nrest"
+	if n, err := parseUpgradeResponse([]byte(ok), accept); err != nil || n != len(ok)-len("rest") {
+		t.Errorf("good 101: %d, %v", n, err)
+	}
+}
+
+// TestUpgradeRequestPresentsToken: the token goes into the query, joining
+// a query the target has with & (the gateway reads the first token=), or
+// into Authorization: Bearer, and the request is otherwise the same.
+func TestUpgradeRequestPresentsToken(t *testing.T) {
+	const tok = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ3c2xvYWQtNyJ9.c2ln"
+	tail := "Host: gw:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\n"
+	for _, c := range []struct {
+		uri    string
+		token  string
+		bearer bool
+		want   string
+	}{
+		{"/ws", "", false, "GET /ws HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/ws", "", true, "GET /ws HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/ws", tok, false, "GET /ws?token=" + tok + " HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/gw/ws?tenant=t1&x=%2C", tok, false, "GET /gw/ws?tenant=t1&x=%2C&token=" + tok + " HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
+		{"/ws?tenant=t1", tok, true, "GET /ws?tenant=t1 HTTP/1.1\r\n" + tail + "Authorization: Bearer " + tok + "\r\nSec-WebSocket-Version: 13\r\n\r\n"},
+	} {
+		got := string(appendUpgradeRequest(nil, "gw:8080", c.uri, []byte("a2V5"), []byte(c.token), c.bearer))
+		if got != c.want {
+			t.Errorf("uri %q token %q bearer %v:\ngot  %q\nwant %q", c.uri, c.token, c.bearer, got, c.want)
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(got)))
+		if err != nil {
+			t.Errorf("%q does not parse: %v", got, err)
+			continue
+		}
+		// What a server reads, by bearer: the query's token, the header's.
+		read := map[bool]string{false: req.URL.Query().Get("token"), true: strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")}
+		if read[c.bearer] != c.token || read[!c.bearer] != "" {
+			t.Errorf("uri %q bearer %v: a server reads %q where the token should be, %q in the other place", c.uri, c.bearer, read[c.bearer], read[!c.bearer])
+		}
 	}
 }

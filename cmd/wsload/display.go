@@ -56,11 +56,15 @@ func (d *display) update(ps []loadtest.Progress) {
 		}
 		s.Counts.Add(p.Counts)
 		s.Errors += p.Errors
+		s.Refused += p.Refused
 		iv.Merge(p.Interval.Histogram())
 	}
 	line := fmt.Sprintf("[%5.1fs] %-7s open %d  ready %d  failed %d  pub %.0f/s  recv %.0f/s  p99 %s  errors %d",
 		now.Sub(d.start).Seconds(), s.Phase, s.Open, s.Ready, s.Failed,
 		float64(s.Published-d.lastPub)/dt, float64(s.Received-d.lastRecv)/dt, fmtUs(iv.Quantile(0.99)), s.Errors)
+	if s.Refused > 0 {
+		line += fmt.Sprintf(" (%d upgrades refused)", s.Refused)
+	}
 	d.lastAt, d.lastRecv, d.lastPub = now, s.Received, s.Published
 	if d.tty {
 		fmt.Fprintf(d.w, "\r\033[K%s", line)

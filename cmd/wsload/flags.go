@@ -123,6 +123,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&c.PublishHTTP, "publish-http", "", "publish with POST /api/publish on this admin host:port instead of over WebSocket")
 	fs.Float64Var(&c.SlowFraction, "slow-fraction", 0.1, "slow: share of subscribers that stop reading")
 	fs.StringVar(&c.StormTrigger, "storm-trigger", "client", "storm: client = wsload drops every connection; server = wait for the gateway to (drain, kill)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "present an HS256 token minted with this secret on every connection, one sub each (wsload-N, unique in the run), minted before the run as far as its plan says how many")
+	fs.Var(listFlag{&c.JWTChannels}, "jwt-channels", "the minted tokens' channels claim: `patterns` (names, prefix:*, *), comma-separated (default no claim); wsload's channels are wsload.RUN.N, which only * matches")
+	fs.DurationVar(&c.JWTTTL, "jwt-ttl", time.Hour, "the minted tokens' lifetime (exp), counted from when they are minted, before the run")
+	fs.StringVar(&c.Token, "token", "", "present this token, minted elsewhere, on every connection")
+	fs.BoolVar(&c.TokenHeader, "jwt-header", false, "present the token (--jwt-secret, --token) in Authorization: Bearer instead of ?token=")
 	fs.IntVar(&c.Pollers, "pollers", 1, "epoll goroutines per process")
 	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 512, "handshakes in flight at once per process")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "connect + upgrade + subscribe deadline")
@@ -154,6 +159,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if len(c.Targets) == 0 {
 		c.Targets = []string{"127.0.0.1:8080"}
 	}
+	if err := checkTTLFlag(fs, c); err != nil {
+		return nil, err
+	}
 	for _, p := range pids {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 {
@@ -177,6 +185,23 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// checkTTLFlag refuses a --jwt-ttl that would not do what it says: with
+// nothing minted, or not positive (a zero Config.JWTTTL means the default,
+// and a token without exp is one some gateways refuse).
+func checkTTLFlag(fs *flag.FlagSet, c *loadtest.Config) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case f.Name != "jwt-ttl":
+		case c.JWTSecret == "":
+			err = fmt.Errorf("--jwt-ttl needs --jwt-secret")
+		case c.JWTTTL <= 0:
+			err = fmt.Errorf("--jwt-ttl must be positive")
+		}
+	})
+	return err
 }
 
 // expandIPs turns "a.b.c.d" and "a.b.c.d-a.b.c.e" items into a list.

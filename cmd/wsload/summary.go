@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/wshub/wshub/loadtest"
@@ -21,6 +23,9 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		row("connections", "%d dialed, %d failed", r.Conns, r.Failed)
 	} else {
 		row("connections", "%d ready of %d, %d failed", r.Connected, r.Conns, r.Failed)
+	}
+	if t := tokensLine(r, c); t != "" {
+		row("tokens", "%s", t)
 	}
 	if r.Handshake.Count > 0 {
 		row("handshake", "%s", pcts(r.Handshake))
@@ -61,6 +66,11 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		errs += " (" + kv(r.ErrorsByKind) + ")"
 	}
 	row("errors", "%s", errs)
+	if len(r.Refused) > 0 {
+		// The statuses say what the gateway decided: 401 a token it
+		// refused, 429 a connection or rate limit.
+		row("refused", "%s", kvNamed(r.Refused, httpStatus))
+	}
 	if len(r.CloseCodes) > 0 {
 		row("close codes", "%s", kv(r.CloseCodes))
 	}
@@ -84,12 +94,45 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 	row("wsload", "%s, RSS %s (%s/conn)", self, fmtBytes(float64(r.Self.RSS)), fmtBytes(r.Self.RSSPerConn))
 }
 
+// tokensLine says what the upgrades presented, "" for nothing. Tokens
+// minted during the run are named: they cost the pollers time the run
+// measured.
+func tokensLine(r *loadtest.Result, c *loadtest.Config) string {
+	in := "?token="
+	if c.TokenHeader {
+		in = "Authorization: Bearer"
+	}
+	switch {
+	case c.Token != "":
+		return "one fixed token (--token) in " + in
+	case c.JWTSecret != "":
+		var t loadtest.TokenStats
+		if r.Tokens != nil {
+			t = *r.Tokens
+		}
+		return fmt.Sprintf("HS256, one per connection, in %s; %d minted before the run, %d during it", in, t.Preminted, t.DuringRun)
+	}
+	return ""
+}
+
+// httpStatus is a status code with its text: "401 Unauthorized".
+func httpStatus(code string) string {
+	n, _ := strconv.Atoi(code)
+	if text := http.StatusText(n); text != "" {
+		return code + " " + text
+	}
+	return code
+}
+
 func pcts(s loadtest.Summary) string {
 	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (n=%d)",
 		fmtUs(s.P50), fmtUs(s.P90), fmtUs(s.P99), fmtUs(s.P999), fmtUs(s.Max), s.Count)
 }
 
-func kv(m map[string]int64) string {
+func kv(m map[string]int64) string { return kvNamed(m, func(k string) string { return k }) }
+
+// kvNamed is kv with each key shown as name(key).
+func kvNamed(m map[string]int64, name func(string) string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -97,7 +140,7 @@ func kv(m map[string]int64) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+		parts[i] = fmt.Sprintf("%s %d", name(k), m[k])
 	}
 	return strings.Join(parts, ", ")
 }

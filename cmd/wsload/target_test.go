@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/wshub/wshub/bench/refhub"
 	"github.com/wshub/wshub/loadtest/testserver"
@@ -148,52 +145,9 @@ func TestURLTargetsCarryPathAndQuery(t *testing.T) {
 // fanout. The same URL with another path is refused by the gateway (404),
 // so the path really comes from the URL.
 func TestURLTargetAgainstTheGateway(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs wshub")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "wshub")
-	if out, err := exec.Command("go", "build", "-o", bin, "../wshub").CombinedOutput(); err != nil {
-		t.Fatalf("building wshub: %v\n%s", err, out)
-	}
-	// Both listeners on port 0: the gateway reports the ports it got in its
-	// "wshub listening" line, so no port is chosen here and released before
-	// the child binds it.
-	gw := &gatewayOutput{bound: make(chan [2]string, 1)}
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--loops", "2", "--log-format", "json")
-	cmd.Stdout, cmd.Stderr = gw, gw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("wshub logs:\n%s", gw)
-		}
-	})
-	var addr, admin string
-	select {
-	case a := <-gw.bound:
-		addr, admin = a[0], a[1]
-	case <-done:
-		t.Fatal("wshub exited at start")
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no %q line within 15s", listeningMsg)
-	}
-	// The line comes once both listeners serve.
-	resp, err := http.Get("http://" + admin + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("/healthz after %q: %d", listeningMsg, resp.StatusCode)
-	}
+	addr, _ := startGateway(t, buildGateway(t), "--loops", "2")
 
-	jsonPath := filepath.Join(dir, "r.json")
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
 	url := "ws://" + addr + "/ws?client=wsload&run=1"
 	var out, errb bytes.Buffer
 	code := run([]string{"fanout", "--target", url, "--subs", "20", "--channels", "2", "--publishers", "2",
@@ -213,47 +167,7 @@ func TestURLTargetAgainstTheGateway(t *testing.T) {
 	errb.Reset()
 	code = run([]string{"idle", "--target", wrong, "--conns", "3", "--duration", "10ms", "--quiet",
 		"--json", jsonPath, "--max-errors", "0"}, &out, &errb)
-	if r := readResult(t, jsonPath); code != 1 || r.Connected != 0 || r.ErrorsByKind["handshake"] != 3 {
-		t.Fatalf("%s: exit %d, connected %d, errors %v; want exit 1 and 3 handshake errors\n%s", wrong, code, r.Connected, r.ErrorsByKind, errb.String())
+	if r := readResult(t, jsonPath); code != 1 || r.Connected != 0 || r.ErrorsByKind["refused"] != 3 || r.Refused["404"] != 3 {
+		t.Fatalf("%s: exit %d, connected %d, errors %v; want exit 1 and 3 upgrades refused with 404\n%s", wrong, code, r.Connected, r.ErrorsByKind, errb.String())
 	}
-}
-
-// listeningMsg is the line wshub logs with its bound addresses once both
-// listeners serve (cmd/wshub/serve.go).
-const listeningMsg = "wshub listening"
-
-// gatewayOutput is the gateway's stdout and stderr (one writer, so one pipe
-// and one goroutine writing): it keeps the log (JSON lines) and sends the
-// addresses of the "wshub listening" line on bound.
-type gatewayOutput struct {
-	mu    sync.Mutex
-	log   bytes.Buffer
-	line  []byte // an unfinished line
-	bound chan [2]string
-	sent  bool
-}
-
-func (o *gatewayOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.log.Write(p)
-	o.line = append(o.line, p...)
-	for {
-		i := bytes.IndexByte(o.line, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		var m struct{ Msg, Addr, Admin string }
-		if json.Unmarshal(o.line[:i], &m) == nil && m.Msg == listeningMsg && !o.sent {
-			o.sent = true
-			o.bound <- [2]string{m.Addr, m.Admin}
-		}
-		o.line = o.line[i+1:]
-	}
-}
-
-func (o *gatewayOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.log.String()
 }
