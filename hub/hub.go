@@ -71,7 +71,8 @@ type Hub struct {
 
 	policy  *access.Policy
 	limiter limiter
-	users   userCounts // connections per user, for Auth.MaxConnsPerUser
+	users   userCounts  // connections per user, for Auth.MaxConnsPerUser
+	grants  grantsTable // channels claims shared between connections
 
 	errTooBig  *Error
 	errTooMany *Error // subscription limit

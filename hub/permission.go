@@ -26,10 +26,10 @@ func view(b []byte) string {
 
 // canSubscribe applies the access policy to a subscribe; nil means allowed.
 func (h *Hub) canSubscribe(cs *connData, channel []byte) *Error {
-	return forbidden[h.policy.CanSubscribe(cs.ident, view(channel))]
+	return forbidden[h.policy.CanSubscribe(cs.identity(), view(channel))]
 }
 
 // canPublish applies the access policy to a client publish.
 func (h *Hub) canPublish(cs *connData, channel []byte) *Error {
-	return forbidden[h.policy.CanPublish(cs.ident, view(channel), cs.find(channel) >= 0)]
+	return forbidden[h.policy.CanPublish(cs.identity(), view(channel), cs.find(channel) >= 0)]
 }

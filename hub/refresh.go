@@ -36,7 +36,7 @@ func (h *Hub) refresh(l *loopState, cs *connData, cmd *command) {
 	case a.Verifier == nil:
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errNoAuth)
 		return
-	case cs.ident == nil:
+	case cs.ident.User == "":
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errRefreshAnon)
 		return
 	}
@@ -49,9 +49,7 @@ func (h *Hub) refresh(l *loopState, cs *connData, cmd *command) {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errRefreshSub)
 		return
 	}
-	id := identityOf(&claims)
-	id.User = cs.ident.User // one copy of the user's name per connection
-	cs.ident = id
+	cs.ident.Grants = h.grants.get(claims.Channels, claims.HasChannels)
 	if claims.Expires.IsZero() {
 		cs.conn.SetExpiry(claims.Expires)
 	} else {

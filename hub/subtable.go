@@ -1,9 +1,10 @@
 package hub
 
 import (
-	"github.com/wshub/wshub/hub/access"
 	"sync"
 	"sync/atomic"
+
+	"github.com/wshub/wshub/hub/access"
 
 	"golang.org/x/sys/cpu"
 )
@@ -127,17 +128,20 @@ type connData struct {
 	closed  bool
 	counted bool // holds one of its user's AuthConfig.MaxConnsPerUser (userCounts)
 	subs    []connSub
-	id      string           // gateway-wide id, set while registered with the Presence
-	ident   *access.Identity // from its token; nil for an anonymous connection
-	limits  *connLimits      // rate-limit state; nil when no limit is configured
+	id      string          // gateway-wide id, set while registered with the Presence
+	ident   access.Identity // from its token; zero for an anonymous connection (User is never empty otherwise)
+	limits  *connLimits     // rate-limit state; nil when no limit is configured
 }
 
 // user is the connection's authenticated user ("" when anonymous).
-func (cs *connData) user() string {
-	if cs.ident == nil {
-		return ""
+func (cs *connData) user() string { return cs.ident.User }
+
+// identity is what the access policy is asked about: nil when anonymous.
+func (cs *connData) identity() *access.Identity {
+	if cs.ident.User == "" {
+		return nil
 	}
-	return cs.ident.User
+	return &cs.ident
 }
 
 // connSub locates one of the connection's members.

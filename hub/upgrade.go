@@ -72,10 +72,9 @@ func (h *Hub) OnUpgrade(c Conn, query, authorization string) int {
 		return 401
 	}
 	cs := h.state(c)
-	cs.ident = identityOf(&claims)
+	cs.ident = access.Identity{User: claims.Sub, Grants: h.grants.get(claims.Channels, claims.HasChannels)}
 	if a.MaxConnsPerUser > 0 {
 		if !h.users.acquire(claims.Sub, a.MaxConnsPerUser) {
-			cs.ident = nil
 			c.SetData(nil)
 			h.refuseUpgrade(refusedUserCap, nil)
 			return 429
@@ -96,11 +95,6 @@ func (h *Hub) refuseUpgrade(reason string, err error) {
 	} else {
 		h.log.Debug("upgrade refused", "reason", reason)
 	}
-}
-
-// identityOf keeps what the connection's permissions need of its claims.
-func identityOf(c *auth.Claims) *access.Identity {
-	return &access.Identity{User: c.Sub, Channels: c.Channels, Listed: c.HasChannels}
 }
 
 // tokenOf finds the connection's token: the Authorization header's Bearer

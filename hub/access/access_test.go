@@ -75,8 +75,8 @@ func TestLookup(t *testing.T) {
 func TestPermissionMatrix(t *testing.T) {
 	anon := (*Identity)(nil)
 	plain := &Identity{User: "alice"}
-	listed := &Identity{User: "alice", Listed: true, Channels: []string{"ns:*"}}
-	other := &Identity{User: "alice", Listed: true, Channels: []string{"elsewhere:*"}}
+	listed := &Identity{User: "alice", Grants: &Grants{Patterns: []string{"ns:*"}}}
+	other := &Identity{User: "alice", Grants: &Grants{Patterns: []string{"elsewhere:*"}}}
 	ids := []struct {
 		name string
 		id   *Identity
@@ -130,7 +130,7 @@ func TestUserLimitedChannels(t *testing.T) {
 	}
 	alice := &Identity{User: "alice"}
 	carol := &Identity{User: "carol"}
-	bob := &Identity{User: "bob", Listed: true, Channels: []string{"news"}}
+	bob := &Identity{User: "bob", Grants: &Grants{Patterns: []string{"news"}}}
 	for _, c := range []struct {
 		id      *Identity
 		channel string
@@ -173,7 +173,7 @@ func TestUnknownNamespaceRefused(t *testing.T) {
 
 func BenchmarkCanSubscribe(b *testing.B) {
 	p, _ := NewPolicy(Namespace{Subscribe: Authenticated}, []Namespace{{Name: "room", Subscribe: Token}, {Name: "dm"}}, true)
-	id := &Identity{User: "alice", Listed: true, Channels: []string{"news", "room:*"}}
+	id := &Identity{User: "alice", Grants: &Grants{Patterns: []string{"news", "room:*"}}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if p.CanSubscribe(id, "room:12345") != Allowed {

@@ -3,11 +3,19 @@ package access
 import "strings"
 
 // Identity is who a connection is, from its token; a nil *Identity is an
-// anonymous connection.
+// anonymous connection. It is two words, so that a gateway can keep one in
+// every connection: the grants are shared (see Grants).
 type Identity struct {
-	User     string   // the token's sub
-	Channels []string // the token's channels claim: names and patterns
-	Listed   bool     // the token has a channels claim: Channels is a ceiling (an empty one allows nothing)
+	User   string  // the token's sub
+	Grants *Grants // the token's channels claim; nil when it has none
+}
+
+// Grants is a token's channels claim: names and patterns, a ceiling on what
+// the connection may use (an empty list allows nothing). Many tokens carry the
+// same claim, so one Grants is meant to be shared by all their connections;
+// it is never modified once built.
+type Grants struct {
+	Patterns []string
 }
 
 // Verdict is the answer to "may this connection do that on this channel".
@@ -61,7 +69,7 @@ func limitedTo(users, user string) bool {
 
 // ceiling applies the token's channels claim, which only ever takes away.
 func ceiling(id *Identity, channel string) bool {
-	return id == nil || !id.Listed || MatchAny(id.Channels, channel)
+	return id == nil || id.Grants == nil || MatchAny(id.Grants.Patterns, channel)
 }
 
 // allows applies a namespace mode to a connection.
@@ -78,7 +86,7 @@ func allows(m Mode, id *Identity, channel string, subscribed bool) Verdict {
 		if id == nil {
 			return NeedsToken
 		}
-		if id.Listed && MatchAny(id.Channels, channel) {
+		if id.Grants != nil && MatchAny(id.Grants.Patterns, channel) {
 			return Allowed
 		}
 		return NotListed
