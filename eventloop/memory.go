@@ -28,8 +28,12 @@ type memoryGuard struct {
 
 	peak        int64     // most connections since the last release
 	dropSince   time.Time // when connections first fell far enough; zero otherwise
-	lastRelease time.Time // of freeAfterDrop
+	lastRelease time.Time // of freeAfterDrop or freeAfterBurst
 	release     func()    // debug.FreeOSMemory; a counter in tests
+
+	releasedAt uint64    // connections opened (nextID) at the last release
+	opened     uint64    // connections opened at the previous tick
+	stillSince time.Time // since when no connection has been opened; zero while they are
 }
 
 // Giving memory back after a flood. Once a flood of connections (a
@@ -63,6 +67,32 @@ func (g *memoryGuard) freeAfterDrop(now time.Time, conns int64) {
 		return
 	}
 	g.peak, g.dropSince, g.lastRelease = conns, time.Time{}, now
+	g.releasedAt = g.opened
+	g.release()
+}
+
+// The same after a burst of new connections: verifying thousands of tokens,
+// parsing thousands of upgrades leaves garbage the size of many connections
+// (measured: 19,000 HS256 upgrades left 7.4 MB of freed heap the scavenger
+// kept, 390 B per connection on top of the connections' own 950). Once at
+// least dropMin connections opened since the last release and none for
+// dropSettle, the memory is returned.
+func (g *memoryGuard) freeAfterBurst(now time.Time, opened uint64) {
+	if opened != g.opened {
+		g.opened, g.stillSince = opened, time.Time{}
+		return
+	}
+	if opened-g.releasedAt < dropMin || now.Sub(g.lastRelease) < releaseEvery {
+		return
+	}
+	if g.stillSince.IsZero() {
+		g.stillSince = now
+	}
+	if now.Sub(g.stillSince) < dropSettle {
+		return
+	}
+	g.stillSince, g.lastRelease = time.Time{}, now
+	g.releasedAt = opened
 	g.release()
 }
 

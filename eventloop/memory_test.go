@@ -53,3 +53,46 @@ func TestFreeAfterDrop(t *testing.T) {
 		t.Fatalf("released on a small drop or a drop to 30%%: %d", released)
 	}
 }
+
+func TestFreeAfterBurst(t *testing.T) {
+	var g memoryGuard
+	g.init(0)
+	released := 0
+	g.release = func() { released++ }
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration, opened uint64) { g.freeAfterBurst(t0.Add(d), opened) }
+
+	at(0, 0)
+	at(100*time.Millisecond, 3000)
+	at(200*time.Millisecond, 19000) // a burst of upgrades
+	at(700*time.Millisecond, 19000)
+	if released != 0 {
+		t.Fatal("released before the burst settled")
+	}
+	at(1700*time.Millisecond, 19000) // still for a second since 700 ms
+	if released != 1 {
+		t.Fatalf("released %d times once the burst settled, want 1", released)
+	}
+	at(3*time.Second, 19000)
+	if released != 1 {
+		t.Fatalf("released %d times for one burst, want 1", released)
+	}
+	// Fewer than dropMin new connections since: nothing to give back.
+	at(40*time.Second, 19000+dropMin-1)
+	at(42*time.Second, 19000+dropMin-1)
+	if released != 1 {
+		t.Fatalf("released %d times after a small burst, want 1", released)
+	}
+	// A steady trickle never settles, so it never forces a collection.
+	for i := range 100 {
+		at(50*time.Second+time.Duration(i)*500*time.Millisecond, 30000+uint64(i))
+	}
+	if released != 1 {
+		t.Fatalf("released %d times under a steady trickle, want 1", released)
+	}
+	at(200*time.Second, 30099)
+	at(201*time.Second, 30099)
+	if released != 2 {
+		t.Fatalf("released %d times once the trickle stopped, want 2", released)
+	}
+}

@@ -421,6 +421,7 @@ func (e *events) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now()
 	e.memory.sample(now)
 	e.memory.freeAfterDrop(now, e.conns.Load())
+	e.memory.freeAfterBurst(now, nextID.Load())
 	if e.ips != nil {
 		e.ips.sweep(e.ipClock())
 	}
