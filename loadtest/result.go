@@ -83,10 +83,15 @@ type SlowResult struct {
 // ServerStats are the gateways' figures from /proc (--server-pid), summed
 // over the processes given.
 type ServerStats struct {
-	PIDs           []int   `json:"pids"`
-	RSSBefore      int64   `json:"rss_before"` // bytes, before any connection
-	RSSReady       int64   `json:"rss_ready"`  // bytes, every connection set up
-	RSSPerConn     float64 `json:"rss_per_conn"`
+	PIDs       []int   `json:"pids"`
+	RSSBefore  int64   `json:"rss_before"` // bytes, before any connection
+	RSSReady   int64   `json:"rss_ready"`  // bytes, every connection set up
+	RSSPerConn float64 `json:"rss_per_conn"`
+	// RSSDone is the RSS at the end of the main phase: for idle, after the
+	// hold, once the garbage of setting up has been collected and returned
+	// (what an idle connection costs in the long run).
+	RSSDone        int64   `json:"rss_done"`
+	RSSPerConnDone float64 `json:"rss_per_conn_done"`
 	CPUSeconds     float64 `json:"cpu_s"` // during the main phase
 	CPUPercent     float64 `json:"cpu_percent"`
 	CPUPerDelivery float64 `json:"cpu_per_delivery_us,omitempty"`
@@ -203,9 +208,10 @@ func Finalize(r *Raw) *Result {
 // AddServer fills the gateways' figures from samples taken before setup,
 // at the ready barrier and at the done barrier.
 func (res *Result) AddServer(pids []int, before, ready, done ProcSample) {
-	s := &ServerStats{PIDs: pids, RSSBefore: before.RSS, RSSReady: ready.RSS}
+	s := &ServerStats{PIDs: pids, RSSBefore: before.RSS, RSSReady: ready.RSS, RSSDone: done.RSS}
 	if res.Connected > 0 {
 		s.RSSPerConn = round1(float64(ready.RSS-before.RSS) / float64(res.Connected))
+		s.RSSPerConnDone = round1(float64(done.RSS-before.RSS) / float64(res.Connected))
 	}
 	s.CPUSeconds = round3(done.CPUSec - ready.CPUSec)
 	if wall := done.At.Sub(ready.At).Seconds(); wall > 0 {

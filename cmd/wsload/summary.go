@@ -85,6 +85,9 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 			// while this one connected: no per-connection figure to give.
 			perConn = "RSS fell during setup; per-conn needs a fresh gateway"
 		}
+		if s.RSSDone > 0 && s.RSSPerConnDone >= 0 {
+			perConn += fmt.Sprintf("; %s (%s/conn) at the end", fmtBytes(float64(s.RSSDone)), fmtBytes(s.RSSPerConnDone))
+		}
 		row("gateway", "RSS %s (%s), CPU %.1f%% of a core%s", fmtBytes(float64(s.RSSReady)), perConn, s.CPUPercent, extra)
 	}
 	self := fmt.Sprintf("CPU %.1f%% of a core", r.Self.CPUPercent)
