@@ -79,6 +79,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		return 1
 	}
 	defer stopAdmin(admin)
+	if cfg.AdminAddr != "" && !loopback(cfg.AdminAddr) && len(cfg.AdminAPIKeys) == 0 {
+		// admin.insecure let it start: say it on every start, not only once.
+		log.Warn("the admin API is open to the network without a key (admin.insecure): anyone who reaches it can publish and send", "admin", cfg.AdminAddr)
+	}
 
 	broker, rb, err := openBroker(ctx, cfg, log, reg)
 	if err == errStopped {
