@@ -12,6 +12,7 @@ var fuzzHandshakeConfig = HandshakeConfig{
 	MaxHeaders:      16,
 	Paths:           []string{"/ws", "/echo"},
 	CheckOrigin:     func(o string) bool { return o != "https://evil.example" },
+	Compression:     true,
 }
 
 // FuzzHandshake checks that ParseHandshake never panics, decides the same way
@@ -24,6 +25,9 @@ func FuzzHandshake(f *testing.F) {
 		f.Add([]byte(tc.req+tc.trailer), uint64(1))
 	}
 	f.Add([]byte(request("GET /ws HTTP/1.1", with("Sec-WebSocket-Protocol: a, wshub.v1", "Origin: x")...)), uint64(9))
+	for _, tc := range negotiateCases() {
+		f.Add(extensionsRequest(tc.lines), uint64(len(tc.lines)))
+	}
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
 		cfg := &fuzzHandshakeConfig
 		hs := ParseHandshake(data, cfg)
@@ -39,6 +43,11 @@ func FuzzHandshake(f *testing.F) {
 			if hs.Code != 101 || !bytes.HasPrefix(hs.Response, []byte("HTTP/1.1 101 Switching Protocols\r\n")) ||
 				data[hs.Consumed-1] != '\n' || (hs.Path != "/ws" && hs.Path != "/echo") {
 				t.Fatalf("bad Done: %+v", hs)
+			}
+			// An extension is answered only when offered, and at most once.
+			if ext, n := extensionsAnswer(hs.Response); n > 1 || hs.Deflate != (n == 1) || hs.Compressed && !hs.Deflate ||
+				hs.Deflate && (!strings.HasPrefix(ext, deflateResponse) || !bytes.Contains(data[:hs.Consumed], []byte("permessage-deflate"))) {
+				t.Fatalf("bad extension answer %q: %+v", ext, hs)
 			}
 			// The request alone decides the same way: nothing after it counts.
 			if again := ParseHandshake(data[:hs.Consumed], cfg); !sameHandshake(again, hs) {
