@@ -77,14 +77,20 @@ func FuzzHandshake(f *testing.F) {
 }
 
 // FuzzFrames checks that Decoder never panics, gives the same events whatever
-// the chunking, keeps payloads within the limit, and fails only with 1002,
-// 1007 or 1009 (decode checks those invariants).
+// the chunking, keeps payloads within the limit (inflated ones included)
+// and its allocations within a few times the limit whatever the input, and
+// fails only with 1002, 1007 or 1009 (decode checks those invariants). The
+// seeds include compressed messages, whole and fragmented, deflate bombs
+// and corrupt streams.
 func FuzzFrames(f *testing.F) {
 	for _, tc := range decodeCases() {
 		f.Add(tc.input, uint16(tc.max), tc.compress, uint64(1))
 	}
 	f.Add(wire(frag(1, "a\xc3"), ping(""), cont("\xa9", true), closeF(1000, "")), uint16(16), false, uint64(2))
 	f.Add(wire(bin(strings.Repeat("b", 300)), frag(2, "x"), cont("y", false)), uint16(400), true, uint64(3))
+	f.Add(wire(compressed(1, lorem), compressedFrags(2, lorem, 4)[0], ping("p"), compressedFrags(2, lorem, 4)[1], closeF(1000, "")), uint16(2000), true, uint64(4))
+	f.Add(wire(compressed(2, strings.Repeat("z", 1<<20)), text("after")), uint16(65535), true, uint64(5))
+	f.Add(wire(compressedFrags(1, strings.Repeat("é", 3000), 5)...), uint16(8000), true, uint64(6))
 	f.Fuzz(func(t *testing.T, data []byte, max uint16, compress bool, seed uint64) {
 		want := decode(data, int(max), compress, whole, t.Fatalf)
 		for _, ch := range []chunker{randomChunks(seed), byteByByte} {
