@@ -34,7 +34,7 @@ const (
 const maxWindowBits = 15
 
 // extensions is what the Sec-WebSocket-Extensions lines of a request said.
-// Several lines are one list in their order (RFC 6455 §11.3.2), so each line
+// Several lines are one list in their order (RFC 6455 §9.1), so each line
 // is folded in as it comes, and the first acceptable offer wins (RFC 6455
 // §9.1: the client lists its offers in order of preference).
 type extensions struct {
@@ -78,27 +78,10 @@ func (e *extensions) add(v []byte) {
 			if p.end() || p.at(',') {
 				break
 			}
-			if !p.at(';') {
-				e.bad = true
-				return
-			}
-			p.i++
-			p.skipOWS()
-			pname, ok := p.token()
+			pname, val, hasVal, ok := p.param()
 			if !ok {
 				e.bad = true
 				return
-			}
-			p.skipOWS()
-			var val []byte
-			hasVal := p.at('=')
-			if hasVal {
-				p.i++
-				p.skipOWS()
-				if val, ok = p.value(); !ok {
-					e.bad = true
-					return
-				}
 			}
 			if isDeflate {
 				offer.param(pname, val, hasVal)
@@ -176,6 +159,26 @@ func (p *extParser) skipOWS() {
 	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t') {
 		p.i++
 	}
+}
+
+// param reads "; name" or "; name=value" (OWS allowed around both).
+func (p *extParser) param() (name, val []byte, hasVal, ok bool) {
+	if !p.at(';') {
+		return nil, nil, false, false
+	}
+	p.i++
+	p.skipOWS()
+	if name, ok = p.token(); !ok {
+		return nil, nil, false, false
+	}
+	p.skipOWS()
+	if !p.at('=') {
+		return name, nil, false, true
+	}
+	p.i++
+	p.skipOWS()
+	val, ok = p.value()
+	return name, val, true, ok
 }
 
 // token reads a token (RFC 9110 §5.6.2).
