@@ -89,6 +89,10 @@ type Config struct {
 	Echo         bool                  // serve /echo
 	Logger       *slog.Logger          // nil = slog.Default()
 	Metrics      prometheus.Registerer // nil = none
+	// Compression accepts permessage-deflate offers (RFC 7692; see
+	// wsproto.HandshakeConfig.Compression): compressed client messages are
+	// inflated, within MaxMessage once inflated. Off, nothing is negotiated.
+	Compression bool
 }
 
 // withDefaults validates c and fills in the defaults.

@@ -43,6 +43,7 @@ const (
 	fHolding                       // holds partial input since Conn.since (partial.go)
 	fListed                        // on the loop's holders list
 	fIPCounted                     // counted in Server.ips for its source: released at OnClose
+	fCompressed                    // may be sent compressed messages (Compressed)
 )
 
 // nextID numbers connections for the life of the process.
@@ -83,6 +84,13 @@ func (c *Conn) ID() uint64 { return c.id }
 
 // Loop is the index of the owning loop in Server.Loops.
 func (c *Conn) Loop() int { return c.loop.idx }
+
+// Compressed reports whether the connection may be sent compressed messages
+// (RSV1 set, deflated with a 32 KiB window and no context, as
+// wsproto.Handshake.Compressed says): it negotiated permessage-deflate and
+// did not limit the server's window. Its own compressed messages are
+// inflated whenever it negotiated, whatever this says.
+func (c *Conn) Compressed() bool { return c.flags&fCompressed != 0 }
 
 // Data returns what SetData stored (the hub's per-connection state).
 func (c *Conn) Data() any { return c.data }

@@ -12,7 +12,7 @@ import (
 // for anything new.
 var handshakeReasons = []string{
 	"malformed", "method", "http_version", "version", "upgrade", "connection",
-	"key", "host", "path", "origin", "too_large", "headers", "timeout", "other",
+	"key", "host", "path", "origin", "too_large", "headers", "extensions", "timeout", "other",
 }
 
 // upgradeStatuses label the upgrades an Upgrader refused, by the HTTP status

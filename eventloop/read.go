@@ -144,6 +144,10 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 	c.state = stOpen
 	c.dec.Init(s.cfg.MaxMessage)
 	c.dec.SetMaxFragments(s.cfg.MaxFragments)
+	c.dec.AllowCompressed(hs.Deflate)
+	if hs.Compressed {
+		c.flags |= fCompressed
+	}
 	var ping int64
 	if s.pingTicks > 0 {
 		ping = s.nowTick() + s.firstPing(c.id)

@@ -112,7 +112,8 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if cfg.Echo {
 		paths = append(paths, "/echo")
 	}
-	s.hsCfg = wsproto.HandshakeConfig{Paths: paths, CheckOrigin: originChecker(cfg.Origins), MaxRequestBytes: s.maxRequest}
+	s.hsCfg = wsproto.HandshakeConfig{Paths: paths, CheckOrigin: originChecker(cfg.Origins), MaxRequestBytes: s.maxRequest,
+		Compression: cfg.Compression}
 	s.loops = make([]*Loop, cfg.Loops)
 	for i := range s.loops {
 		s.loops[i] = newLoop(s, i)

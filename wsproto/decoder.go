@@ -47,8 +47,9 @@ type Event struct {
 	// CloseReason is the peer's UTF-8 reason for EventClose (aliases the input).
 	CloseReason []byte
 	// Compressed is set on a data message whose first frame had RSV1 while
-	// compression is allowed (AllowCompressed): Payload is still deflated and
-	// its UTF-8 validity is the inflater's to check.
+	// compression is allowed (AllowCompressed): it came deflated, and
+	// Payload is what it inflated to (within the message limit, and UTF-8
+	// valid for text, like any message).
 	Compressed bool
 }
 
@@ -88,8 +89,11 @@ var (
 )
 
 // msgPool holds reassembly buffers of fragmented messages, apart from the
-// frame pool: its size calibration sees client messages only.
-var msgPool bytebufferpool.Pool
+// frame pool: its size calibration sees client messages only. inflatedPool
+// holds the buffers compressed messages inflate into, whose sizes are
+// another distribution: a pool keeps only buffers up to the 95th
+// percentile of what it saw, so sharing one would drop the larger kind.
+var msgPool, inflatedPool bytebufferpool.Pool
 
 // Decoder decodes client frames from the front of a byte slice. It lives in
 // every connection, so it is kept small (24 bytes on 64-bit) and holds a heap
@@ -101,7 +105,7 @@ type Decoder struct {
 	op         ws.OpCode                  // opcode of the fragmented message in progress, 0 = none
 	tail       uint8                      // bytes at the end of msg that start an incomplete UTF-8 sequence
 	compress   bool                       // RSV1 allowed on a message's first frame (permessage-deflate)
-	compressed bool                       // the message in progress had RSV1
+	compressed bool                       // the message in progress had RSV1; with op == 0, msg is an inflated message (from inflatedPool)
 	frags      uint16                     // frames of the message in progress
 	maxFrags   uint16                     // cap on frags
 }
@@ -133,8 +137,12 @@ func (d *Decoder) Held() int {
 	return cap(d.msg.B)
 }
 
-// AllowCompressed is the permessage-deflate hook: when on, RSV1 is accepted on
-// the first frame of a data message and reported as Event.Compressed.
+// AllowCompressed is set for a connection that negotiated permessage-deflate
+// (Handshake.Deflate): RSV1 is then accepted on the first frame of a data
+// message, which is inflated before it is delivered (deflate.go), and
+// reported as Event.Compressed. The message limit applies to the inflated
+// size: inflating stops as soon as it passes the limit (1009). Invalid
+// deflated data is 1007. RSV1 anywhere else is 1002 (RFC 7692 §6).
 func (d *Decoder) AllowCompressed(on bool) { d.compress = on }
 
 // Reset drops any message in progress and returns pooled buffers (connection
@@ -145,10 +153,16 @@ func (d *Decoder) Reset() {
 }
 
 func (d *Decoder) release() {
-	if d.msg != nil {
-		msgPool.Put(d.msg)
-		d.msg = nil
+	if d.msg == nil {
+		return
 	}
+	if d.op == 0 && d.compressed {
+		inflatedPool.Put(d.msg)
+		d.compressed = false
+	} else {
+		msgPool.Put(d.msg)
+	}
+	d.msg = nil
 }
 
 // Next decodes at most one frame from the front of buf, unmasking it in place.
@@ -172,7 +186,9 @@ func (d *Decoder) Next(buf []byte) (ev Event, n int, err error) {
 
 // NextWithin is Next for a caller that budgets memory: a fragment that would
 // grow the reassembly buffer by more than room bytes is refused with
-// ErrNoRoom before it is copied, so a refused message costs no memory.
+// ErrNoRoom before it is copied, so a refused message costs no memory. The
+// buffer a compressed message inflates into is not charged: like a
+// reassembled message's, it is given back by the following call.
 func (d *Decoder) NextWithin(buf []byte, room int) (ev Event, n int, err error) {
 	if d.msg != nil && d.op == 0 {
 		// The previous call delivered the reassembled message; its Payload
@@ -208,10 +224,16 @@ func (d *Decoder) NextWithin(buf []byte, room int) (ev Event, n int, err error) 
 	default: // text or binary opening a message
 		compressed := buf[0]&0x40 != 0
 		if fin {
-			if op == ws.OpText && !compressed && !utf8.Valid(payload) {
+			if compressed {
+				if err := d.deliverInflated(op, payload, &ev); err != nil {
+					return Event{}, 0, err
+				}
+				return ev, n, nil
+			}
+			if op == ws.OpText && !utf8.Valid(payload) {
 				return ev, 0, errTextUTF8
 			}
-			ev.Kind, ev.Payload, ev.Compressed = kindOf(op), payload, compressed
+			ev.Kind, ev.Payload = kindOf(op), payload
 			return ev, n, nil
 		}
 		if len(payload) > room {
@@ -331,9 +353,35 @@ func (d *Decoder) appendFragment(payload []byte, fin bool, room int, ev *Event) 
 		d.tail = uint8(tail)
 	}
 	if fin {
-		ev.Kind, ev.Payload, ev.Compressed = kindOf(d.op), d.msg.B, d.compressed
+		op, compressed := d.op, d.compressed
 		d.op, d.compressed, d.tail, d.frags = 0, false, 0, 0 // msg is released by the next call
+		if compressed {
+			return d.deliverInflated(op, d.msg.B, ev)
+		}
+		ev.Kind, ev.Payload = kindOf(op), d.msg.B
 	}
+	return nil
+}
+
+// deliverInflated inflates p, the deflated payload of a whole message of
+// opcode op, into a buffer of inflatedPool that becomes d.msg (in place of
+// the deflated reassembly buffer, if any), held until the next call like a
+// reassembled message, and fills ev. d.compressed then marks d.msg as
+// inflatedPool's.
+func (d *Decoder) deliverInflated(op ws.OpCode, p []byte, ev *Event) error {
+	out := inflatedPool.Get()
+	var err error
+	out.B, err = inflate(out.B, p, d.max)
+	if err == nil && op == ws.OpText && !utf8.Valid(out.B) {
+		err = errTextUTF8
+	}
+	if err != nil {
+		inflatedPool.Put(out)
+		return err
+	}
+	d.release()
+	d.msg, d.compressed = out, true
+	ev.Kind, ev.Payload, ev.Compressed = kindOf(op), out.B, true
 	return nil
 }
 

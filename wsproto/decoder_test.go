@@ -34,7 +34,7 @@ type decodeCase struct {
 
 func decodeCases() []decodeCase {
 	big := strings.Repeat("x", 70000)
-	return []decodeCase{
+	return append([]decodeCase{
 		{
 			name:   "text",
 			input:  wire(text("hello")),
@@ -273,10 +273,11 @@ func decodeCases() []decodeCase {
 			errCode: 1007,
 		},
 		{
-			name:     "RSV1 marks a compressed message when allowed",
-			input:    wire(frameSpec{fin: true, op: 1, rsv: 0x40, payload: []byte("\xff")}, frameSpec{op: 2, rsv: 0x40, payload: []byte("a")}, cont("b", true), text("plain")),
+			name: "RSV1 marks a compressed message when allowed",
+			input: wire(frameSpec{fin: true, op: 1, rsv: 0x40, payload: deflateMsg("\u00e9")}, frameSpec{op: 2, rsv: 0x40, payload: deflateMsg("ab")[:1]},
+				cont(string(deflateMsg("ab")[1:]), true), text("plain")),
 			compress: true,
-			events:   []rec{{Kind: EventText, Payload: "\xff", Compressed: true}, evFrag(), {Kind: EventBinary, Payload: "ab", Compressed: true}, evText("plain")},
+			events:   []rec{evZText("\u00e9"), evFrag(), evZBin("ab"), evText("plain")},
 		},
 		{
 			name:     "RSV1 on a continuation even with compression",
@@ -291,7 +292,7 @@ func decodeCases() []decodeCase {
 			compress: true,
 			errCode:  1002,
 		},
-	}
+	}, deflateCases()...)
 }
 
 // TestDecoder runs every case through every chunking and expects the same

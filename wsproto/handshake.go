@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"math"
+	"strconv"
 	"unsafe"
 )
 
@@ -50,6 +51,11 @@ type HandshakeConfig struct {
 	// CheckOrigin decides on the Origin header ("" when the client sent none,
 	// as non-browser clients do). nil = allow all; false -> 403.
 	CheckOrigin func(origin string) bool
+	// Compression enables permessage-deflate (RFC 7692, negotiate.go): the
+	// first acceptable offer is accepted, and a Sec-WebSocket-Extensions
+	// header that breaks RFC 6455's grammar is refused with 400. Off, the
+	// header is not looked at and nothing is negotiated.
+	Compression bool
 }
 
 // HandshakeStatus is the outcome of ParseHandshake.
@@ -72,17 +78,27 @@ type Handshake struct {
 	Consumed int
 	// Code is 101 on Done; the HTTP status on Reject: 400 (malformed, method,
 	// http_version, upgrade, connection, host, key, version when missing,
-	// headers), 403 (origin), 404 (path), 426 (version not 13), 431
+	// headers, extensions), 403 (origin), 404 (path), 426 (version not 13), 431
 	// (too_large: the request passed MaxRequestBytes).
 	Code int
 	// Reason is a short stable reason for metrics/logs: "method", "http_version",
 	// "version", "upgrade", "connection", "key", "host", "path", "origin",
-	// "too_large", "headers", "malformed".
+	// "too_large", "headers", "malformed", "extensions".
 	Reason        string
 	Path          string // e.g. "/ws"
 	Query         string // raw query without '?', "" if none
 	Authorization string // raw Authorization header value, "" if none
 	Subprotocol   bool   // client offered wshub.v1 (echoed in Response)
+	// Deflate is set when permessage-deflate was negotiated: the client may
+	// send compressed messages (call Decoder.AllowCompressed(true)), and
+	// neither side keeps a compression context between messages.
+	Deflate bool
+	// Compressed is set when the server may send this client compressed
+	// messages made with a 32 KiB window, as the shared compressor makes
+	// them: Deflate, and the client did not limit the server's window
+	// (server_max_window_bits below 15). Otherwise every message to it goes
+	// uncompressed, which RFC 7692 §6 allows.
+	Compressed bool
 	// Response is the complete HTTP response to write. Error responses are
 	// shared and must not be modified.
 	Response []byte
@@ -102,6 +118,7 @@ const (
 	reasonOrigin      = "origin"
 	reasonTooLarge    = "too_large"
 	reasonHeaders     = "headers"
+	reasonExtensions  = "extensions"
 )
 
 // ParseHandshake examines the bytes received so far. It returns NeedMore when
@@ -143,7 +160,7 @@ func decide(r lineOutcome, cfg *HandshakeConfig, rl *requestLine, h *headers) Ha
 	if code, reason := h.check(cfg); code != 0 {
 		return reject(r.consumed, code, reason)
 	}
-	return accept(r.consumed, rl, h)
+	return accept(r.consumed, rl, h, cfg.Compression)
 }
 
 // lineLoop is the line loop of ParseHandshake: it examines the request line
@@ -415,6 +432,7 @@ type headers struct {
 	origin                    []byte
 	authorization             []byte
 	hasOrigin, hasAuth        bool
+	ext                       extensions // Sec-WebSocket-Extensions, all lines
 }
 
 // add records one header line; false when the line is malformed.
@@ -465,6 +483,10 @@ func (h *headers) add(line []byte) bool {
 			h.version = value
 			h.versionCount = min(h.versionCount+1, 2)
 		}
+	case 24:
+		if bytes.EqualFold(name, []byte("sec-websocket-extensions")) {
+			h.ext.add(value)
+		}
 	case 22:
 		if bytes.EqualFold(name, []byte("sec-websocket-protocol")) {
 			// Subprotocol names are case-sensitive (RFC 6455 §4.1).
@@ -489,6 +511,12 @@ func (h *headers) check(cfg *HandshakeConfig) (int, string) {
 		return 426, reasonVersion
 	case h.keyCount != 1 || !validKey(h.key):
 		return 400, reasonKey
+	case cfg.Compression && h.ext.bad:
+		// RFC 6455 §4.2.1: a request that breaks the ABNF of any part of
+		// the handshake is answered 400. An offer that is well-formed but
+		// unacceptable is declined instead (RFC 7692 §7), never refused.
+		// Without Compression the header is not one we process.
+		return 400, reasonExtensions
 	}
 	if cfg.CheckOrigin != nil && !cfg.CheckOrigin(string(h.origin)) {
 		return 403, reasonOrigin
@@ -523,15 +551,23 @@ func AcceptKey(key []byte) (out [28]byte) {
 const (
 	resp101      = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
 	respProtocol = "\r\nSec-WebSocket-Protocol: " + Subprotocol
+	// respDeflate answers every accepted permessage-deflate offer: no
+	// context on either side (negotiate.go says why).
+	respDeflate    = "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	respServerBits = "; server_max_window_bits="
 )
 
 // accept builds the Done result. Response, Query, Authorization (and Path when
 // any path is allowed) share one allocation: the strings are views of the bytes
 // after the response, which nothing ever writes again.
-func accept(consumed int, rl *requestLine, h *headers) Handshake {
+func accept(consumed int, rl *requestLine, h *headers, compression bool) Handshake {
+	deflate := compression && h.ext.deflate
 	size := len(resp101) + 28 + 4 + len(rl.query) + len(h.authorization)
 	if h.subprotocol {
 		size += len(respProtocol)
+	}
+	if deflate {
+		size += len(respDeflate) + len(respServerBits) + 2
 	}
 	if rl.anyPath {
 		size += len(rl.path)
@@ -543,6 +579,15 @@ func accept(consumed int, rl *requestLine, h *headers) Handshake {
 	if h.subprotocol {
 		b = append(b, respProtocol...)
 	}
+	if deflate {
+		b = append(b, respDeflate...)
+		if h.ext.serverBits != 0 {
+			// RFC 7692 §7.1.2.1: accepting the parameter means answering it,
+			// with the offered value or less; we answer the value.
+			b = append(b, respServerBits...)
+			b = strconv.AppendUint(b, uint64(h.ext.serverBits), 10)
+		}
+	}
 	b = append(b, "\r\n\r\n"...)
 	hs := Handshake{
 		Status:      HandshakeDone,
@@ -550,6 +595,8 @@ func accept(consumed int, rl *requestLine, h *headers) Handshake {
 		Code:        101,
 		Path:        rl.known,
 		Subprotocol: h.subprotocol,
+		Deflate:     deflate,
+		Compressed:  deflate && (h.ext.serverBits == 0 || h.ext.serverBits == maxWindowBits),
 		Response:    b[:len(b):len(b)],
 	}
 	hs.Query, b = tailString(b, rl.query)

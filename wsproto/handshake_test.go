@@ -228,7 +228,8 @@ func feedHandshake(input []byte, cfg *HandshakeConfig, next chunker) Handshake {
 // before the request is complete reports how far it looked).
 func sameHandshake(a, b Handshake) bool {
 	if a.Status != b.Status || a.Code != b.Code || a.Reason != b.Reason || !bytes.Equal(a.Response, b.Response) ||
-		a.Path != b.Path || a.Query != b.Query || a.Authorization != b.Authorization || a.Subprotocol != b.Subprotocol {
+		a.Path != b.Path || a.Query != b.Query || a.Authorization != b.Authorization || a.Subprotocol != b.Subprotocol ||
+		a.Deflate != b.Deflate || a.Compressed != b.Compressed {
 		return false
 	}
 	return a.Status != HandshakeDone || a.Consumed == b.Consumed

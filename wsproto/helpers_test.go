@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 )
 
 // testMask is the mask key of test frames: non-zero in every byte so that a
@@ -121,6 +122,30 @@ func chunkers() map[string]chunker {
 	return m
 }
 
+// heapAllocated is the bytes allocated on the heap so far. It stops the
+// world, to count exactly: decode calls it around inflating calls only.
+func heapAllocated() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
+}
+
+// completesCompressed reports whether buf starts with a whole frame that
+// ends a compressed message, so that Next would inflate it.
+func completesCompressed(d *Decoder, buf []byte) bool {
+	size, err := d.FrameSize(buf)
+	if err != nil || size == 0 || len(buf) < size || buf[0]&0x80 == 0 {
+		return false
+	}
+	switch buf[0] & 0x0f {
+	case 0:
+		return d.compressed
+	case 1, 2:
+		return buf[0]&0x40 != 0
+	}
+	return false
+}
+
 // decode feeds input to a fresh decoder the way a socket would: read a chunk,
 // append it to the buffer, call Next until it needs more, drop consumed bytes.
 // It checks the decoder's invariants on the way and reports violations via
@@ -137,7 +162,21 @@ func decode(input []byte, maxMessage int, compress bool, next chunker, fail func
 		k := next(len(in))
 		buf, in = append(buf, in[:k]...), in[k:]
 		for {
+			inflates := completesCompressed(&d, buf)
+			var allocated uint64
+			if inflates {
+				allocated = heapAllocated()
+			}
 			ev, n, err := d.Next(buf)
+			// Bounded memory, whatever the ratio of a compressed message:
+			// the call may grow the reassembly buffer and inflate, each by
+			// doubling up to the limit; the rest is an inflater (about 42
+			// KiB, when the pool has none) and the pools' bookkeeping.
+			if inflates {
+				if grown := heapAllocated() - allocated; grown > uint64(4*d.max+128<<10) {
+					fail("inflating allocated %d bytes with a %d-byte limit", grown, d.max)
+				}
+			}
 			if err != nil {
 				ce, ok := err.(*CloseError)
 				if !ok {
