@@ -16,10 +16,11 @@ const maxFrameHeader = 14
 // Input is parsed straight from gnet's buffer and only whole requests and
 // frames are discarded; an incomplete frame stays in gnet's buffer, where
 // the decoder's limit check on the header keeps it under MaxMessage+14.
-// Pings are answered once, at the end (see answerPing).
+// The pongs owed for the read's pings go out at the end, with what the read
+// queued (see answerPings).
 func (c *Conn) onTraffic() {
 	completed := c.readFrames()
-	c.loop.answerPing(c)
+	c.loop.answerPings(c)
 	c.account(completed)
 }
 
@@ -193,11 +194,7 @@ func (c *Conn) handle(ev *wsproto.Event) {
 		}
 	case wsproto.EventPing:
 		if c.state == stOpen { // nothing may follow our close frame
-			// Only the latest ping of this read is answered (RFC 6455
-			// §5.5.3): a client packing thousands of pings into one
-			// segment gets one pong, not one write(2) each.
-			l.pong = append(l.pong[:0], ev.Payload...)
-			l.pongDue = true
+			l.queuePong(ev.Payload)
 		}
 	case wsproto.EventPong:
 		if c.state == stOpen && c.flags&fAwaitPong != 0 {
@@ -222,15 +219,46 @@ func (c *Conn) handle(ev *wsproto.Event) {
 	}
 }
 
-// answerPing writes the pong owed for the latest ping of c's traffic event,
-// ahead of the frames the event queued. None is sent once our close frame
-// is out: nothing may follow it.
-func (l *Loop) answerPing(c *Conn) {
-	if !l.pongDue {
+// maxPongFrame is the largest pong frame: 2-byte header, 125-byte payload.
+const maxPongFrame = 2 + 125
+
+// queuePong owes the connection being read a pong carrying p. Every ping
+// gets its own pong, up to maxPongs a read; past that the last pong is
+// overwritten by each new ping's, so it answers the latest (RFC 6455 §5.5.3
+// lets a pong answer only the most recent ping). A client packing 100,000
+// pings into one segment thus costs at most maxPongs frames in a buffer
+// sized for them when the loop was made: no allocation, no growth.
+func (l *Loop) queuePong(p []byte) {
+	if l.npongs == l.maxPongs {
+		l.pongs = l.pongs[:l.lastPong]
+	} else {
+		l.npongs++
+	}
+	l.lastPong = len(l.pongs)
+	l.pongs = wsproto.AppendFrame(l.pongs, ws.OpPong, p)
+}
+
+// answerPings writes the pongs owed for c's read, in the order of their
+// pings, in one write: ahead of the frames the read queued, in the same
+// writev when there are some (RFC 6455 allows control frames between
+// messages, and every queued frame is a whole message). None is sent once
+// our close frame is out: nothing may follow it.
+func (l *Loop) answerPings(c *Conn) {
+	if l.npongs == 0 {
 		return
 	}
-	l.pongDue = false
 	if c.state < stDead && c.flags&fCloseSent == 0 {
-		l.writeControl(c, wsproto.AppendFrame(l.scratch[:0], ws.OpPong, l.pong))
+		l.lead, l.leadPongs = l.pongs, l.npongs
+		if c.q != nil && c.q.n > 0 && c.gc.OutboundBuffered() == 0 {
+			l.flushConn(c) // its first writeBatch takes the lead
+		}
+		if l.lead != nil && c.state < stDead {
+			// Nothing queued, or the socket is backed up: the pongs go
+			// alone (gnet buffers them behind what it holds, still
+			// ahead of the ring's frames).
+			l.writeLead(c)
+		}
 	}
+	l.lead, l.leadPongs = nil, 0
+	l.pongs, l.npongs = l.pongs[:0], 0
 }
