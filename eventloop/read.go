@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"errors"
+	"math"
 
 	"github.com/gobwas/ws"
 
@@ -52,24 +53,17 @@ func (c *Conn) readFrames() (completed bool) {
 	for (c.state == stOpen || c.state == stClosing) && c.flags&fReadOff == 0 {
 		ev, n, err := c.dec.NextWithin(buf[off:], room)
 		if err != nil {
-			var ce *wsproto.CloseError
-			if !errors.As(err, &ce) {
-				ce = &wsproto.CloseError{Code: wsproto.CloseProtocolError, Reason: "protocol error"}
-			}
-			switch err {
-			case wsproto.ErrTooManyFragments:
-				c.loop.stats.limitCloses[limitFragments].Add(1)
-			case wsproto.ErrNoRoom:
-				c.loop.stats.limitCloses[limitBudget].Add(1)
-			}
-			c.dec.Reset() // nothing more is decoded: its buffer goes back now
-			c.fail(ce.Code, ce.Reason)
+			c.failDecode(err)
 			break
 		}
 		if n == 0 {
-			break // incomplete frame
+			// An incomplete frame, already peeked: its text is checked
+			// now, not when it is whole.
+			c.checkPartial(buf[off:])
+			break
 		}
 		off += n
+		c.checked = 0
 		if ev.Kind == wsproto.EventText || ev.Kind == wsproto.EventBinary {
 			completed = true
 		}
@@ -87,12 +81,29 @@ func (c *Conn) readFrames() (completed bool) {
 	return completed
 }
 
+// failDecode closes the connection for what the decoder refused.
+func (c *Conn) failDecode(err error) {
+	var ce *wsproto.CloseError
+	if !errors.As(err, &ce) {
+		ce = &wsproto.CloseError{Code: wsproto.CloseProtocolError, Reason: "protocol error"}
+	}
+	switch err {
+	case wsproto.ErrTooManyFragments:
+		c.loop.stats.limitCloses[limitFragments].Add(1)
+	case wsproto.ErrNoRoom:
+		c.loop.stats.limitCloses[limitBudget].Add(1)
+	}
+	c.dec.Reset() // nothing more is decoded: its buffer goes back now
+	c.fail(ce.Code, ce.Reason)
+}
+
 // awaitFrame reports whether the frame at the front of the input is still
 // incomplete, judging from its header alone. gnet's Peek(-1) copies all
 // buffered input whenever earlier bytes wait in its buffer, so peeking a
 // large frame at every small read would cost quadratic copying; the header
 // takes a peek of at most 14 bytes. A header the decoder would refuse is
-// left to Next, which reports it.
+// left to Next, which reports it. An incomplete text frame is peeked whole
+// only as often as checking its UTF-8 early is worth it (peekPartial).
 func (c *Conn) awaitFrame() bool {
 	if c.state != stOpen && c.state != stClosing || c.flags&fReadOff != 0 {
 		return false
@@ -100,7 +111,49 @@ func (c *Conn) awaitFrame() bool {
 	in := c.gc.InboundBuffered()
 	hdr, _ := c.gc.Peek(min(in, maxFrameHeader))
 	size, err := c.dec.FrameSize(hdr)
-	return err == nil && size > in
+	if err != nil || size <= in {
+		return false
+	}
+	if c.peekPartial(hdr[0], in) {
+		buf, _ := c.gc.Peek(in)
+		c.loop.scanned += len(buf)
+		c.checkPartial(buf)
+		if c.flags&fReadOff != 0 {
+			_, _ = c.gc.Discard(-1) // nothing more will be read from this peer
+		}
+	}
+	return true
+}
+
+// eagerPartial is the input below which an incomplete text frame is peeked
+// and checked at every read: copying that much costs less than the read.
+const eagerPartial = 4 << 10
+
+// peekPartial reports whether the incomplete frame at the front of the in
+// buffered bytes, whose first byte is b0, is text to check now. Checking
+// needs a peek of everything buffered, which gnet copies, so past
+// eagerPartial it waits until the input is twice the text known valid: the
+// peeks of a frame add up to at most twice its size (on top of the one Next
+// needs once it is whole), and invalid text is caught by the time the input
+// is twice as long as the valid text before it.
+func (c *Conn) peekPartial(b0 byte, in int) bool {
+	return c.dec.PartialText(b0) && (in <= eagerPartial || in >= 2*int(c.checked))
+}
+
+// checkPartial checks the text of the incomplete frame at the front of buf
+// as far as it has arrived (wsproto.Decoder.CheckPartial), from where the
+// previous read left off, and fails the connection (1007) as soon as it
+// cannot become valid.
+func (c *Conn) checkPartial(buf []byte) {
+	if uint64(len(buf)) > math.MaxUint32 {
+		return // beyond what c.checked counts: Next checks it whole
+	}
+	checked, err := c.dec.CheckPartial(buf, int(c.checked))
+	if err != nil {
+		c.failDecode(err)
+		return
+	}
+	c.checked = uint32(checked)
 }
 
 // handshake parses the upgrade request from buf, the input not yet
