@@ -32,6 +32,11 @@ const (
 	// park in unfinished upgrades, frames and messages: 64 MiB, about three
 	// times what 19,000 idle connections cost, whatever clients send.
 	DefaultMaxPartialBytes = 64 << 20
+	// DefaultMaxPongsPerRead is how many pings of one read event get a pong
+	// each; MaxPongsPerReadCeiling bounds the setting (each loop keeps
+	// room for that many pongs, 127 bytes each: 508 KiB at the ceiling).
+	DefaultMaxPongsPerRead = 64
+	MaxPongsPerReadCeiling = 4096
 )
 
 // MinPartialBytes is the smallest MaxPartialBytes for maxMessage: a single
@@ -68,6 +73,12 @@ type Config struct {
 	// (longer: close 1008).
 	MaxFragments   int
 	MessageTimeout time.Duration
+	// MaxPongsPerRead caps the pongs one read event of a connection gets:
+	// up to that many pings each get their pong, in order; past it the
+	// last pong answers the latest ping instead (RFC 6455 §5.5.3), so a
+	// ping flood costs a bounded buffer and one write per read (default
+	// DefaultMaxPongsPerRead; at most MaxPongsPerReadCeiling).
+	MaxPongsPerRead int
 	// MemoryLimit is the process's soft memory limit in bytes (the caller
 	// sets it with debug.SetMemoryLimit); upgrades are refused with 503
 	// while the Go runtime's memory is near it. 0 = no admission control.
@@ -106,7 +117,7 @@ func (c Config) withDefaults() (Config, error) {
 	}{{"Loops", c.Loops}, {"ReadBuffer", c.ReadBuffer}, {"WriteBuffer", c.WriteBuffer},
 		{"SendQueue", c.SendQueue}, {"MaxPending", c.MaxPending}, {"MaxMessage", c.MaxMessage}, {"MaxConns", c.MaxConns},
 		{"ReservedFDs", c.ReservedFDs}, {"MaxPartialBytes", c.MaxPartialBytes}, {"MaxFragments", c.MaxFragments},
-		{"MemoryLimit", int(c.MemoryLimit)}, {"MaxConnsPerIP", c.MaxConnsPerIP}} {
+		{"MaxPongsPerRead", c.MaxPongsPerRead}, {"MemoryLimit", int(c.MemoryLimit)}, {"MaxConnsPerIP", c.MaxConnsPerIP}} {
 		if v.n < 0 {
 			return c, fmt.Errorf("eventloop: %s must not be negative, got %d", v.name, v.n)
 		}
@@ -167,6 +178,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxFragments > wsproto.MaxFragmentsCeiling {
 		return c, fmt.Errorf("eventloop: MaxFragments %d is over the %d cap", c.MaxFragments, wsproto.MaxFragmentsCeiling)
+	}
+	if c.MaxPongsPerRead == 0 {
+		c.MaxPongsPerRead = DefaultMaxPongsPerRead
+	}
+	if c.MaxPongsPerRead > MaxPongsPerReadCeiling {
+		return c, fmt.Errorf("eventloop: MaxPongsPerRead %d is over the %d cap", c.MaxPongsPerRead, MaxPongsPerReadCeiling)
 	}
 	if c.MessageTimeout == 0 {
 		c.MessageTimeout = DefaultMessageTimeout

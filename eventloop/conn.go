@@ -71,6 +71,7 @@ type Conn struct {
 	state   connState
 	path    pathKind
 	flags   uint16
+	checked uint32 // payload bytes of the incomplete text frame at the front of the input known valid UTF-8 (partialutf8.go)
 }
 
 // connOf returns the Conn whose tm field is t.

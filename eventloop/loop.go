@@ -48,9 +48,13 @@ type Loop struct {
 	iov       [][]byte
 	iovecs    []unix.Iovec
 	held      []*wsproto.Frame
-	scratch   []byte  // one-off control frames (ping, pong, 1008)
-	pong      []byte  // payload of the latest ping of the current traffic event
-	pongDue   bool    // that ping still needs its pong
+	scratch   []byte  // one-off control frames (ping, 1008)
+	pongs     []byte  // pong frames owed to the connection being read (queuePong), sized for maxPongs
+	npongs    int     // frames in pongs
+	lastPong  int     // offset in pongs of its last frame
+	maxPongs  int     // Config.MaxPongsPerRead
+	lead      []byte  // bytes the next writeBatch sends ahead of the ring's frames (answerPings)
+	leadPongs int     // pong frames in lead
 	queued    int     // frames in this loop's rings
 	scanned   int     // input bytes peeked for decoding (kept linear, see readFrames)
 	holders   []*Conn // connections that may hold partial input (fListed; partial.go)
@@ -87,7 +91,8 @@ func newLoop(s *Server, idx int) *Loop {
 		iov:        make([][]byte, 0, maxIOV),
 		iovecs:     make([]unix.Iovec, maxIOV),
 		held:       make([]*wsproto.Frame, 0, maxIOV),
-		pong:       make([]byte, 0, 125), // a control payload's maximum
+		pongs:      make([]byte, 0, s.cfg.MaxPongsPerRead*maxPongFrame),
+		maxPongs:   s.cfg.MaxPongsPerRead,
 	}
 	l.wheel.init(1024, s.nowTick())
 	l.rings.init(s.cfg.SendQueue + 1)

@@ -2,6 +2,7 @@ package eventloop
 
 import (
 	"errors"
+	"math"
 
 	"github.com/gobwas/ws"
 
@@ -16,10 +17,11 @@ const maxFrameHeader = 14
 // Input is parsed straight from gnet's buffer and only whole requests and
 // frames are discarded; an incomplete frame stays in gnet's buffer, where
 // the decoder's limit check on the header keeps it under MaxMessage+14.
-// Pings are answered once, at the end (see answerPing).
+// The pongs owed for the read's pings go out at the end, with what the read
+// queued (see answerPings).
 func (c *Conn) onTraffic() {
 	completed := c.readFrames()
-	c.loop.answerPing(c)
+	c.loop.answerPings(c)
 	c.account(completed)
 }
 
@@ -51,24 +53,17 @@ func (c *Conn) readFrames() (completed bool) {
 	for (c.state == stOpen || c.state == stClosing) && c.flags&fReadOff == 0 {
 		ev, n, err := c.dec.NextWithin(buf[off:], room)
 		if err != nil {
-			var ce *wsproto.CloseError
-			if !errors.As(err, &ce) {
-				ce = &wsproto.CloseError{Code: wsproto.CloseProtocolError, Reason: "protocol error"}
-			}
-			switch err {
-			case wsproto.ErrTooManyFragments:
-				c.loop.stats.limitCloses[limitFragments].Add(1)
-			case wsproto.ErrNoRoom:
-				c.loop.stats.limitCloses[limitBudget].Add(1)
-			}
-			c.dec.Reset() // nothing more is decoded: its buffer goes back now
-			c.fail(ce.Code, ce.Reason)
+			c.failDecode(err)
 			break
 		}
 		if n == 0 {
-			break // incomplete frame
+			// An incomplete frame, already peeked: its text is checked
+			// now, not when it is whole.
+			c.checkPartial(buf[off:])
+			break
 		}
 		off += n
+		c.checked = 0
 		if ev.Kind == wsproto.EventText || ev.Kind == wsproto.EventBinary {
 			completed = true
 		}
@@ -86,12 +81,29 @@ func (c *Conn) readFrames() (completed bool) {
 	return completed
 }
 
+// failDecode closes the connection for what the decoder refused.
+func (c *Conn) failDecode(err error) {
+	var ce *wsproto.CloseError
+	if !errors.As(err, &ce) {
+		ce = &wsproto.CloseError{Code: wsproto.CloseProtocolError, Reason: "protocol error"}
+	}
+	switch err {
+	case wsproto.ErrTooManyFragments:
+		c.loop.stats.limitCloses[limitFragments].Add(1)
+	case wsproto.ErrNoRoom:
+		c.loop.stats.limitCloses[limitBudget].Add(1)
+	}
+	c.dec.Reset() // nothing more is decoded: its buffer goes back now
+	c.fail(ce.Code, ce.Reason)
+}
+
 // awaitFrame reports whether the frame at the front of the input is still
 // incomplete, judging from its header alone. gnet's Peek(-1) copies all
 // buffered input whenever earlier bytes wait in its buffer, so peeking a
 // large frame at every small read would cost quadratic copying; the header
 // takes a peek of at most 14 bytes. A header the decoder would refuse is
-// left to Next, which reports it.
+// left to Next, which reports it. An incomplete text frame is peeked whole
+// only as often as checking its UTF-8 early is worth it (peekPartial).
 func (c *Conn) awaitFrame() bool {
 	if c.state != stOpen && c.state != stClosing || c.flags&fReadOff != 0 {
 		return false
@@ -99,7 +111,49 @@ func (c *Conn) awaitFrame() bool {
 	in := c.gc.InboundBuffered()
 	hdr, _ := c.gc.Peek(min(in, maxFrameHeader))
 	size, err := c.dec.FrameSize(hdr)
-	return err == nil && size > in
+	if err != nil || size <= in {
+		return false
+	}
+	if c.peekPartial(hdr[0], in) {
+		buf, _ := c.gc.Peek(in)
+		c.loop.scanned += len(buf)
+		c.checkPartial(buf)
+		if c.flags&fReadOff != 0 {
+			_, _ = c.gc.Discard(-1) // nothing more will be read from this peer
+		}
+	}
+	return true
+}
+
+// eagerPartial is the input below which an incomplete text frame is peeked
+// and checked at every read: copying that much costs less than the read.
+const eagerPartial = 4 << 10
+
+// peekPartial reports whether the incomplete frame at the front of the in
+// buffered bytes, whose first byte is b0, is text to check now. Checking
+// needs a peek of everything buffered, which gnet copies, so past
+// eagerPartial it waits until the input is twice the text known valid: the
+// peeks of a frame add up to at most twice its size (on top of the one Next
+// needs once it is whole), and invalid text is caught by the time the input
+// is twice as long as the valid text before it.
+func (c *Conn) peekPartial(b0 byte, in int) bool {
+	return c.dec.PartialText(b0) && (in <= eagerPartial || in >= 2*int(c.checked))
+}
+
+// checkPartial checks the text of the incomplete frame at the front of buf
+// as far as it has arrived (wsproto.Decoder.CheckPartial), from where the
+// previous read left off, and fails the connection (1007) as soon as it
+// cannot become valid.
+func (c *Conn) checkPartial(buf []byte) {
+	if uint64(len(buf)) > math.MaxUint32 {
+		return // beyond what c.checked counts: Next checks it whole
+	}
+	checked, err := c.dec.CheckPartial(buf, int(c.checked))
+	if err != nil {
+		c.failDecode(err)
+		return
+	}
+	c.checked = uint32(checked)
 }
 
 // handshake parses the upgrade request from buf, the input not yet
@@ -197,11 +251,7 @@ func (c *Conn) handle(ev *wsproto.Event) {
 		}
 	case wsproto.EventPing:
 		if c.state == stOpen { // nothing may follow our close frame
-			// Only the latest ping of this read is answered (RFC 6455
-			// §5.5.3): a client packing thousands of pings into one
-			// segment gets one pong, not one write(2) each.
-			l.pong = append(l.pong[:0], ev.Payload...)
-			l.pongDue = true
+			l.queuePong(ev.Payload)
 		}
 	case wsproto.EventPong:
 		if c.state == stOpen && c.flags&fAwaitPong != 0 {
@@ -226,15 +276,46 @@ func (c *Conn) handle(ev *wsproto.Event) {
 	}
 }
 
-// answerPing writes the pong owed for the latest ping of c's traffic event,
-// ahead of the frames the event queued. None is sent once our close frame
-// is out: nothing may follow it.
-func (l *Loop) answerPing(c *Conn) {
-	if !l.pongDue {
+// maxPongFrame is the largest pong frame: 2-byte header, 125-byte payload.
+const maxPongFrame = 2 + 125
+
+// queuePong owes the connection being read a pong carrying p. Every ping
+// gets its own pong, up to maxPongs a read; past that the last pong is
+// overwritten by each new ping's, so it answers the latest (RFC 6455 §5.5.3
+// lets a pong answer only the most recent ping). A client packing 100,000
+// pings into one segment thus costs at most maxPongs frames in a buffer
+// sized for them when the loop was made: no allocation, no growth.
+func (l *Loop) queuePong(p []byte) {
+	if l.npongs == l.maxPongs {
+		l.pongs = l.pongs[:l.lastPong]
+	} else {
+		l.npongs++
+	}
+	l.lastPong = len(l.pongs)
+	l.pongs = wsproto.AppendFrame(l.pongs, ws.OpPong, p)
+}
+
+// answerPings writes the pongs owed for c's read, in the order of their
+// pings, in one write: ahead of the frames the read queued, in the same
+// writev when there are some (RFC 6455 allows control frames between
+// messages, and every queued frame is a whole message). None is sent once
+// our close frame is out: nothing may follow it.
+func (l *Loop) answerPings(c *Conn) {
+	if l.npongs == 0 {
 		return
 	}
-	l.pongDue = false
 	if c.state < stDead && c.flags&fCloseSent == 0 {
-		l.writeControl(c, wsproto.AppendFrame(l.scratch[:0], ws.OpPong, l.pong))
+		l.lead, l.leadPongs = l.pongs, l.npongs
+		if c.q != nil && c.q.n > 0 && c.gc.OutboundBuffered() == 0 {
+			l.flushConn(c) // its first writeBatch takes the lead
+		}
+		if l.lead != nil && c.state < stDead {
+			// Nothing queued, or the socket is backed up: the pongs go
+			// alone (gnet buffers them behind what it holds, still
+			// ahead of the ring's frames).
+			l.writeLead(c)
+		}
 	}
+	l.lead, l.leadPongs = nil, 0
+	l.pongs, l.npongs = l.pongs[:0], 0
 }

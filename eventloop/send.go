@@ -82,11 +82,17 @@ func (l *Loop) flushConn(c *Conn) {
 
 // writeBatch writes the frames at the front of c's ring with one writev: at
 // most maxIOV of them and, past the first, no more than maxPending bytes, so
-// that what gnet has to buffer from one call stays under the ceiling.
+// that what gnet has to buffer from one call stays under the ceiling. The
+// pongs of answerPings, if any, lead.
 func (l *Loop) writeBatch(c *Conn) {
 	r := c.q
 	iov, held := l.iov[:0], l.held[:0]
-	size := 0
+	size, pongs := 0, 0
+	if l.lead != nil {
+		iov = append(iov, l.lead)
+		size, pongs = len(l.lead), l.leadPongs
+		l.lead = nil
+	}
 	for r.n > 0 && len(iov) < maxIOV {
 		b := r.front().Bytes()
 		if len(iov) > 0 && size+len(b) > l.maxPending {
@@ -103,8 +109,21 @@ func (l *Loop) writeBatch(c *Conn) {
 		held[i] = nil
 	}
 	clear(iov)
-	l.stats.framesWritten.Add(uint64(len(held)))
+	l.stats.framesWritten.Add(uint64(len(held) + pongs))
 	l.stats.writevCalls.Add(1)
+}
+
+// writeLead writes the pongs of answerPings on their own, counted like a
+// batch. A peer that makes gnet buffer too much this way is a slow consumer.
+func (l *Loop) writeLead(c *Conn) {
+	b, n := l.lead, l.leadPongs
+	l.lead = nil
+	_, _ = c.gc.Write(b)
+	l.stats.framesWritten.Add(uint64(n))
+	l.stats.writevCalls.Add(1)
+	if c.state != stClosed && c.gc.OutboundBuffered() > l.maxPending {
+		l.dropSlow(c)
+	}
 }
 
 // writev writes iov to c's socket. gnet's Writev does the same, but

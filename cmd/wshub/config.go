@@ -29,6 +29,7 @@ type config struct {
 	MaxConns        int
 	MaxPartial      int
 	MaxFragments    int
+	MaxPongsPerRead int
 	MessageTimeout  time.Duration
 	MemoryLimit     byteSize
 	PingInterval    time.Duration

@@ -45,6 +45,7 @@ func (c *config) validate() error {
 	k.check(c.MaxPartial >= eventloop.MinPartialBytes(c.MaxMessage), "max_partial_bytes", "must hold one largest message (at least %d for %s %d), got %d",
 		eventloop.MinPartialBytes(c.MaxMessage), c.name("max_message"), c.MaxMessage, c.MaxPartial)
 	k.check(c.MaxFragments >= 1 && c.MaxFragments <= wsproto.MaxFragmentsCeiling, "max_fragments", "must be between 1 and %d, got %d", wsproto.MaxFragmentsCeiling, c.MaxFragments)
+	k.check(c.MaxPongsPerRead >= 1 && c.MaxPongsPerRead <= eventloop.MaxPongsPerReadCeiling, "max_pongs_per_read", "must be between 1 and %d, got %d", eventloop.MaxPongsPerReadCeiling, c.MaxPongsPerRead)
 	for _, d := range []struct {
 		key string
 		v   time.Duration

@@ -60,7 +60,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		MaxPartialBytes: cfg.MaxPartial, MaxFragments: cfg.MaxFragments, MessageTimeout: cfg.MessageTimeout,
 		MemoryLimit:  int64(cfg.MemoryLimit),
 		PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout, HandshakeTimeout: cfg.HandshakeTime,
-		Origins: cfg.origins(), Echo: cfg.Echo,
+		Origins: cfg.origins(), Echo: cfg.Echo, MaxPongsPerRead: cfg.MaxPongsPerRead,
 		MaxConnsPerIP: cfg.MaxConnsPerIP, HandshakesPerIPPerS: cfg.HandshakesPerIPPerSec,
 		Logger: log, Metrics: reg,
 	}, g)

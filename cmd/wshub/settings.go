@@ -39,6 +39,7 @@ func (c *config) settings() []setting {
 		{"max_conns", "max-conns", intVar(&c.MaxConns, 0), "connections held at most; more are refused at once (0: what the open-file limit leaves once the loops, admin listener and Redis have their descriptors; more than that is an error)"},
 		{"max_partial_bytes", "max-partial-bytes", intVar(&c.MaxPartial, eventloop.DefaultMaxPartialBytes), "bytes all connections together may hold in unfinished upgrades, frames and fragmented messages; the connection that would pass it is closed with 1008"},
 		{"max_fragments", "max-fragments", intVar(&c.MaxFragments, wsproto.DefaultMaxFragments), "frames one message may be split into; more close the connection with 1009"},
+		{"max_pongs_per_read", "max-pongs-per-read", intVar(&c.MaxPongsPerRead, eventloop.DefaultMaxPongsPerRead), "pings of one read that each get their pong; past it the last pong answers the latest ping (bounds what a ping flood makes the gateway buffer)"},
 		{"message_timeout", "message-timeout", durationVar(&c.MessageTimeout, eventloop.DefaultMessageTimeout), "how long a started message may take to arrive whole; longer closes the connection with 1008"},
 		{"memory_limit", "memory-limit", memoryLimitVar(&c.MemoryLimit), "soft memory limit of the process (e.g. 2GiB; Go's GOMEMLIMIT); near it (90%) new connections get HTTP 503 until memory falls under 80% (0: none; default: GOMEMLIMIT)"},
 		{"ping_interval", "ping-interval", durationVar(&c.PingInterval, eventloop.DefaultPingInterval), "how often an idle connection is pinged"},
