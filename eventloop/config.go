@@ -100,10 +100,13 @@ type Config struct {
 	Echo         bool                  // serve /echo
 	Logger       *slog.Logger          // nil = slog.Default()
 	Metrics      prometheus.Registerer // nil = none
-	// Compression accepts permessage-deflate offers (RFC 7692; see
-	// wsproto.HandshakeConfig.Compression): compressed client messages are
-	// inflated, within MaxMessage once inflated. Off, nothing is negotiated.
-	Compression bool
+
+	// Compression accepts clients' permessage-deflate offers (RFC 7692, no
+	// context takeover either way). CompressionMinSize is the payload under
+	// which messages go out plain even to those clients (default
+	// DefaultCompressionMinSize; 1 compresses every message deflate shrinks).
+	Compression        bool
+	CompressionMinSize int
 }
 
 // withDefaults validates c and fills in the defaults.
@@ -117,7 +120,7 @@ func (c Config) withDefaults() (Config, error) {
 	}{{"Loops", c.Loops}, {"ReadBuffer", c.ReadBuffer}, {"WriteBuffer", c.WriteBuffer},
 		{"SendQueue", c.SendQueue}, {"MaxPending", c.MaxPending}, {"MaxMessage", c.MaxMessage}, {"MaxConns", c.MaxConns},
 		{"ReservedFDs", c.ReservedFDs}, {"MaxPartialBytes", c.MaxPartialBytes}, {"MaxFragments", c.MaxFragments},
-		{"MaxPongsPerRead", c.MaxPongsPerRead}, {"MemoryLimit", int(c.MemoryLimit)}, {"MaxConnsPerIP", c.MaxConnsPerIP}} {
+		{"MaxPongsPerRead", c.MaxPongsPerRead}, {"MemoryLimit", int(c.MemoryLimit)}, {"MaxConnsPerIP", c.MaxConnsPerIP}, {"CompressionMinSize", c.CompressionMinSize}} {
 		if v.n < 0 {
 			return c, fmt.Errorf("eventloop: %s must not be negative, got %d", v.name, v.n)
 		}
@@ -187,6 +190,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MessageTimeout == 0 {
 		c.MessageTimeout = DefaultMessageTimeout
+	}
+	if c.CompressionMinSize == 0 {
+		c.CompressionMinSize = DefaultCompressionMinSize
 	}
 	if c.MaxPartialBytes == 0 {
 		c.MaxPartialBytes = max(DefaultMaxPartialBytes, MinPartialBytes(c.MaxMessage))

@@ -68,6 +68,7 @@ type Loop struct {
 	drainFn    func()
 	fireFn     func(*timer)
 	stats      loopStats
+	z          loopDeflate // outbound permessage-deflate (compression.go)
 }
 
 // gnetRef wraps the bound gnet loop for lock-free lookup in OnOpen.

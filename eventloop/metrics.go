@@ -59,6 +59,7 @@ type metrics struct {
 	queueDepth, framesWritten, writevCalls, batches     *prometheus.Desc
 	maxConns, partial, maxPartial, limitCloses          *prometheus.Desc
 	ipEntries, ipEvictions                              *prometheus.Desc
+	deflate                                             deflateMetrics // compression.go
 }
 
 func newMetrics(s *Server) *metrics {
@@ -85,6 +86,7 @@ func newMetrics(s *Server) *metrics {
 		batches:         d("post_batches_total", "Batches of posted functions run: each is one loop wake-up, however many posts it holds."),
 		ipEntries:       d("ip_table_entries", "Sources (IPv4 addresses, IPv6 /64s) in the per-IP limits table: those with connections or a recent upgrade."),
 		ipEvictions:     d("ip_table_evictions_total", "Sources whose upgrade-rate state was dropped to make room in a full per-IP table: their next upgrade starts a fresh bucket."),
+		deflate:         newDeflateMetrics(d),
 	}
 }
 
@@ -119,6 +121,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		m.maxConns, m.partial, m.maxPartial, m.limitCloses, m.expired, m.upgradesRefused, m.ipEntries, m.ipEvictions} {
 		ch <- d
 	}
+	m.deflate.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -176,4 +179,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(m.ipEntries, prometheus.GaugeValue, float64(ipEntries))
 	ch <- prometheus.MustNewConstMetric(m.ipEvictions, prometheus.CounterValue, float64(ipEvictions))
+	m.deflate.collect(m.s, ch)
 }

@@ -87,20 +87,28 @@ func (l *Loop) flushConn(c *Conn) {
 func (l *Loop) writeBatch(c *Conn) {
 	r := c.q
 	iov, held := l.iov[:0], l.held[:0]
-	size, pongs := 0, 0
+	size, pongs, compressed, saved := 0, 0, 0, 0
 	if l.lead != nil {
 		iov = append(iov, l.lead)
 		size, pongs = len(l.lead), l.leadPongs
 		l.lead = nil
 	}
 	for r.n > 0 && len(iov) < maxIOV {
-		b := r.front().Bytes()
+		b, s := l.wire(c, r.front()) // compressed or plain (compression.go)
 		if len(iov) > 0 && size+len(b) > l.maxPending {
 			break
 		}
 		size += len(b)
+		if s != 0 {
+			compressed++
+			saved += s
+		}
 		held = append(held, r.pop())
 		iov = append(iov, b)
+	}
+	if compressed != 0 {
+		l.z.frames.Add(uint64(compressed))
+		l.z.saved.Add(uint64(saved))
 	}
 	l.queued -= len(held)
 	l.writev(c, iov)

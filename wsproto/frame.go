@@ -18,6 +18,7 @@ var framePool bytebufferpool.Pool
 type Frame struct {
 	buf  *bytebufferpool.ByteBuffer
 	refs atomic.Int32
+	z    deflated // the permessage-deflate variant, made on demand (compress.go)
 }
 
 // BuildFrame returns a final frame of opcode op (refs=1) with its header
@@ -81,6 +82,7 @@ func (f *Frame) Release() {
 		bb := f.buf
 		f.buf = nil
 		framePool.Put(bb)
+		f.z.release()
 	case r < 0:
 		panic("wsproto: Frame released more often than retained")
 	}

@@ -42,6 +42,11 @@ type config struct {
 	LogLevel        string
 	LogFormat       string
 
+	// permessage-deflate: accepted when clients offer it; messages under
+	// CompressionMinSize bytes go out plain all the same.
+	Compression        bool
+	CompressionMinSize int
+
 	Redis             string
 	RedisCluster      []string
 	InstanceID        string

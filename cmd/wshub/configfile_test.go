@@ -175,6 +175,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"limits:\n  max_rejections: 3\n", []string{`wshub.yaml:2: limits.max_rejections counts rate-limit rejections`}},
 		{"limits:\n  commands_burst: 3\n", []string{`wshub.yaml:2: limits.commands_burst needs limits.commands_per_s`}},
 		{"limits:\n  max_conns_per_ip: -1\n", []string{`wshub.yaml:2: limits.max_conns_per_ip must not be negative`}},
+		{"compression: true\ncompression_min_size: -1\n", []string{`wshub.yaml:2: compression_min_size must not be negative, got -1`}},
 	} {
 		_, err := parseWith(t, []string{"--config", writeConfig(t, tc.yaml)}, nil)
 		for _, s := range tc.says {

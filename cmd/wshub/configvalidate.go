@@ -44,6 +44,7 @@ func (c *config) validate() error {
 	k.check(c.MaxConns >= 0, "max_conns", "must not be negative, got %d", c.MaxConns)
 	k.check(c.MaxPartial >= eventloop.MinPartialBytes(c.MaxMessage), "max_partial_bytes", "must hold one largest message (at least %d for %s %d), got %d",
 		eventloop.MinPartialBytes(c.MaxMessage), c.name("max_message"), c.MaxMessage, c.MaxPartial)
+	k.check(c.CompressionMinSize >= 0, "compression_min_size", "must not be negative, got %d", c.CompressionMinSize)
 	k.check(c.MaxFragments >= 1 && c.MaxFragments <= wsproto.MaxFragmentsCeiling, "max_fragments", "must be between 1 and %d, got %d", wsproto.MaxFragmentsCeiling, c.MaxFragments)
 	k.check(c.MaxPongsPerRead >= 1 && c.MaxPongsPerRead <= eventloop.MaxPongsPerReadCeiling, "max_pongs_per_read", "must be between 1 and %d, got %d", eventloop.MaxPongsPerReadCeiling, c.MaxPongsPerRead)
 	for _, d := range []struct {

@@ -61,6 +61,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		MemoryLimit:  int64(cfg.MemoryLimit),
 		PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout, HandshakeTimeout: cfg.HandshakeTime,
 		Origins: cfg.origins(), Echo: cfg.Echo, MaxPongsPerRead: cfg.MaxPongsPerRead,
+		// 0 would be the loops' default: here it means every message.
+		Compression: cfg.Compression, CompressionMinSize: max(cfg.CompressionMinSize, 1),
 		MaxConnsPerIP: cfg.MaxConnsPerIP, HandshakesPerIPPerS: cfg.HandshakesPerIPPerSec,
 		Logger: log, Metrics: reg,
 	}, g)
@@ -133,7 +135,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	// runErr reports below.
 	<-srv.Ready()
 	if addr := srv.Addr(); addr != nil {
-		log.Info("wshub listening", "addr", addr.String(), "admin", adminAddr(admin), "loops", len(loops), "echo", cfg.Echo,
+		log.Info("wshub listening", "addr", addr.String(), "admin", adminAddr(admin), "loops", len(loops), "echo", cfg.Echo, "compression", cfg.Compression,
 			"instance", cfg.InstanceID, "broker", brokerName(cfg), "registry", cfg.Registry, "auth", cfg.authEnabled())
 	}
 

@@ -48,6 +48,8 @@ func (c *config) settings() []setting {
 		{"shutdown_timeout", "shutdown-timeout", durationVar(&c.ShutdownTimeout, 10*time.Second), "how long a graceful shutdown waits for clients to answer close 1001"},
 		{"origins", "origins", listVar(&c.Origins, false), "comma-separated Origin allow-list; upgrades from other origins get 403 (empty: any origin)"},
 		{"echo", "echo", boolVar(&c.Echo, false), "serve /echo, an RFC 6455 echo endpoint for conformance suites"},
+		{"compression", "compression", boolVar(&c.Compression, false), "accept clients' permessage-deflate offers (RFC 7692, no context takeover): each publication is compressed once, for every compressed subscriber"},
+		{"compression_min_size", "compression-min-size", intVar(&c.CompressionMinSize, eventloop.DefaultCompressionMinSize), "messages under this many bytes go out plain even to compressed clients (0: every message deflate shrinks)"},
 		{"pprof", "pprof", boolVar(&c.Pprof, false), "serve Go's profiler at /debug/pprof/ on the admin listener"},
 		{"instance_id", "instance-id", stringVar(&c.InstanceID, ""), "this gateway's name in Redis and in connection ids, unique among live instances: 1-128 of A-Z a-z 0-9 _ - . : @ = (default: host-pid-random)"},
 

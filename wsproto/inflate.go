@@ -31,13 +31,13 @@ import (
 // from the input or a declared length: the output grows by doubling as it
 // is produced, from 4 KiB up to the limit, which it never passes.
 
-// deflateTail ends a message's deflated bytes. RFC 7692 §7.2.2 appends
+// inflateTail ends a message's deflated bytes. RFC 7692 §7.2.2 appends
 // 00 00 ff ff, which completes the empty stored block of the sync flush the
 // sender removed (§7.2.1); a final empty stored block (01 00 00 ff ff)
 // follows, so that a complete message ends the stream with io.EOF and a
 // truncated one with io.ErrUnexpectedEOF. A message that ended with a
 // BFINAL block of its own (§7.2.3.4) ends before the tail is read.
-var deflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
 // inflateStart is the first output capacity when the pooled buffer has none.
 const inflateStart = 4 << 10
@@ -62,10 +62,10 @@ var inflaters = sync.Pool{New: func() any {
 	return inf
 }}
 
-// tailReader reads p, then deflateTail.
+// tailReader reads p, then inflateTail.
 type tailReader struct {
 	p    []byte
-	tail int // bytes of deflateTail read
+	tail int // bytes of inflateTail read
 }
 
 func (r *tailReader) Read(b []byte) (int, error) {
@@ -74,8 +74,8 @@ func (r *tailReader) Read(b []byte) (int, error) {
 		r.p = r.p[n:]
 		return n, nil
 	}
-	if r.tail < len(deflateTail) {
-		n := copy(b, deflateTail[r.tail:])
+	if r.tail < len(inflateTail) {
+		n := copy(b, inflateTail[r.tail:])
 		r.tail += n
 		return n, nil
 	}
