@@ -31,19 +31,20 @@ const (
 
 // Connection flags.
 const (
-	fDirty      uint16 = 1 << iota // on the loop's dirty list (frames to write)
-	fBacklog                       // on the loop's backlog (socket backed up, retried as the loop runs)
-	fOpened                        // Handler.OnOpen was called: OnClose is owed
-	fAwaitPong                     // a ping is out; the timer is the pong deadline
-	fPeerClosed                    // the peer's close frame arrived
-	fCloseSent                     // our close frame was handed to gnet
-	fCloseNow                      // close the socket once our close frame is out (protocol error)
-	fReadOff                       // ignore further input: the decoder failed or the peer closed
-	fSlow                          // dropped as a slow consumer: write 1008, close the socket
-	fHolding                       // holds partial input since Conn.since (partial.go)
-	fListed                        // on the loop's holders list
-	fIPCounted                     // counted in Server.ips for its source: released at OnClose
-	fCompressed                    // may be sent compressed messages (Compressed)
+	fDirty       uint16 = 1 << iota // on the loop's dirty list (frames to write)
+	fBacklog                        // on the loop's backlog (socket backed up, retried as the loop runs)
+	fOpened                         // Handler.OnOpen was called: OnClose is owed
+	fAwaitPong                      // a ping is out; the timer is the pong deadline
+	fPeerClosed                     // the peer's close frame arrived
+	fCloseSent                      // our close frame was handed to gnet
+	fCloseNow                       // close the socket once our close frame is out (protocol error)
+	fReadOff                        // ignore further input: the decoder failed or the peer closed
+	fSlow                           // dropped as a slow consumer: write 1008, close the socket
+	fHolding                        // holds partial input since Conn.since (partial.go)
+	fListed                         // on the loop's holders list
+	fIPCounted                      // counted in Server.ips for its source: released at OnClose
+	fCompressed                     // may be sent compressed messages (Compressed)
+	fRequestHeld                    // aux is a *handshakeState, not a *ring (aux.go)
 )
 
 // nextID numbers connections for the life of the process.
@@ -56,14 +57,16 @@ var nextID atomic.Uint64
 // A Conn is kept small: an idle connection holds no ring and no decoder
 // buffer, only this struct and gnet's.
 type Conn struct {
-	tm      timer // first field: connOf converts a *timer back to its Conn
-	gc      gnet.Conn
-	loop    *Loop
-	id      uint64
-	data    any
-	q       *ring           // queued frames; nil when none
+	tm   timer // first field: connOf converts a *timer back to its Conn
+	gc   gnet.Conn
+	loop *Loop
+	id   uint64
+	data any
+	// aux is the upgrade request's buffer before the upgrade (an upgrade
+	// request that did not come in one read) and the send ring after it:
+	// never both, so they share a word (aux.go).
+	aux     unsafe.Pointer
 	dec     wsproto.Decoder // holds a buffer only mid-fragmented-message
-	hs      *handshakeState // an upgrade request that did not come in one read; nil otherwise
 	idx     uint32          // position in loop.conns
 	held    uint32          // bytes of partial input charged to Server.partial
 	since   uint32          // tick at which the partial input held started
@@ -171,11 +174,11 @@ func (c *Conn) fail(code uint16, reason string) {
 // marks the connection for the next flush. It takes no reference.
 func (c *Conn) push(f *wsproto.Frame, limit int) bool {
 	l := c.loop
-	r := c.q
+	r := c.ring()
 	switch {
 	case r == nil:
 		r = l.rings.get(0)
-		c.q = r
+		c.setRing(r)
 	case int(r.n) >= limit:
 		return false
 	case int(r.n) == len(r.buf):
@@ -183,7 +186,7 @@ func (c *Conn) push(f *wsproto.Frame, limit int) bool {
 		if r, ok = l.rings.grow(r); !ok {
 			return false
 		}
-		c.q = r
+		c.setRing(r)
 	}
 	r.push(f)
 	l.queued++
@@ -193,7 +196,7 @@ func (c *Conn) push(f *wsproto.Frame, limit int) bool {
 
 // discardQueue releases every queued frame and gives the ring back.
 func (c *Conn) discardQueue() {
-	r := c.q
+	r := c.ring()
 	if r == nil {
 		return
 	}
@@ -202,7 +205,7 @@ func (c *Conn) discardQueue() {
 		r.pop().Release()
 	}
 	c.loop.rings.put(r)
-	c.q = nil
+	c.setRing(nil)
 }
 
 // kill drops the connection without a close frame: handshake timeout, pong

@@ -57,11 +57,11 @@ func (l *Loop) getHandshake() *handshakeState {
 
 // putHandshake gives c's handshake state back, if it has one.
 func (c *Conn) putHandshake() {
-	h := c.hs
+	h := c.handshakeBuf()
 	if h == nil {
 		return
 	}
-	c.hs = nil
+	c.setHandshakeBuf(nil)
 	l := c.loop
 	if len(l.spareHS) < maxSpareHandshakes {
 		h.buf = h.buf[:0]
@@ -72,28 +72,30 @@ func (c *Conn) putHandshake() {
 
 // parseUpgrade runs the handshake parser over what has arrived. A request
 // complete in the first read is parsed in place. Otherwise its bytes move
-// into c.hs and the cursor resumes where the previous read stopped, so a
+// into the handshake buffer and the cursor resumes where the previous read stopped, so a
 // request trickled a byte at a time costs linear work. used is the number of
-// bytes of buf that were the request (Done) or that moved into c.hs
+// bytes of buf that were the request (Done) or that moved into the handshake buffer
 // (NeedMore).
 func (c *Conn) parseUpgrade(buf []byte) (hs wsproto.Handshake, used int) {
 	s := c.loop.srv
-	if c.hs == nil {
+	h := c.handshakeBuf()
+	if h == nil {
 		var cur wsproto.HandshakeCursor
 		hs = cur.Parse(buf, &s.hsCfg)
 		if hs.Status != wsproto.HandshakeNeedMore {
 			return hs, hs.Consumed
 		}
 		// NeedMore means buf is under the size cap.
-		c.hs = c.loop.getHandshake()
-		c.hs.buf = append(c.hs.buf, buf...)
-		c.hs.cur = cur
+		h = c.loop.getHandshake()
+		h.buf = append(h.buf, buf...)
+		h.cur = cur
+		c.setHandshakeBuf(h)
 		return hs, len(buf)
 	}
-	prev := len(c.hs.buf)
+	prev := len(h.buf)
 	take := min(len(buf), s.maxRequest-prev)
-	c.hs.buf = append(c.hs.buf, buf[:take]...)
-	hs = c.hs.cur.Parse(c.hs.buf, &s.hsCfg)
+	h.buf = append(h.buf, buf[:take]...)
+	hs = h.cur.Parse(h.buf, &s.hsCfg)
 	if hs.Status == wsproto.HandshakeNeedMore {
 		return hs, take
 	}
@@ -110,8 +112,8 @@ func (c *Conn) account(completed bool) {
 		return // closing: OnClose gives the share back
 	}
 	held := bufferSize(c.gc.InboundBuffered()) + c.dec.Held()
-	if c.hs != nil {
-		held += cap(c.hs.buf)
+	if h := c.handshakeBuf(); h != nil {
+		held += cap(h.buf)
 	}
 	l := c.loop
 	s := l.srv

@@ -37,8 +37,8 @@ func handshakeBytes(s *Server) int {
 		l.Post(func() {
 			sum := 0
 			for _, c := range l.conns {
-				if c.hs != nil {
-					sum += len(c.hs.buf)
+				if h := c.handshakeBuf(); h != nil {
+					sum += len(h.buf)
 				}
 			}
 			done <- sum

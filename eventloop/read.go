@@ -38,7 +38,7 @@ func (c *Conn) readFrames() (completed bool) {
 		n, ok := c.handshake(buf)
 		if !ok {
 			if n > 0 && c.state == stHandshake {
-				_, _ = c.gc.Discard(n) // moved into c.hs
+				_, _ = c.gc.Discard(n) // moved into the handshake buffer
 			}
 			return false
 		}
@@ -306,7 +306,7 @@ func (l *Loop) answerPings(c *Conn) {
 	}
 	if c.state < stDead && c.flags&fCloseSent == 0 {
 		l.lead, l.leadPongs = l.pongs, l.npongs
-		if c.q != nil && c.q.n > 0 && c.gc.OutboundBuffered() == 0 {
+		if r := c.ring(); r != nil && r.n > 0 && c.gc.OutboundBuffered() == 0 {
 			l.flushConn(c) // its first writeBatch takes the lead
 		}
 		if l.lead != nil && c.state < stDead {

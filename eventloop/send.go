@@ -45,7 +45,7 @@ func (l *Loop) flushConn(c *Conn) {
 		}
 		return
 	}
-	for c.q != nil && c.q.n > 0 {
+	for r := c.ring(); r != nil && r.n > 0; r = c.ring() {
 		if c.gc.OutboundBuffered() > 0 {
 			// The socket is backed up: keep the frames in the ring, where
 			// they are bounded, and retry once gnet has drained it.
@@ -56,7 +56,7 @@ func (l *Loop) flushConn(c *Conn) {
 		if c.state == stClosed {
 			return // the write failed and gnet closed the connection
 		}
-		if c.state == stClosing && c.q.n == 0 {
+		if r := c.ring(); c.state == stClosing && r != nil && r.n == 0 {
 			c.flags |= fCloseSent // the close frame, always last, just went out
 		}
 		if c.gc.OutboundBuffered() > l.maxPending {
@@ -64,9 +64,9 @@ func (l *Loop) flushConn(c *Conn) {
 			return
 		}
 	}
-	if c.q != nil {
-		l.rings.put(c.q)
-		c.q = nil
+	if r := c.ring(); r != nil {
+		l.rings.put(r)
+		c.setRing(nil)
 	}
 	if c.state == stClosing {
 		c.flags |= fCloseSent // the ring is empty: so is the close frame out
@@ -85,7 +85,7 @@ func (l *Loop) flushConn(c *Conn) {
 // that what gnet has to buffer from one call stays under the ceiling. The
 // pongs of answerPings, if any, lead.
 func (l *Loop) writeBatch(c *Conn) {
-	r := c.q
+	r := c.ring()
 	iov, held := l.iov[:0], l.held[:0]
 	size, pongs, compressed, saved := 0, 0, 0, 0
 	if l.lead != nil {

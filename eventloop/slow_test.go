@@ -57,8 +57,8 @@ func TestSlowConsumerDroppedFastServed(t *testing.T) {
 		f := wsproto.NewFrame(ws.OpText, append([]byte(strconv.Itoa(i)+" "), pad...))
 		loop.Post(func() {
 			for _, c := range h.conns(0) {
-				if c.q != nil {
-					maxRing = max(maxRing, int(c.q.n))
+				if r := c.ring(); r != nil {
+					maxRing = max(maxRing, int(r.n))
 				}
 				if c.state < stDead {
 					maxOutbound = max(maxOutbound, c.gc.OutboundBuffered())
