@@ -122,17 +122,7 @@ namespaces:
 	g := startGateway(t, "--config", file)
 	alice := dialPath(t, g.addr, "/ws?token="+mint(t, jwt.MapClaims{"sub": "alice", "channels": []string{"room:1", "public:*", "dm:*", "lobby"}}))
 	anon := dialPath(t, g.addr, "/ws")
-	expect := func(c *client, cmd string, code float64) {
-		t.Helper()
-		c.sendText(cmd)
-		m := c.next()
-		switch {
-		case code == 0 && m["op"] != "ok":
-			t.Fatalf("%s: %v, want ok", cmd, m)
-		case code != 0 && (m["op"] != "error" || m["code"] != code):
-			t.Fatalf("%s: %v, want error %v", cmd, m, code)
-		}
-	}
+	expect := func(c *client, cmd string, code float64) { t.Helper(); expectReply(t, c, cmd, code) }
 	expect(anon, `{"op":"subscribe","channel":"public:news","id":1}`, 0)
 	expect(anon, `{"op":"subscribe","channel":"lobby","id":2}`, 403)
 	expect(anon, `{"op":"publish","channel":"public:news","data":1,"id":3}`, 403)

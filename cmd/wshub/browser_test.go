@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -181,41 +180,11 @@ func startBrowser(t *testing.T, ctx context.Context, dir, pageURL, wsURL, browse
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "node", "-e", browserClient, chromiumPath, pageURL, wsURL, userDir, browserData)
-	cmd.Dir = dir
-	// SIGTERM lets playwright close the browser it started; the kill follows.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
-	s := &browserSession{t: t, ctx: ctx, lines: make(chan string, 4), stderr: &syncBuffer{}}
-	cmd.Stderr = s.stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.stdin = stdin
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil || t.Failed() {
-			t.Logf("node/chromium (%v) stderr:\n%s", err, s.stderr.String())
-		}
-		// Chromium may still be flushing its profile; a leftover is harmless.
-		os.RemoveAll(userDir)
-	})
+	// Registered first, so it runs after the script's own cleanup has waited
+	// for the browser; Chromium may still be flushing its profile, and a
+	// leftover is harmless.
+	t.Cleanup(func() { os.RemoveAll(userDir) })
+	s := startClientScript(t, ctx, dir, "node", "-e", browserClient, chromiumPath, pageURL, wsURL, userDir, browserData)
 	return s
 }
 
