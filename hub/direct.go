@@ -106,23 +106,26 @@ func (h *Hub) ConnID(c Conn) string {
 	return h.idPrefix + strconv.FormatUint(c.ID(), 10)
 }
 
-// register records a new connection with the Presence and the index.
+// register records a new connection with the Presence and the index. The
+// id is made for each call rather than kept: it is per-connection memory,
+// and c.ID() gives it back.
 func (h *Hub) register(c Conn, cs *connData) {
 	if h.cfg.Presence == nil {
 		return
 	}
-	cs.id = h.ConnID(c)
+	cs.listed = true
 	h.index.put(c.ID(), cs)
-	h.cfg.Presence.Add(cs.id, cs.user())
+	h.cfg.Presence.Add(h.ConnID(c), cs.user())
 }
 
 // unregister undoes register.
 func (h *Hub) unregister(c Conn, cs *connData) {
-	if cs.id == "" {
+	if !cs.listed {
 		return
 	}
+	cs.listed = false
 	h.index.del(c.ID())
-	h.cfg.Presence.Remove(cs.id)
+	h.cfg.Presence.Remove(h.ConnID(c))
 }
 
 // direct frame layout: {"op":"direct","data":<data>}
@@ -160,11 +163,7 @@ func (h *Hub) info(l *loopState, cs *connData, cmd *command) {
 	b := append(l.scratch[:0], `{"op":"ok"`...)
 	b = appendID(b, true, cmd.id)
 	b = append(b, `,"conn":`...)
-	if cs.id != "" {
-		b = appendJSONString(b, cs.id)
-	} else {
-		b = appendJSONString(b, h.ConnID(cs.conn))
-	}
+	b = appendJSONString(b, h.ConnID(cs.conn))
 	b = append(b, `,"instance":`...)
 	b = appendJSONString(b, h.cfg.InstanceID)
 	l.reply(cs.conn, append(b, '}'))
