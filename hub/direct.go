@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,40 +66,138 @@ var ErrNotFound = errors.New("not found")
 // meet on one lock.
 type connIndex struct {
 	stripes [16]struct {
-		mu sync.Mutex
-		m  map[uint64]*connData
-		_  cpu.CacheLinePad
+		mu  sync.Mutex
+		set connSet // guarded by mu
+		_   cpu.CacheLinePad
 	}
 }
 
-func newConnIndex() *connIndex {
-	x := &connIndex{}
-	for i := range x.stripes {
-		x.stripes[i].m = make(map[uint64]*connData)
-	}
-	return x
-}
+func newConnIndex() *connIndex { return &connIndex{} }
 
 func (x *connIndex) put(id uint64, cs *connData) {
 	sh := &x.stripes[id%uint64(len(x.stripes))]
 	sh.mu.Lock()
-	sh.m[id] = cs
+	sh.set.put(cs)
 	sh.mu.Unlock()
 }
 
 func (x *connIndex) del(id uint64) {
 	sh := &x.stripes[id%uint64(len(x.stripes))]
 	sh.mu.Lock()
-	delete(sh.m, id)
+	sh.set.del(id)
 	sh.mu.Unlock()
 }
 
 func (x *connIndex) get(id uint64) *connData {
 	sh := &x.stripes[id%uint64(len(x.stripes))]
 	sh.mu.Lock()
-	cs := sh.m[id]
+	cs := sh.set.get(id)
 	sh.mu.Unlock()
 	return cs
+}
+
+// connSet is a set of connections keyed by their own ids (conn.ID()):
+// open addressing with linear probing, one pointer a slot, at most 3/4 full
+// and halved when 1/8 full, so about 14 bytes a connection where a
+// map[uint64]*connData spends about 30 (per-connection memory is the
+// gateway's budget). Not safe for concurrent use.
+type connSet struct {
+	// nil for empty; 2^k-1 slots, so that with the 8-byte header Go gives
+	// an object with pointers the array fills its size class exactly
+	// (2^k slots would spill into the next one, 1/8 bigger)
+	slots []*connData
+	n     int
+}
+
+const minConnSlots = 15 // a connSet never shrinks below
+
+// home is the first slot to look at for id: Fibonacci hashing (the ids of
+// a stripe, 16 apart, spread) scaled to the table.
+func (t *connSet) home(id uint64) int {
+	hi, _ := bits.Mul64(id*0x9E3779B97F4A7C15, uint64(len(t.slots)))
+	return int(hi)
+}
+
+// find returns the slot holding id, or -1.
+func (t *connSet) find(id uint64) int {
+	if t.n == 0 {
+		return -1
+	}
+	for s := t.home(id); ; s = t.after(s) {
+		switch cs := t.slots[s]; {
+		case cs == nil:
+			return -1
+		case cs.conn.ID() == id:
+			return s
+		}
+	}
+}
+
+func (t *connSet) after(s int) int {
+	if s++; s == len(t.slots) {
+		return 0
+	}
+	return s
+}
+
+func (t *connSet) get(id uint64) *connData {
+	if s := t.find(id); s >= 0 {
+		return t.slots[s]
+	}
+	return nil
+}
+
+// put adds cs, replacing the connection with the same id if there is one.
+func (t *connSet) put(cs *connData) {
+	if s := t.find(cs.conn.ID()); s >= 0 {
+		t.slots[s] = cs
+		return
+	}
+	t.n++
+	if 4*t.n > 3*len(t.slots) {
+		t.resize(max(minConnSlots, 2*len(t.slots)+1))
+	}
+	t.place(cs)
+}
+
+func (t *connSet) place(cs *connData) {
+	s := t.home(cs.conn.ID())
+	for t.slots[s] != nil {
+		s = t.after(s)
+	}
+	t.slots[s] = cs
+}
+
+func (t *connSet) resize(size int) {
+	old := t.slots
+	t.slots = make([]*connData, size)
+	for _, cs := range old {
+		if cs != nil {
+			t.place(cs)
+		}
+	}
+}
+
+// del removes id's connection if it is there. The entries after its slot
+// that would no longer be found move back (deletion without tombstones).
+func (t *connSet) del(id uint64) {
+	s := t.find(id)
+	if s < 0 {
+		return
+	}
+	for j := t.after(s); t.slots[j] != nil; j = t.after(j) {
+		h := t.home(t.slots[j].conn.ID())
+		// The entry at j may fill s unless its home lies cyclically in (s, j].
+		if (j > s && (h <= s || h > j)) || (j < s && h <= s && h > j) {
+			t.slots[s] = t.slots[j]
+			s = j
+		}
+	}
+	t.slots[s] = nil
+	t.n--
+	if len(t.slots) > minConnSlots && 8*t.n < len(t.slots) {
+		t.resize(len(t.slots) / 2)
+	}
 }
 
 // ConnID is c's gateway-wide id: "<Config.InstanceID>.<c.ID()>".
@@ -106,23 +205,26 @@ func (h *Hub) ConnID(c Conn) string {
 	return h.idPrefix + strconv.FormatUint(c.ID(), 10)
 }
 
-// register records a new connection with the Presence and the index.
+// register records a new connection with the Presence and the index. The
+// id is made for each call rather than kept: it is per-connection memory,
+// and c.ID() gives it back.
 func (h *Hub) register(c Conn, cs *connData) {
 	if h.cfg.Presence == nil {
 		return
 	}
-	cs.id = h.ConnID(c)
+	cs.listed = true
 	h.index.put(c.ID(), cs)
-	h.cfg.Presence.Add(cs.id, cs.user())
+	h.cfg.Presence.Add(h.ConnID(c), cs.user())
 }
 
 // unregister undoes register.
 func (h *Hub) unregister(c Conn, cs *connData) {
-	if cs.id == "" {
+	if !cs.listed {
 		return
 	}
+	cs.listed = false
 	h.index.del(c.ID())
-	h.cfg.Presence.Remove(cs.id)
+	h.cfg.Presence.Remove(h.ConnID(c))
 }
 
 // direct frame layout: {"op":"direct","data":<data>}
@@ -160,11 +262,7 @@ func (h *Hub) info(l *loopState, cs *connData, cmd *command) {
 	b := append(l.scratch[:0], `{"op":"ok"`...)
 	b = appendID(b, true, cmd.id)
 	b = append(b, `,"conn":`...)
-	if cs.id != "" {
-		b = appendJSONString(b, cs.id)
-	} else {
-		b = appendJSONString(b, h.ConnID(cs.conn))
-	}
+	b = appendJSONString(b, h.ConnID(cs.conn))
 	b = append(b, `,"instance":`...)
 	b = appendJSONString(b, h.cfg.InstanceID)
 	l.reply(cs.conn, append(b, '}'))

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -227,5 +228,75 @@ func TestDirectoryAPI(t *testing.T) {
 		if resp.StatusCode != 501 {
 			t.Errorf("%s %s without a directory: %d", r[0], r[1], resp.StatusCode)
 		}
+	}
+}
+
+// connSet against a map, with the ids of one stripe (16 apart), through
+// growth and shrinking.
+func TestConnSet(t *testing.T) {
+	var set connSet
+	ref := map[uint64]*connData{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	check := func(when string) {
+		t.Helper()
+		if set.n != len(ref) {
+			t.Fatalf("%s: %d entries, want %d", when, set.n, len(ref))
+		}
+		for id, cs := range ref {
+			if got := set.get(id); got != cs {
+				t.Fatalf("%s: get(%d) = %p, want %p", when, id, got, cs)
+			}
+		}
+		if n := len(set.slots) + 1; n&(n-1) != 0 {
+			t.Fatalf("%s: %d slots, want 2^k-1", when, len(set.slots))
+		}
+		if len(set.slots) > minConnSlots && 8*set.n < len(set.slots) || 4*set.n > 3*len(set.slots) {
+			t.Fatalf("%s: %d slots for %d entries", when, len(set.slots), set.n)
+		}
+	}
+	if set.get(5) != nil {
+		t.Fatal("empty set found an id")
+	}
+	set.del(5)
+	next := uint64(3)
+	add := func() {
+		cs := &connData{conn: &fakeConn{id: next}}
+		set.put(cs)
+		ref[next] = cs
+		next += 16 * uint64(1+rng.IntN(3))
+	}
+	del := func() {
+		for id := range ref {
+			set.del(id)
+			delete(ref, id)
+			if set.get(id) != nil {
+				t.Fatalf("get(%d) after del", id)
+			}
+			return
+		}
+	}
+	for range 3000 {
+		add()
+	}
+	check("after 3000 adds")
+	for range 10000 {
+		if rng.IntN(2) == 0 {
+			add()
+		} else {
+			del()
+		}
+	}
+	check("after churn")
+	for id := range ref { // a missing id changes nothing
+		set.del(id + 1)
+		break
+	}
+	check("after deleting a missing id")
+	for len(ref) > 0 {
+		del()
+	}
+	check("empty")
+	if len(set.slots) != minConnSlots {
+		t.Fatalf("empty set kept %d slots", len(set.slots))
 	}
 }

@@ -139,7 +139,7 @@ func (h *Hub) state(c Conn) *connData {
 // the Presence.
 func (h *Hub) OnOpen(c Conn) {
 	cs := h.state(c)
-	if cs.id == "" {
+	if !cs.listed {
 		h.register(c, cs)
 	}
 }

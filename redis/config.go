@@ -190,7 +190,12 @@ type RegistryConfig struct {
 	// RefreshTick is how often a slice of the entries is refreshed. Default 1s.
 	RefreshTick time.Duration
 	// MaxPipeline is the largest number of commands sent in one round trip.
-	// Default 4096.
+	// Default 512: a burst (a connection storm, a rewrite of every entry)
+	// then holds that many commands and replies at a time (some 90 KB),
+	// stays under rueidis's BlockingPipeline (2000), beyond which a
+	// pipeline takes a dedicated connection with 1 MiB of buffers of its
+	// own, and delays what is pipelined behind it on the shared
+	// connection by well under a millisecond.
 	MaxPipeline int
 }
 
@@ -208,7 +213,7 @@ func (c *RegistryConfig) setDefaults() {
 		c.RefreshTick = time.Second
 	}
 	if c.MaxPipeline <= 0 {
-		c.MaxPipeline = 4096
+		c.MaxPipeline = 512
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -208,5 +209,89 @@ func TestRegistryRetriesFailedRemove(t *testing.T) {
 	}
 	if got, want := userConnIDs(t, ra, "alice"), []string{"ra/c2"}; !slices.Equal(got, want) {
 		t.Fatalf("alice's connections %v, want %v", got, want)
+	}
+}
+
+// The hub's ids, "<instance>.<n>", take the compact path (no id stored):
+// the same entries in Redis, through pages and index growth, a batch that
+// adds and removes, a Redis restart and Close.
+func TestRegistryHubIDs(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "gw.1"})
+	b, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "gw.2"})
+	ra := startRegistry(t, a, fastRegistry)
+	rb := startRegistry(t, b, fastRegistry)
+	const n = 700 // more than two pages of entries
+	id := func(i int) string { return "gw.1." + strconv.Itoa(i) }
+	for i := 1; i <= n; i++ {
+		user := ""
+		if i%3 == 0 {
+			user = "u" + strconv.Itoa(i%7)
+		}
+		ra.Add(id(i), user)
+	}
+	ra.Add(id(n+1), "u1")
+	ra.Remove(id(n + 1)) // coalesced
+	syncReg(t, ra)
+	for i := 1; i <= n; i += 2 {
+		ra.Remove(id(i))
+	}
+	ra.Remove("gw.1.0007") // not the hub's form: no such entry
+	syncReg(t, ra)
+
+	check := func(when string) {
+		t.Helper()
+		keys, err := srv.Do("KEYS", "ws:conn:*").AsStrSlice()
+		must(t, err)
+		if len(keys) != n/2 {
+			t.Fatalf("%s: %d conn keys in Redis, want %d", when, len(keys), n/2)
+		}
+		info, err := lookup(rb, id(6))
+		must(t, err)
+		if info.ID != id(6) || info.Instance != "gw.1" || info.User != "u6" || info.ConnectedAt.IsZero() {
+			t.Fatalf("%s: lookup %+v", when, info)
+		}
+		if _, err := lookup(rb, id(7)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: lookup of a removed conn: %v", when, err)
+		}
+		if _, err := lookup(rb, id(n+1)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: lookup of a coalesced conn: %v", when, err)
+		}
+		var want []string
+		for i := 2; i <= n; i += 2 {
+			if i%3 == 0 && i%7 == 6 {
+				want = append(want, "gw.1/"+id(i))
+			}
+		}
+		slices.Sort(want)
+		if got := userConnIDs(t, rb, "u6"); !slices.Equal(got, want) {
+			t.Fatalf("%s: u6's connections %v, want %v", when, got, want)
+		}
+	}
+	check("after the writes")
+
+	before, _ := lookup(rb, id(6))
+	srv.Kill()
+	srv.Start()
+	eventually(t, 5*time.Second, func() bool {
+		n, _ := srv.Do("DBSIZE").AsInt64()
+		_, err := lookup(rb, id(6))
+		return n > 0 && err == nil
+	}, "entries rewritten after the restart")
+	syncReg(t, ra)
+	check("after the restart")
+	if after, _ := lookup(rb, id(6)); !after.ConnectedAt.Equal(before.ConnectedAt) {
+		t.Fatalf("connected_at rewritten as %v, was %v", after.ConnectedAt, before.ConnectedAt)
+	}
+
+	must(t, ra.Close())
+	if len(ra.w.keys.ids) != 0 { // the writer has stopped
+		t.Fatalf("hub ids were stored as foreign ids: %d", len(ra.w.keys.ids))
+	}
+	if keys, _ := srv.Do("KEYS", "ws:conn:*").AsStrSlice(); len(keys) != 0 {
+		t.Fatalf("%d conn keys left after Close", len(keys))
+	}
+	if members, _ := srv.Do("SMEMBERS", "ws:user:u6").AsStrSlice(); len(members) != 0 {
+		t.Fatalf("u6's set after Close: %v", members)
 	}
 }

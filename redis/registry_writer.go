@@ -26,6 +26,7 @@ type regWriter struct {
 
 	mu      sync.Mutex
 	pending []regOp // guarded by mu: queued by enqueue, taken by flush
+	spare   []regOp // guarded by mu: the last batch's emptied buffer, for the next
 	closed  bool    // guarded by mu: set by halt
 
 	rewrite atomic.Bool // stored by the broker after a reconnect, taken by heartbeat: rewrite all entries
@@ -36,14 +37,17 @@ type regWriter struct {
 	done    chan struct{}      // closed when run returns
 
 	// Owned by the run goroutine (and by close after it stopped).
-	local  map[string]*localConn
-	order  []string // local ids, for the refresh cursor
-	cursor int      // next index of order to refresh
-	beats  int      // heartbeats sent
-	resync bool     // Redis may have lost our entries: write them all again
+	local  regLocal
+	keys   connKeys
+	beats  int  // heartbeats sent
+	resync bool // Redis may have lost our entries: write them all again
 	// unremoved holds removed entries (id -> user) whose DEL/SREM failed;
 	// they are sent again with the next resync.
 	unremoved map[string]string
+	buf       []byte           // scratch for key names
+	cmds      rueidis.Commands // the pipeline being filled (pipe); at most MaxPipeline+1
+	fresh     []uint64         // flush: keys added by the batch
+	removed   []removedConn    // flush: removes of the batch, kept for a retry if it fails
 }
 
 // regOp is one queued Add or Remove.
@@ -53,13 +57,13 @@ type regOp struct {
 	at       int64 // unix ms
 }
 
-// localConn is one of this instance's connections; owned by the run
-// goroutine, like local.
-type localConn struct {
-	user string
-	at   int64
-	pos  int // index in order
-}
+// removedConn is a remove sent by a flush.
+type removedConn struct{ id, user string }
+
+// keepOps is the most queued operations whose buffer is kept for the next
+// batch; a bigger one (a connection storm) goes back to the garbage
+// collector.
+const keepOps = 1024
 
 func newRegWriter(client rueidis.Client, cfg RegistryConfig, id string, timeout time.Duration, log *slog.Logger, st *stats) *regWriter {
 	return &regWriter{
@@ -73,7 +77,7 @@ func newRegWriter(client rueidis.Client, cfg RegistryConfig, id string, timeout 
 		syncReq:   make(chan chan struct{}),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
-		local:     make(map[string]*localConn),
+		keys:      newConnKeys(id),
 		unremoved: make(map[string]string),
 	}
 }
@@ -122,15 +126,15 @@ func (r *regWriter) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*r.timeout)
 	defer cancel()
 	c := r.client
-	cmds := rueidis.Commands{
-		c.B().Del().Key(instKey(r.id)).Build(),
-		c.B().Zrem().Key(instancesKey).Member(r.id).Build(),
+	p := r.pipe(ctx)
+	p.add(c.B().Del().Key(instKey(r.id)).Build(),
+		c.B().Zrem().Key(instancesKey).Member(r.id).Build())
+	for i := range r.local.len() {
+		e := r.local.at(i)
+		r.removeCmds(&p, string(r.keys.appendID(r.buf[:0], e.key)), e.user)
 	}
-	for id, lc := range r.local {
-		cmds = r.removeCmds(cmds, id, lc.user)
-	}
-	cmds = r.unremovedCmds(cmds)
-	return r.exec(ctx, cmds)
+	r.unremovedCmds(&p)
+	return p.finish()
 }
 
 // halt stops the goroutine without touching Redis (what a crash looks like to
@@ -174,28 +178,64 @@ func (r *regWriter) run() {
 	}
 }
 
-// exec sends cmds in pipelines of at most MaxPipeline and returns every result.
-func (r *regWriter) exec(ctx context.Context, cmds rueidis.Commands) error {
-	_, err := r.execResults(ctx, cmds)
-	return err
+// pipe is a pipeline being filled: its commands go out MaxPipeline at a
+// time, so that a burst (a connection storm, a rewrite of every entry) holds
+// one pipeline's commands and replies at once, never all of them. One at a
+// time, in r.cmds.
+type pipe struct {
+	r    *regWriter
+	ctx  context.Context
+	err  error // the first failure
+	ints bool  // note integer replies of 0 (refresh: a key was missing)
+	zero bool  // with ints: some reply was 0
 }
 
-func (r *regWriter) execResults(ctx context.Context, cmds rueidis.Commands) ([]rueidis.RedisResult, error) {
-	var out []rueidis.RedisResult
-	var first error
-	for len(cmds) > 0 {
-		n := min(len(cmds), r.cfg.MaxPipeline)
-		r.stats.registryCmds.Add(uint64(n))
-		res := r.client.DoMulti(ctx, cmds[:n]...)
-		for _, x := range res {
-			if err := x.Error(); err != nil && first == nil && !rueidis.IsRedisNil(err) {
-				first = err
+func (r *regWriter) pipe(ctx context.Context) pipe { return pipe{r: r, ctx: ctx} }
+
+func (p *pipe) add(cmds ...rueidis.Completed) {
+	p.r.cmds = append(p.r.cmds, cmds...)
+	if len(p.r.cmds) >= p.r.cfg.MaxPipeline {
+		p.send()
+	}
+}
+
+func (p *pipe) send() {
+	cmds := p.r.cmds
+	if len(cmds) == 0 {
+		return
+	}
+	p.r.stats.registryCmds.Add(uint64(len(cmds)))
+	for _, x := range p.r.client.DoMulti(p.ctx, cmds...) {
+		if err := x.Error(); err != nil {
+			if p.err == nil && !rueidis.IsRedisNil(err) {
+				p.err = err
+			}
+		} else if p.ints {
+			if v, _ := x.AsInt64(); v == 0 {
+				p.zero = true
 			}
 		}
-		out = append(out, res...)
-		cmds = cmds[n:]
 	}
-	return out, first
+	clear(cmds) // rueidis recycled them
+	p.r.cmds = cmds[:0]
+}
+
+// finish sends what is left and returns the first failure.
+func (p *pipe) finish() error {
+	p.send()
+	return p.err
+}
+
+// execResults sends a few commands and returns every result.
+func (r *regWriter) execResults(ctx context.Context, cmds ...rueidis.Completed) ([]rueidis.RedisResult, error) {
+	r.stats.registryCmds.Add(uint64(len(cmds)))
+	res := r.client.DoMulti(ctx, cmds...)
+	for _, x := range res {
+		if err := x.Error(); err != nil && !rueidis.IsRedisNil(err) {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 func (r *regWriter) bg() (context.Context, context.CancelFunc) {
@@ -203,110 +243,122 @@ func (r *regWriter) bg() (context.Context, context.CancelFunc) {
 }
 
 // addCmds writes one entry: the hash, its TTL, and the user's set.
-func (r *regWriter) addCmds(cmds rueidis.Commands, id string, lc *localConn) rueidis.Commands {
+func (r *regWriter) addCmds(p *pipe, e *regEntry) {
+	// The key and connected_at share one allocation.
+	r.buf = r.keys.appendID(append(r.buf[:0], "ws:conn:"...), e.key)
+	n := len(r.buf)
+	r.buf = strconv.AppendInt(r.buf, e.connectedAt(), 10)
+	both := string(r.buf)
+	key, at, id := both[:n], both[n:], both[len("ws:conn:"):n]
 	c := r.client
 	ttl := r.cfg.TTL.Milliseconds()
-	cmds = append(cmds,
-		c.B().Hset().Key(connKey(id)).FieldValue().FieldValue("instance", r.id).FieldValue("user", lc.user).
-			FieldValue("connected_at", strconv.FormatInt(lc.at, 10)).Build(),
-		c.B().Pexpire().Key(connKey(id)).Milliseconds(ttl).Build())
-	if lc.user != "" {
-		cmds = append(cmds,
-			c.B().Sadd().Key(userKey(lc.user)).Member(userMember(r.id, id)).Build(),
-			c.B().Pexpire().Key(userKey(lc.user)).Milliseconds(ttl).Build())
+	p.add(c.B().Hset().Key(key).FieldValue().FieldValue("instance", r.id).FieldValue("user", e.user).
+		FieldValue("connected_at", at).Build(),
+		c.B().Pexpire().Key(key).Milliseconds(ttl).Build())
+	if e.user != "" {
+		uk := userKey(e.user)
+		p.add(c.B().Sadd().Key(uk).Member(userMember(r.id, id)).Build(),
+			c.B().Pexpire().Key(uk).Milliseconds(ttl).Build())
 	}
-	return cmds
 }
 
 // flush writes the queued operations. An Add whose Remove is in the same
-// batch never reaches Redis.
+// batch never reaches Redis. Within a batch the removes go out before the
+// adds (each id's own commands keep their order).
 func (r *regWriter) flush() {
 	r.mu.Lock()
 	ops := r.pending
-	r.pending = nil
+	r.pending, r.spare = r.spare, nil
 	r.mu.Unlock()
 	if len(ops) == 0 {
+		r.recycle(ops)
 		return
 	}
-	addAt := make(map[string]int)
-	skip := make([]bool, len(ops))
-	for i, op := range ops {
-		if op.add {
-			addAt[op.id] = i
-		} else if j, ok := addAt[op.id]; ok && r.local[op.id] == nil {
-			skip[i], skip[j] = true, true
-			delete(addAt, op.id)
-		}
-	}
-	var cmds rueidis.Commands
-	var removed []regOp // removes of this batch, kept for a retry if it fails
-	for i, op := range ops {
-		if skip[i] {
-			continue
-		}
-		if old := r.local[op.id]; old != nil {
-			cmds = r.removeCmds(cmds, op.id, old.user)
-			removed = append(removed, regOp{id: op.id, user: old.user})
-			r.removeLocal(op.id)
+	ctx, cancel := r.bg()
+	defer cancel()
+	p := r.pipe(ctx)
+	fresh, removed := r.fresh[:0], r.removed[:0]
+	for i := range ops {
+		op := &ops[i]
+		if key, ok := r.keys.lookup(op.id); ok {
+			if e, ok := r.local.remove(key); ok {
+				r.keys.release(key)
+				if e.written() { // else added by this batch: nothing to undo
+					r.removeCmds(&p, op.id, e.user)
+					removed = append(removed, removedConn{op.id, e.user})
+				}
+			}
 		}
 		if op.add {
 			// An earlier remove of this id that failed goes first, so
 			// that the old user's set loses its member.
 			if user, ok := r.unremoved[op.id]; ok {
-				cmds = r.removeCmds(cmds, op.id, user)
-				removed = append(removed, regOp{id: op.id, user: user})
+				r.removeCmds(&p, op.id, user)
+				removed = append(removed, removedConn{op.id, user})
 				delete(r.unremoved, op.id)
 			}
-			lc := &localConn{user: op.user, at: op.at}
-			r.addLocal(op.id, lc)
-			cmds = r.addCmds(cmds, op.id, lc)
+			key := r.keys.assign(op.id)
+			r.local.add(regEntry{key: key, at: ^op.at, user: op.user})
+			fresh = append(fresh, key)
 		}
 	}
-	ctx, cancel := r.bg()
-	defer cancel()
-	if err := r.exec(ctx, cmds); err != nil {
+	for _, key := range fresh {
+		if e := r.local.get(key); e != nil && !e.written() {
+			e.at = ^e.at
+			r.addCmds(&p, e)
+		}
+	}
+	if err := p.finish(); err != nil {
 		r.log.Warn("registry write failed; will rewrite all entries", "err", err)
 		r.resync = true
 		// Resync only rewrites what is still local: the removes are
 		// remembered, or their entries would linger until the TTL.
-		for _, op := range removed {
-			r.unremoved[op.id] = op.user
+		for _, rc := range removed {
+			r.unremoved[rc.id] = rc.user
 		}
 	}
+	clear(removed)
+	r.fresh, r.removed = keep(fresh), keep(removed)
+	r.recycle(ops)
 }
 
-func (r *regWriter) removeCmds(cmds rueidis.Commands, id, user string) rueidis.Commands {
-	c := r.client
-	cmds = append(cmds, c.B().Del().Key(connKey(id)).Build())
-	if user != "" {
-		cmds = append(cmds, c.B().Srem().Key(userKey(user)).Member(userMember(r.id, id)).Build())
+// recycle keeps the emptied buffer of a batch for the next one, unless it
+// grew past keepOps.
+func (r *regWriter) recycle(ops []regOp) {
+	clear(ops)
+	if ops = keep(ops); ops == nil {
+		return
 	}
-	return cmds
+	r.mu.Lock()
+	if r.spare == nil {
+		r.spare = ops
+	}
+	r.mu.Unlock()
+}
+
+// keep returns s emptied, or nil when it grew past keepOps (a burst's
+// buffer goes back to the garbage collector).
+func keep[T any](s []T) []T {
+	if cap(s) > keepOps {
+		return nil
+	}
+	return s[:0]
+}
+
+func (r *regWriter) removeCmds(p *pipe, id, user string) {
+	c := r.client
+	p.add(c.B().Del().Key(connKey(id)).Build())
+	if user != "" {
+		p.add(c.B().Srem().Key(userKey(user)).Member(userMember(r.id, id)).Build())
+	}
 }
 
 // unremovedCmds are the removes still owed to Redis. They go before any add
 // of the same id, and sending one twice is harmless.
-func (r *regWriter) unremovedCmds(cmds rueidis.Commands) rueidis.Commands {
+func (r *regWriter) unremovedCmds(p *pipe) {
 	for id, user := range r.unremoved {
-		cmds = r.removeCmds(cmds, id, user)
+		r.removeCmds(p, id, user)
 	}
-	return cmds
-}
-
-func (r *regWriter) addLocal(id string, lc *localConn) {
-	lc.pos = len(r.order)
-	r.order = append(r.order, id)
-	r.local[id] = lc
-}
-
-func (r *regWriter) removeLocal(id string) {
-	lc := r.local[id]
-	last := len(r.order) - 1
-	moved := r.order[last]
-	r.order[lc.pos] = moved
-	r.local[moved].pos = lc.pos
-	r.order = r.order[:last]
-	delete(r.local, id)
 }
 
 // heartbeat renews ws:instance:<id>. SET ... GET tells whether the key was
@@ -315,26 +367,25 @@ func (r *regWriter) removeLocal(id string) {
 func (r *regWriter) heartbeat() {
 	c := r.client
 	now := time.Now()
-	val := `{"conns":` + strconv.Itoa(len(r.local)) + `,"ts":` + strconv.FormatInt(now.UnixMilli(), 10) + `}`
+	val := `{"conns":` + strconv.Itoa(r.local.len()) + `,"ts":` + strconv.FormatInt(now.UnixMilli(), 10) + `}`
 	ttl := r.cfg.HeartbeatTTL
 	ctx, cancel := r.bg()
 	defer cancel()
-	res, err := r.execResults(ctx, rueidis.Commands{
+	res, err := r.execResults(ctx,
 		c.B().Set().Key(instKey(r.id)).Value(val).Get().PxMilliseconds(ttl.Milliseconds()).Build(),
-		c.B().Zadd().Key(instancesKey).ScoreMember().ScoreMember(float64(now.Add(ttl).UnixMilli()), r.id).Build(),
-	})
+		c.B().Zadd().Key(instancesKey).ScoreMember().ScoreMember(float64(now.Add(ttl).UnixMilli()), r.id).Build())
 	if err != nil {
 		r.resync = true
 		return
 	}
 	if _, err := res[0].ToString(); rueidis.IsRedisNil(err) && r.beats > 0 {
-		r.log.Warn("registry heartbeat had lapsed; rewriting entries", "conns", len(r.local))
+		r.log.Warn("registry heartbeat had lapsed; rewriting entries", "conns", r.local.len())
 		r.resync = true
 	}
 	if r.beats%64 == 0 {
 		// Instances that crashed never leave the index themselves.
 		stale := strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10)
-		_ = r.exec(ctx, rueidis.Commands{c.B().Zremrangebyscore().Key(instancesKey).Min("-inf").Max(stale).Build()})
+		_, _ = r.execResults(ctx, c.B().Zremrangebyscore().Key(instancesKey).Min("-inf").Max(stale).Build())
 	}
 	r.beats++
 	if r.rewrite.Swap(false) {
@@ -342,11 +393,12 @@ func (r *regWriter) heartbeat() {
 	}
 	if r.resync {
 		r.resync = false
-		cmds := r.unremovedCmds(nil)
-		for id, lc := range r.local {
-			cmds = r.addCmds(cmds, id, lc)
+		p := r.pipe(ctx)
+		r.unremovedCmds(&p)
+		for i := range r.local.len() {
+			r.addCmds(&p, r.local.at(i))
 		}
-		if err := r.exec(ctx, cmds); err != nil {
+		if p.finish() != nil {
 			r.resync = true
 		} else {
 			clear(r.unremoved)
@@ -358,7 +410,7 @@ func (r *regWriter) heartbeat() {
 // entry is renewed once per TTL/3. A missing key means Redis lost entries:
 // rewrite them all at the next heartbeat.
 func (r *regWriter) refresh() {
-	n := len(r.order)
+	n := r.local.len()
 	if n == 0 {
 		return
 	}
@@ -367,33 +419,23 @@ func (r *regWriter) refresh() {
 	chunk = min(max(chunk, 1), n)
 	c := r.client
 	ttl := r.cfg.TTL.Milliseconds()
-	cmds := make(rueidis.Commands, 0, 2*chunk)
+	ctx, cancel := r.bg()
+	defer cancel()
+	p := r.pipe(ctx)
+	p.ints = true
 	users := make(map[string]struct{})
-	for i := 0; i < chunk; i++ {
-		if r.cursor >= n {
-			r.cursor = 0
-		}
-		id := r.order[r.cursor]
-		r.cursor++
-		cmds = append(cmds, c.B().Pexpire().Key(connKey(id)).Milliseconds(ttl).Build())
-		if u := r.local[id].user; u != "" {
+	for range chunk {
+		e := r.local.step()
+		r.buf = r.keys.appendID(append(r.buf[:0], "ws:conn:"...), e.key)
+		p.add(c.B().Pexpire().Key(string(r.buf)).Milliseconds(ttl).Build())
+		if u := e.user; u != "" {
 			if _, dup := users[u]; !dup {
 				users[u] = struct{}{}
-				cmds = append(cmds, c.B().Pexpire().Key(userKey(u)).Milliseconds(ttl).Build())
+				p.add(c.B().Pexpire().Key(userKey(u)).Milliseconds(ttl).Build())
 			}
 		}
 	}
-	ctx, cancel := r.bg()
-	defer cancel()
-	res, err := r.execResults(ctx, cmds)
-	if err != nil {
+	if err := p.finish(); err != nil || p.zero {
 		r.resync = true
-		return
-	}
-	for _, x := range res {
-		if v, _ := x.AsInt64(); v == 0 {
-			r.resync = true
-			return
-		}
 	}
 }
