@@ -73,6 +73,11 @@ func New(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		opt.ForceSingleClient = true
+		// One pipelined connection, not one per two cores: on a single
+		// Redis, PUBLISH (no key) always takes the first, so only keyed
+		// commands (the registry's) would open the others, each with 1 MiB
+		// of buffers for the gateway's whole life.
+		opt.PipelineMultiplex = -1
 	} else {
 		opt.InitAddress = cfg.ClusterAddrs
 		opt.ShuffleInit = true
