@@ -158,6 +158,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxMessage == 0 {
 		c.MaxMessage = DefaultMaxMessage
 	}
+	if c.MaxMessage > wsproto.MaxMessageCeiling {
+		return c, fmt.Errorf("eventloop: MaxMessage %d is over the %d cap", c.MaxMessage, wsproto.MaxMessageCeiling)
+	}
 	// One frame is always written whole into gnet's buffer: a limit below
 	// the largest frame would drop a healthy client for a single message.
 	c.MaxPending = max(c.MaxPending, c.MaxMessage+maxServerHeader)

@@ -10,15 +10,22 @@ import (
 	"github.com/valyala/bytebufferpool"
 )
 
-// DefaultMaxMessage is the message size limit used when Init gets 0.
-const DefaultMaxMessage = 64 << 10
+// DefaultMaxMessage is the message size limit used when Init gets 0, and
+// MaxMessageCeiling the largest limit Init takes (larger ones are clamped):
+// the decoder keeps its limit in 32 bits, to stay small.
+const (
+	DefaultMaxMessage = 64 << 10
+	MaxMessageCeiling = math.MaxInt32
+)
 
 // DefaultMaxFragments is the cap on one message's frames set by Init, and
 // MaxFragmentsCeiling the largest cap SetMaxFragments takes. Without a cap a
-// client could send a message as endless empty continuation frames.
+// client could send a message as endless empty continuation frames. The
+// ceiling lets a 16 MiB message come in 16-byte frames (Autobahn 9.3.1 and
+// 9.4.1 send 4 MiB as 65,537 frames: 65,536 of 64 bytes and an empty last).
 const (
 	DefaultMaxFragments = 1024
-	MaxFragmentsCeiling = 1<<16 - 1
+	MaxFragmentsCeiling = 1 << 20
 )
 
 // EventKind says what Decoder.Next produced.
@@ -96,35 +103,37 @@ var (
 var msgPool, inflatedPool bytebufferpool.Pool
 
 // Decoder decodes client frames from the front of a byte slice. It lives in
-// every connection, so it is kept small (24 bytes on 64-bit) and holds a heap
+// every connection, so it is kept small (24 bytes on 64-bit: the limit is
+// 32-bit to leave room for a 32-bit fragment count) and holds a heap
 // buffer only while a fragmented message is being reassembled.
 // The zero value is unusable: call Init.
 type Decoder struct {
 	msg        *bytebufferpool.ByteBuffer // reassembly buffer, nil when no fragmented message is held
-	max        int                        // message size limit
+	max        int32                      // message size limit, at most MaxMessageCeiling
 	op         ws.OpCode                  // opcode of the fragmented message in progress, 0 = none
 	tail       uint8                      // bytes at the end of msg that start an incomplete UTF-8 sequence
 	compress   bool                       // RSV1 allowed on a message's first frame (permessage-deflate)
 	compressed bool                       // the message in progress had RSV1; with op == 0, msg is an inflated message (from inflatedPool)
-	frags      uint16                     // frames of the message in progress
-	maxFrags   uint16                     // cap on frags
+	frags      uint32                     // frames of the message in progress
+	maxFrags   uint32                     // cap on frags, at most MaxFragmentsCeiling
 }
 
 // Init prepares the decoder; maxMessage caps a message after reassembly and
-// therefore a single frame too (DefaultMaxMessage when <= 0).
+// therefore a single frame too (DefaultMaxMessage when <= 0, clamped to
+// MaxMessageCeiling).
 func (d *Decoder) Init(maxMessage int) {
 	d.Reset()
 	if maxMessage <= 0 {
 		maxMessage = DefaultMaxMessage
 	}
-	d.max = maxMessage
+	d.max = int32(min(maxMessage, MaxMessageCeiling))
 	d.maxFrags = DefaultMaxFragments
 	d.compress = false
 }
 
 // SetMaxFragments caps the frames of one message, the first included
 // (between 1 and MaxFragmentsCeiling; other values are clamped).
-func (d *Decoder) SetMaxFragments(n int) { d.maxFrags = uint16(min(max(n, 1), MaxFragmentsCeiling)) }
+func (d *Decoder) SetMaxFragments(n int) { d.maxFrags = uint32(min(max(n, 1), MaxFragmentsCeiling)) }
 
 // Held is the size of the decoder's reassembly buffer (its capacity, what
 // it costs in memory): held for a fragmented message in progress, or one
@@ -371,7 +380,7 @@ func (d *Decoder) appendFragment(payload []byte, fin bool, room int, ev *Event) 
 func (d *Decoder) deliverInflated(op ws.OpCode, p []byte, ev *Event) error {
 	out := inflatedPool.Get()
 	var err error
-	out.B, err = inflate(out.B, p, d.max)
+	out.B, err = inflate(out.B, p, int(d.max))
 	if err == nil && op == ws.OpText && !utf8.Valid(out.B) {
 		err = errTextUTF8
 	}

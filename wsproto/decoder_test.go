@@ -413,6 +413,71 @@ func TestDecoderFragmentCap(t *testing.T) {
 	}
 }
 
+// A message of more than 65,535 frames (Autobahn 9.3.1 and 9.4.1: 4 MiB as
+// 65,536 frames of 64 bytes and an empty final one, 65,537 in all) is
+// counted exactly: the count used to be 16-bit, which capped the setting at
+// 65,535 and so refused that message.
+func TestDecoderFragmentCountPast16Bits(t *testing.T) {
+	const frames = 1<<16 + 1
+	chunk := strings.Repeat("x", 64)
+	specs := []frameSpec{frag(2, chunk)}
+	for range frames - 2 {
+		specs = append(specs, cont(chunk, false))
+	}
+	specs = append(specs, cont(chunk, true))
+	in := wire(specs...)
+	run := func(d *Decoder) (delivered int, err error) {
+		buf := slices.Clone(in) // Next unmasks in place
+		for off := 0; ; {
+			ev, n, err := d.Next(buf[off:])
+			if err != nil || n == 0 {
+				return delivered, err
+			}
+			off += n
+			if ev.Kind == EventBinary {
+				delivered = len(ev.Payload)
+			}
+		}
+	}
+	var d Decoder
+	d.Init(8 << 20)
+	d.SetMaxFragments(frames)
+	if got, err := run(&d); err != nil || got != frames*64 {
+		t.Fatalf("%d frames with a cap of %d: %d bytes delivered, %v", frames, frames, got, err)
+	}
+	// One frame under the cap's need: refused at the last frame, not wrapped.
+	d.Reset()
+	d.SetMaxFragments(frames - 1)
+	if got, err := run(&d); err != ErrTooManyFragments || got != 0 {
+		t.Fatalf("%d frames with a cap of %d: %d bytes, %v; want ErrTooManyFragments", frames, frames-1, got, err)
+	}
+	// Settings are clamped to the ceiling, which is past 16 bits.
+	d.SetMaxFragments(1 << 40)
+	if d.maxFrags != MaxFragmentsCeiling || MaxFragmentsCeiling <= 1<<16 {
+		t.Fatalf("maxFrags %d, ceiling %d", d.maxFrags, MaxFragmentsCeiling)
+	}
+}
+
+// The limit is kept in 32 bits: Init clamps a larger one to the ceiling
+// rather than letting it wrap (a wrapped limit could be tiny or negative).
+func TestDecoderMaxMessageClamped(t *testing.T) {
+	var d Decoder
+	d.Init(1<<32 + 10) // would wrap to 10 in 32 bits
+	if d.max != MaxMessageCeiling {
+		t.Fatalf("limit %d, want %d", d.max, MaxMessageCeiling)
+	}
+	// A 1 MiB frame is within the clamped limit (its header is accepted)...
+	hdr := []byte{0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4}
+	if size, err := d.FrameSize(hdr); err != nil || size != len(hdr)+1<<20 {
+		t.Fatalf("1 MiB frame: size %d, %v", size, err)
+	}
+	// ...and one past 2 GiB is over it.
+	binary.BigEndian.PutUint64(hdr[2:], MaxMessageCeiling+1)
+	if _, err := d.FrameSize(hdr); err == nil || err.(*CloseError).Code != CloseTooBig {
+		t.Fatalf("frame of %d bytes: %v, want 1009", uint64(MaxMessageCeiling+1), err)
+	}
+}
+
 // NextWithin refuses a fragment that would grow the buffer past the room
 // given, before copying it; within the room it decodes as Next does.
 func TestDecoderNextWithin(t *testing.T) {
@@ -453,8 +518,10 @@ func TestDecoderNextWithin(t *testing.T) {
 func TestDecoderSize(t *testing.T) {
 	size := unsafe.Sizeof(Decoder{})
 	t.Logf("unsafe.Sizeof(Decoder{}) = %d", size)
-	if size > 64 {
-		t.Fatalf("Decoder is %d bytes; it lives in every connection, keep it <= 64", size)
+	// 24 on 64-bit: a pointer, the 32-bit limit, four flags and opcodes, and
+	// two 32-bit fragment counts.
+	if limit := 3 * unsafe.Sizeof(uintptr(0)); size > limit {
+		t.Fatalf("Decoder is %d bytes; it lives in every connection, keep it <= %d", size, limit)
 	}
 }
 

@@ -204,7 +204,7 @@ func decode(input []byte, maxMessage int, compress bool, next chunker, fail func
 				}
 				break
 			}
-			limit := d.max // messages; control frames have RFC 6455's own 125
+			limit := int(d.max) // messages; control frames have RFC 6455's own 125
 			if ev.Kind >= EventPing {
 				limit = 125
 			}

@@ -39,7 +39,7 @@ func TestPartialInputFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--max-partial-bytes", "1000"}, // under one largest message
 		{"--max-fragments", "0"},
-		{"--max-fragments", "70000"},
+		{"--max-fragments", "1048577"}, // wsproto.MaxFragmentsCeiling + 1
 		{"--message-timeout", "0s"},
 		{"--memory-limit", "lots"},
 	} {
