@@ -40,9 +40,10 @@ type Loop struct {
 	dirty     []*Conn // connections with frames to write this batch
 	backlog   []*Conn // connections whose socket is backed up
 	flushing  bool
-	depth     int     // nesting of our code on the stack (see enter)
-	closed    []*Conn // closed connections whose Handler.OnClose is owed
-	inTraffic *Conn   // connection whose OnTraffic is running
+	depth     int                          // nesting of our code on the stack (see enter)
+	closed    []*Conn                      // closed connections whose Handler.OnClose is owed
+	inTraffic *Conn                        // connection whose OnTraffic is running
+	deferred  map[*Conn]*wsproto.Handshake // upgrades awaiting Resume (upgrade.go); bounded by the handler's queue
 	wheel     wheel
 	rings     ringPool
 	iov       [][]byte

@@ -35,6 +35,9 @@ func (c *Conn) readFrames() (completed bool) {
 	c.loop.scanned += len(buf)
 	off := 0
 	if c.state == stHandshake {
+		if c.loop.deferred[c] != nil {
+			return false // its request awaits Resume; what follows waits in gnet's buffer
+		}
 		n, ok := c.handshake(buf)
 		if !ok {
 			if n > 0 && c.state == stHandshake {
@@ -188,13 +191,25 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 	if hs.Path == "/echo" {
 		c.path = pathEcho
 	} else if s.upgrader != nil {
-		if code := s.upgrader.OnUpgrade(c, &hs); code != 0 {
-			s.metrics.refusedUpgrade(code)
-			_, _ = c.gc.Write(wsproto.RejectResponse(code))
-			c.kill()
+		switch code := s.upgrader.OnUpgrade(c, &hs); code {
+		case 0:
+		case UpgradeLater:
+			c.defer_(hs) // upgrade.go: Resume finishes it
+			return used, false
+		default:
+			c.refuseUpgrade(code)
 			return 0, false
 		}
 	}
+	return used, c.open(&hs)
+}
+
+// open completes an accepted upgrade: the connection is open, OnOpen has
+// run and the 101 is written. It reports false when the connection did not
+// survive it.
+func (c *Conn) open(hs *wsproto.Handshake) bool {
+	l := c.loop
+	s := l.srv
 	c.state = stOpen
 	c.dec.Init(s.cfg.MaxMessage)
 	c.dec.SetMaxFragments(s.cfg.MaxFragments)
@@ -217,14 +232,11 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 		if c.state != stOpen {
 			// OnOpen closed it: the 101 still goes first, then the close frame.
 			_, _ = c.gc.Write(hs.Response)
-			return used, c.state != stClosed
+			return c.state != stClosed
 		}
 	}
 	_, _ = c.gc.Write(hs.Response)
-	if c.state == stClosed {
-		return 0, false
-	}
-	return used, true
+	return c.state != stClosed
 }
 
 // handle acts on one decoded frame.

@@ -398,6 +398,7 @@ func (e *events) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	s := (*Server)(e)
 	l := c.loop
 	c.state = stClosed
+	delete(l.deferred, c)
 	l.wheel.cancel(&c.tm)
 	c.discardQueue()
 	c.dec.Reset()

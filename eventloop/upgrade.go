@@ -19,6 +19,57 @@ type Upgrader interface {
 	OnUpgrade(c *Conn, req *wsproto.Handshake) int
 }
 
+// UpgradeLater is what OnUpgrade returns to decide later, off the loop (a
+// slow token verification): the connection waits, reading nothing, until
+// Resume gives the answer or the handshake timeout closes it.
+const UpgradeLater = -1
+
+// Resume answers an upgrade OnUpgrade deferred (UpgradeLater) with what
+// decide returns: 0 accepts it, as if OnUpgrade had, anything else refuses
+// it with that HTTP status. It must run on the connection's loop (post it
+// there). decide is called only if the connection still waits (not timed
+// out, not closed), so what it reserves is always released by OnClose.
+// Input that arrived while it waited is read at once.
+func (c *Conn) Resume(decide func() int) {
+	l := c.loop
+	hs := l.deferred[c]
+	if hs == nil {
+		return
+	}
+	delete(l.deferred, c)
+	if c.state != stHandshake {
+		return // timed out or closed meanwhile
+	}
+	l.enter()
+	defer l.leave()
+	if code := decide(); code != 0 {
+		c.refuseUpgrade(code)
+		return
+	}
+	if !c.open(hs) {
+		return
+	}
+	if c.gc.InboundBuffered() > 0 {
+		c.onTraffic()
+	}
+}
+
+// defer_ keeps an accepted request's result until Resume.
+func (c *Conn) defer_(hs wsproto.Handshake) {
+	l := c.loop
+	if l.deferred == nil {
+		l.deferred = make(map[*Conn]*wsproto.Handshake)
+	}
+	l.deferred[c] = &hs
+}
+
+// refuseUpgrade answers the request with code and closes the connection.
+func (c *Conn) refuseUpgrade(code int) {
+	c.loop.srv.metrics.refusedUpgrade(code)
+	_, _ = c.gc.Write(wsproto.RejectResponse(code))
+	c.kill()
+}
+
 // Expirer is an optional Handler interface. OnExpire is called on the loop's
 // goroutine once a connection's expiry (SetExpiry) has passed; the
 // connection is then closed with 1008 "expired" unless OnExpire closed it

@@ -133,3 +133,57 @@ func TestExpiryMovedByHandler(t *testing.T) {
 		t.Fatalf("%d pings in %v: the expiry must not stop the pings", pings, took)
 	}
 }
+
+// laterHandler defers every upgrade and hands the connection to the test,
+// which answers it with Resume on the connection's loop.
+type laterHandler struct {
+	*testHandler
+	pending chan *Conn
+}
+
+func (h *laterHandler) OnUpgrade(c *Conn, req *wsproto.Handshake) int {
+	h.pending <- c
+	return UpgradeLater
+}
+
+func TestUpgradeLater(t *testing.T) {
+	h := &laterHandler{testHandler: newTestHandler(), pending: make(chan *Conn, 4)}
+	s := startServer(t, Config{Addr: "127.0.0.1:0", Loops: 1, HandshakeTimeout: 500 * time.Millisecond}, h)
+	resume := func(c *Conn, code int) { c.loop.Post(func() { c.Resume(func() int { return code }) }) }
+
+	// Accepted later, with a frame the client sent right behind its request:
+	// it waits in the buffer and is echoed once the upgrade completes.
+	a := dialRaw(t, s.Addr().String())
+	a.Write(append([]byte(wstest.UpgradeRequest(s.Addr().String(), "/ws")), wstest.Frame(ws.OpText, true, true, []byte("early"))...))
+	resume(<-h.pending, 0)
+	if resp := a.ReadResponse(); resp.StatusCode != 101 {
+		t.Fatalf("resumed upgrade: %d", resp.StatusCode)
+	}
+	if f := a.NextFrame(); string(f.Payload) != "early" {
+		t.Fatalf("the frame sent behind the request: %q", f.Payload)
+	}
+
+	// Refused later.
+	b := dialRaw(t, s.Addr().String())
+	b.Write([]byte(wstest.UpgradeRequest(s.Addr().String(), "/ws")))
+	resume(<-h.pending, 401)
+	b.ExpectRejected(401)
+
+	// Never answered: the handshake timeout closes it, and a late Resume is
+	// a no-op.
+	c := dialRaw(t, s.Addr().String())
+	c.Write([]byte(wstest.UpgradeRequest(s.Addr().String(), "/ws")))
+	late := <-h.pending
+	c.ExpectEOF(5 * time.Second)
+	resume(late, 0)
+	if n := h.opened.Load(); n != 1 {
+		t.Fatalf("%d connections opened, want 1", n)
+	}
+	// The server still serves.
+	d := dialRaw(t, s.Addr().String())
+	d.Write([]byte(wstest.UpgradeRequest(s.Addr().String(), "/ws")))
+	resume(<-h.pending, 0)
+	if resp := d.ReadResponse(); resp.StatusCode != 101 {
+		t.Fatalf("after a timed-out one: %d", resp.StatusCode)
+	}
+}

@@ -70,6 +70,10 @@ type Conn interface {
 	// SetExpiry makes the connection expire at t (the zero time: never); the
 	// hub's OnExpire then closes it.
 	SetExpiry(t time.Time)
+	// Resume answers an upgrade OnUpgrade deferred with UpgradeLater by
+	// calling decide, on the connection's loop and only if the connection
+	// still waits: 0 accepts it, another code refuses it with that status.
+	Resume(decide func() int)
 	// Data and SetData hold the hub's per-connection state.
 	Data() any
 	SetData(v any)

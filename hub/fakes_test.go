@@ -40,7 +40,8 @@ type fakeConn struct {
 	count  bool
 	refuse bool
 
-	closedWith uint16 // the code Close was called with, 0 before
+	closedWith uint16   // the code Close was called with, 0 before
+	resumed    chan int // Resume's codes, when a test expects a deferred upgrade
 
 	mu     sync.Mutex
 	frames []string
@@ -61,6 +62,7 @@ func (c *fakeConn) Send(f *wsproto.Frame) bool {
 }
 func (c *fakeConn) Close(code uint16, reason string) { c.closedWith = code }
 func (c *fakeConn) SetExpiry(time.Time)              {}
+func (c *fakeConn) Resume(decide func() int)         { c.resumed <- decide() }
 func (c *fakeConn) Data() any                        { return c.data }
 func (c *fakeConn) SetData(v any)                    { c.data = v }
 

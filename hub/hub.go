@@ -74,6 +74,8 @@ type Hub struct {
 	users   userCounts  // connections per user, for Auth.MaxConnsPerUser
 	grants  grantsTable // channels claims shared between connections
 
+	verifiers verifiers // workers for slow token signatures (verifylater.go)
+
 	errTooBig  *Error
 	errTooMany *Error // subscription limit
 	stats      hubStats

@@ -43,16 +43,18 @@ type AuthConfig struct {
 const (
 	refusedMissing = "missing"        // no token and anonymous connections are not allowed
 	refusedUserCap = "max_conns_user" // the user has MaxConnsPerUser connections already
+	refusedBusy    = "verifiers_busy" // too many slow tokens wait for a verifier worker (503)
 )
 
 // refusalReasons label refused upgrades in the metrics.
-var refusalReasons = append(auth.Reasons(), refusedMissing, refusedUserCap)
+var refusalReasons = append(auth.Reasons(), refusedMissing, refusedUserCap, refusedBusy)
 
 // OnUpgrade decides an upgrade request from its raw query and Authorization
 // header (eventloop.Upgrader, through the caller's glue): 0 accepts it, 401
-// refuses a missing or bad token, 429 a user over its connection cap. An
-// accepted connection gets its identity and, when its token expires, its
-// expiry. Runs on c's loop.
+// refuses a missing or bad token, 429 a user over its connection cap,
+// UpgradeLater defers a token whose signature is slow to check to the
+// verifier workers, which answer with c.Resume. An accepted connection gets
+// its identity and, when its token expires, its expiry. Runs on c's loop.
 func (h *Hub) OnUpgrade(c Conn, query, authorization string) int {
 	a := &h.cfg.Auth
 	if a.Verifier == nil {
@@ -66,7 +68,23 @@ func (h *Hub) OnUpgrade(c Conn, query, authorization string) int {
 		h.refuseUpgrade(refusedMissing, nil)
 		return 401
 	}
-	claims, err := a.Verifier.Verify(token)
+	if slowAlg(token) {
+		return h.verifyLater(c, token)
+	}
+	return h.admit(c, token)
+}
+
+// admit verifies token and, when it is good, gives c its identity and
+// expiry; it returns the upgrade's answer. On c's loop, or on a verifier
+// worker for a slow token (verifyLater: then it only verifies there).
+func (h *Hub) admit(c Conn, token string) int {
+	claims, err := h.cfg.Auth.Verifier.Verify(token)
+	return h.admitClaims(c, &claims, err)
+}
+
+// admitClaims is admit once the token is verified. On c's loop.
+func (h *Hub) admitClaims(c Conn, claims *auth.Claims, err error) int {
+	a := &h.cfg.Auth
 	if err != nil {
 		h.refuseUpgrade(auth.ReasonOf(err), err)
 		return 401

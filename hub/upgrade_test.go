@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"testing"
 	"time"
 
@@ -132,5 +133,74 @@ func BenchmarkUpgrade(b *testing.B) {
 				h.OnUpgrade(conn, q, "")
 			}
 		})
+	}
+}
+
+func TestSlowTokensVerifiedOffTheLoop(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	v, err := auth.New(auth.Config{PublicKeys: []crypto.PublicKey{&ecKey.PublicKey}, Secrets: [][]byte{[]byte(upgradeSecret)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	p := newProto(t, Config{Auth: AuthConfig{Verifier: v, MaxConnsPerUser: 1}})
+	es := func(sub string) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": sub}).SignedString(ecKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "token=" + s
+	}
+	// An ES256 token is deferred and answered on the loop: accepted, then
+	// (same user, cap 1) refused with 429, and a forged one with 401.
+	for i, c := range []struct {
+		query string
+		want  int
+	}{{es("alice"), 0}, {es("alice"), 429}, {"token=" + es("bob")[6:len(es("bob"))-4] + "AAAA", 401}} {
+		conn := &fakeConn{id: uint64(i + 1), resumed: make(chan int, 1)}
+		if code := p.h.OnUpgrade(conn, c.query, ""); code != UpgradeLater {
+			t.Fatalf("case %d: OnUpgrade = %d, want UpgradeLater", i, code)
+		}
+		var got int
+		for done := false; !done; {
+			runAll(p.loops) // the worker's answer is posted to the loop
+			select {
+			case got = <-conn.resumed:
+				done = true
+			case <-time.After(time.Millisecond):
+			}
+		}
+		if got != c.want {
+			t.Fatalf("case %d: resumed with %d, want %d", i, got, c.want)
+		}
+		if got == 0 {
+			p.h.OnOpen(conn)
+		}
+	}
+	// An HMAC token is still checked on the loop, at once.
+	if code := p.h.OnUpgrade(&fakeConn{id: 9}, "token="+hsToken(t, jwt.MapClaims{"sub": "carol"}), ""); code != 0 {
+		t.Fatalf("HS256: %d, want 0 at once", code)
+	}
+}
+
+func TestSlowAlg(t *testing.T) {
+	head := func(h string) string { return base64.RawURLEncoding.EncodeToString([]byte(h)) + ".e30.sig" }
+	for tok, want := range map[string]bool{
+		head(`{"alg":"RS256","typ":"JWT"}`):    true,
+		head(`{"typ":"JWT", "alg" : "ES256"}`): true,
+		head(`{"alg":"EdDSA"}`):                true,
+		head(`{"alg":"HS256"}`):                false,
+		head(`{"alg":"none"}`):                 false,
+		head(`{"typ":"JWT"}`):                  false,
+		"not a token":                          false,
+		"%%%.x.y":                              false,
+	} {
+		if got := slowAlg(tok); got != want {
+			t.Errorf("slowAlg(%q) = %v, want %v", tok, got, want)
+		}
+	}
+	tok := head(`{"alg":"RS256"}`)
+	if n := testing.AllocsPerRun(100, func() { slowAlg(tok) }); n != 0 {
+		t.Fatalf("slowAlg allocates %v times", n)
 	}
 }

@@ -26,7 +26,10 @@ func (g *glue) OnText(c *eventloop.Conn, msg []byte) { g.h.OnText(c, msg) }
 func (g *glue) OnClose(c *eventloop.Conn)            { g.h.OnClose(c) }
 func (g *glue) OnExpire(c *eventloop.Conn)           { g.h.OnExpire(c) }
 func (g *glue) OnUpgrade(c *eventloop.Conn, req *wsproto.Handshake) int {
-	return g.h.OnUpgrade(c, req.Query, req.Authorization)
+	if code := g.h.OnUpgrade(c, req.Query, req.Authorization); code != hub.UpgradeLater {
+		return code
+	}
+	return eventloop.UpgradeLater
 }
 
 // engineStopGrace bounds the wait for the event loops after a drain.
