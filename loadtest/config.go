@@ -37,6 +37,10 @@ type Config struct {
 	SlowFraction float64 // slow: share of subscribers that stop reading
 	StormTrigger string  // storm: "client" (we drop every connection) or "server" (wait for the gateway to)
 
+	// Compression offers permessage-deflate on every connection, requires
+	// it accepted and inflates what comes compressed.
+	Compression bool
+
 	ConnectConcurrency int           // handshakes in flight at once per process
 	HandshakeTimeout   time.Duration // connect+upgrade+subscribe deadline per connection
 	Drain              time.Duration // longest wait for stragglers after publishing stops

@@ -72,6 +72,7 @@ func maskBytes(b []byte, key uint32) {
 // serverFrame is one decoded server frame header.
 type serverFrame struct {
 	fin     bool
+	rsv1    bool // compressed (permessage-deflate); the poller checks it was negotiated
 	op      byte
 	payload []byte // aliases the input
 }
@@ -90,9 +91,10 @@ func parseServerFrame(b []byte, f *serverFrame) (int, error) {
 	if len(b) < 2 {
 		return 0, nil
 	}
-	if b[0]&0x70 != 0 {
+	if b[0]&0x30 != 0 {
 		return 0, errReservedBits
 	}
+	f.rsv1 = b[0]&0x40 != 0
 	if b[1]&0x80 != 0 {
 		return 0, errMaskedServerFrame
 	}
@@ -136,15 +138,24 @@ func parseServerFrame(b []byte, f *serverFrame) (int, error) {
 // handshakeGUID is RFC 6455's fixed suffix for Sec-WebSocket-Accept.
 const handshakeGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+// deflateOffer is what --compression offers: permessage-deflate with no
+// context takeover either way, so that one inflater per poller serves all
+// its connections (each message inflates on its own).
+const deflateOffer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
 // appendUpgradeRequest appends the HTTP upgrade request for uri (the
-// target's path and query) on host with the base64 key.
-func appendUpgradeRequest(dst []byte, host, uri string, key []byte) []byte {
+// target's path and query) on host with the base64 key; with deflate it
+// offers permessage-deflate.
+func appendUpgradeRequest(dst []byte, host, uri string, key []byte, deflate bool) []byte {
 	dst = append(dst, "GET "...)
 	dst = append(dst, uri...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, host...)
 	dst = append(dst, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
 	dst = append(dst, key...)
+	if deflate {
+		dst = append(dst, "\r\nSec-WebSocket-Extensions: "+deflateOffer...)
+	}
 	dst = append(dst, "\r\nSec-WebSocket-Version: 13\r\n\r\n"...)
 	return dst
 }
@@ -166,36 +177,51 @@ func (e *handshakeError) Error() string { return e.msg }
 
 // parseUpgradeResponse examines the bytes received so far. It returns the
 // length of the complete response head (0 when more bytes are needed), or
-// an error when the response is not a valid 101 for key accept.
-func parseUpgradeResponse(b, accept []byte) (int, error) {
+// an error when the response is not a valid 101 for key accept or accepts
+// an extension other than the permessage-deflate offered; and whether
+// permessage-deflate was accepted.
+func parseUpgradeResponse(b, accept []byte, offered bool) (int, bool, error) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) > maxResponseHeader {
-			return 0, &handshakeError{"upgrade response head too large"}
+			return 0, false, &handshakeError{"upgrade response head too large"}
 		}
-		return 0, nil
+		return 0, false, nil
 	}
 	head := b[:end]
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	// "HTTP/1.1 101 Switching Protocols"
 	parts := bytes.SplitN(line, []byte(" "), 3)
 	if len(parts) < 2 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
-		return 0, &handshakeError{"malformed status line " + strconv.Quote(string(line))}
+		return 0, false, &handshakeError{"malformed status line " + strconv.Quote(string(line))}
 	}
 	if string(parts[1]) != "101" {
-		return 0, &handshakeError{"upgrade refused with HTTP " + string(parts[1])}
+		return 0, false, &handshakeError{"upgrade refused with HTTP " + string(parts[1])}
 	}
 	var gotAccept []byte
+	deflate := false
 	for len(rest) > 0 {
 		var hl []byte
 		hl, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, val, ok := bytes.Cut(hl, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
+		name = bytes.TrimSpace(name)
+		switch {
+		case !ok:
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Accept")):
 			gotAccept = bytes.TrimSpace(val)
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Extensions")):
+			// RFC 6455 §4.1: the client fails what it did not offer. The
+			// gateway answers with the offer's parameters (or a subset).
+			ext, params, _ := bytes.Cut(bytes.TrimSpace(val), []byte(";"))
+			if !offered || !bytes.Equal(bytes.TrimSpace(ext), []byte("permessage-deflate")) || deflate ||
+				bytes.Contains(params, []byte("max_window_bits")) || bytes.IndexByte(params, ',') >= 0 {
+				return 0, false, &handshakeError{"unexpected Sec-WebSocket-Extensions " + strconv.Quote(string(val))}
+			}
+			deflate = true
 		}
 	}
 	if !bytes.Equal(gotAccept, accept) {
-		return 0, &handshakeError{"wrong or missing Sec-WebSocket-Accept"}
+		return 0, false, &handshakeError{"wrong or missing Sec-WebSocket-Accept"}
 	}
-	return end + 4, nil
+	return end + 4, deflate, nil
 }

@@ -117,7 +117,8 @@ func TestServerFramesIncrementally(t *testing.T) {
 	}
 	bad := map[string][]byte{
 		"masked":   {0x81, 0x85, 1, 2, 3, 4, 'h', 'e', 'l', 'l', 'o'},
-		"rsv":      {0xC1, 0},
+		"rsv2":     {0xA1, 0},
+		"rsv3":     {0x91, 0},
 		"opcode":   {0x83, 0},
 		"ctrl-len": {0x89, 126, 0, 200},
 		"ctrl-fin": {0x09, 0},

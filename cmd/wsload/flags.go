@@ -123,6 +123,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&c.PublishHTTP, "publish-http", "", "publish with POST /api/publish on this admin host:port instead of over WebSocket")
 	fs.Float64Var(&c.SlowFraction, "slow-fraction", 0.1, "slow: share of subscribers that stop reading")
 	fs.StringVar(&c.StormTrigger, "storm-trigger", "client", "storm: client = wsload drops every connection; server = wait for the gateway to (drain, kill)")
+	fs.BoolVar(&c.Compression, "compression", false, "offer permessage-deflate (no context takeover) on every connection, fail those where the gateway does not accept it, and inflate compressed messages")
 	fs.IntVar(&c.Pollers, "pollers", 1, "epoll goroutines per process")
 	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 512, "handshakes in flight at once per process")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "connect + upgrade + subscribe deadline")

@@ -1,0 +1,97 @@
+package loadtest
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// deflateMsg compresses msg as a permessage-deflate sender does: raw
+// deflate, sync flush, the 00 00 ff ff tail stripped.
+func deflateMsg(t testing.TB, msg []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, flate.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(msg)
+	w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// One inflater serves message after message (no context taken over), small
+// and large, and allocates nothing once its buffer has grown.
+func TestInflater(t *testing.T) {
+	var z inflater
+	msgs := [][]byte{
+		[]byte(`{"op":"message","channel":"c","data":{"seq":1}}`),
+		bytes.Repeat([]byte(`{"op":"message","channel":"c","data":{"seq":2}},`), 5000),
+		{},
+		[]byte(strings.Repeat("x", 70000)),
+	}
+	for i, m := range msgs {
+		got, err := z.inflate(deflateMsg(t, m))
+		if err != nil || !bytes.Equal(got, m) {
+			t.Fatalf("message %d: %d bytes, %v; want %d bytes", i, len(got), err, len(m))
+		}
+	}
+	if _, err := z.inflate([]byte{0xff, 0xff, 0xff}); err == nil {
+		t.Fatal("corrupt data inflated")
+	}
+	small := deflateMsg(t, msgs[0])
+	if _, err := z.inflate(small); err != nil {
+		t.Fatalf("after corrupt data: %v", err)
+	}
+	if a := testing.AllocsPerRun(100, func() { z.inflate(small) }); a != 0 {
+		t.Fatalf("%v allocations per inflate", a)
+	}
+}
+
+// A message inflating past the limit is refused, not grown into.
+func TestInflaterCap(t *testing.T) {
+	var z inflater
+	if _, err := z.inflate(deflateMsg(t, make([]byte, maxServerMessage+1))); err != errInflatedTooLarge {
+		t.Fatalf("%v, want errInflatedTooLarge", err)
+	}
+}
+
+func TestUpgradeResponseExtensions(t *testing.T) {
+	key := []byte("dGhlIHNhbXBsZSBub25jZQ==")
+	accept := acceptFor(key)
+	resp := func(ext string) []byte {
+		s := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + string(accept) + "\r\n"
+		if ext != "" {
+			s += "Sec-WebSocket-Extensions: " + ext + "\r\n"
+		}
+		return []byte(s + "\r\n")
+	}
+	for _, tc := range []struct {
+		ext            string
+		offered, ok, z bool
+	}{
+		{"", false, true, false},
+		{"", true, true, false},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", true, true, true},
+		{"permessage-deflate", true, true, true},
+		{"permessage-deflate", false, false, false},                           // not offered
+		{"permessage-deflate; server_max_window_bits=10", true, false, false}, // not offered either
+		{"x-webkit-deflate-frame", true, false, false},                        // another extension
+		{"permessage-deflate, permessage-deflate", true, false, false},        // twice
+	} {
+		n, z, err := parseUpgradeResponse(resp(tc.ext), accept, tc.offered)
+		if (err == nil) != tc.ok || z != tc.z || (tc.ok && n == 0) {
+			t.Errorf("%q offered=%v: n=%d deflate=%v err=%v", tc.ext, tc.offered, n, z, err)
+		}
+	}
+	req := string(appendUpgradeRequest(nil, "h", "/ws", key, true))
+	if !strings.Contains(req, "\r\nSec-WebSocket-Extensions: "+deflateOffer+"\r\n") {
+		t.Fatalf("no offer in %q", req)
+	}
+	var f serverFrame
+	if n, err := parseServerFrame([]byte{0xC1, 1, 'x'}, &f); n != 3 || err != nil || !f.rsv1 {
+		t.Fatalf("RSV1 frame: %d %v %+v", n, err, f)
+	}
+}
