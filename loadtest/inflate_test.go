@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -93,5 +94,31 @@ func TestUpgradeResponseExtensions(t *testing.T) {
 	var f serverFrame
 	if n, err := parseServerFrame([]byte{0xC1, 1, 'x'}, &f); n != 3 || err != nil || !f.rsv1 {
 		t.Fatalf("RSV1 frame: %d %v %+v", n, err, f)
+	}
+}
+
+// Text padding keeps the payload valid JSON of the asked size, differs from
+// message to message, and deflates about as JSON feed data does (2.5-4x),
+// where a run of x would make compression look far better than it is.
+func TestTextPadding(t *testing.T) {
+	pad := textPadding(2*1000 + 4096)
+	a := appendPayload(nil, 1, 1732000000123456789, 1000, pad)
+	b := appendPayload(nil, 2, 1732000000123456789, 1000, pad)
+	for _, p := range [][]byte{a, b} {
+		if len(p) != 1000 || !json.Valid(p) {
+			t.Fatalf("%d bytes, valid JSON %v: %s", len(p), json.Valid(p), p)
+		}
+		if _, _, ok := parsePayload(p); !ok {
+			t.Fatalf("does not parse: %s", p)
+		}
+	}
+	if bytes.Equal(a[30:], b[30:]) {
+		t.Fatal("two messages padded alike")
+	}
+	ratio := float64(len(a)) / float64(len(deflateMsg(t, a)))
+	t.Logf("1000-byte text-padded payload deflates %.2fx; x-padded %.1fx", ratio,
+		1000/float64(len(deflateMsg(t, appendPayload(nil, 1, 1732000000123456789, 1000, nil)))))
+	if ratio < 2.5 || ratio > 4 {
+		t.Fatalf("deflates %.2fx, want JSON-like 2.5-4x", ratio)
 	}
 }

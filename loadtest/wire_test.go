@@ -42,7 +42,7 @@ func TestParseReply(t *testing.T) {
 
 func TestPayloadRoundTripAndSize(t *testing.T) {
 	for _, size := range []int{0, 10, 64, 200, 1000} {
-		p := appendPayload(nil, 123456, 1732000000123456789, size)
+		p := appendPayload(nil, 123456, 1732000000123456789, size, nil)
 		if size > 60 && len(p) != size {
 			t.Errorf("size %d: payload is %d bytes", size, len(p))
 		}
@@ -59,10 +59,10 @@ func TestPayloadRoundTripAndSize(t *testing.T) {
 // TestReceivePathAllocatesNothing: parsing a delivery and accounting it
 // must not allocate, or the generator would cost more than the gateway.
 func TestReceivePathAllocatesNothing(t *testing.T) {
-	if cmd := appendPublishCmd(nil, []byte("wsload.x.3"), 5, 99, 200, 1); !json.Valid(cmd) {
+	if cmd := appendPublishCmd(nil, []byte("wsload.x.3"), 5, 99, 200, nil, 1); !json.Valid(cmd) {
 		t.Fatalf("publish command is not JSON: %s", cmd)
 	}
-	msg := append([]byte(`{"op":"message","channel":"wsload.x.3","data":`), appendPayload(nil, 5, 99, 200)...)
+	msg := append([]byte(`{"op":"message","channel":"wsload.x.3","data":`), appendPayload(nil, 5, 99, 200, nil)...)
 	msg = append(msg, '}')
 	var tr tracker
 	seq := int64(0)

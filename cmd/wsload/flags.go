@@ -119,6 +119,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.Int64Var(&c.Msgs, "msgs", 0, "publications in total (0: publish until --duration)")
 	fs.Float64Var(&c.Rate, "rate", 0, "publications/s in total (churn: connections/s); 0 = as fast as --window allows")
 	fs.IntVar(&c.Size, "size", 64, "bytes of each publication's data (it carries a sequence number and the send time)")
+	fs.StringVar(&c.Padding, "padding", loadtest.PaddingX, "what fills each publication's data past its sequence and time: x (a run of x, which deflate shrinks ~100x) or text (feed-like text, shrunk ~3x as JSON is: for --compression runs)")
 	fs.IntVar(&c.Window, "window", 0, "publications in flight per publisher: unacknowledged, or not yet reached by the channel's subscribers on average (default 32 at max rate, 4096 with --rate)")
 	fs.StringVar(&c.PublishHTTP, "publish-http", "", "publish with POST /api/publish on this admin host:port instead of over WebSocket")
 	fs.Float64Var(&c.SlowFraction, "slow-fraction", 0.1, "slow: share of subscribers that stop reading")
