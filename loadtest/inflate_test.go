@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -47,7 +48,59 @@ func TestInflater(t *testing.T) {
 		t.Fatalf("after corrupt data: %v", err)
 	}
 	if a := testing.AllocsPerRun(100, func() { z.inflate(small) }); a != 0 {
-		t.Fatalf("%v allocations per inflate", a)
+		t.Fatalf("%v allocations per remembered inflate", a)
+	}
+	// Fresh inflates too, once the memo's buffers have grown.
+	others := make([][]byte, 2*inflateMemo)
+	for i := range others {
+		others[i] = deflateMsg(t, fmt.Appendf(nil, `{"op":"message","channel":"c","data":{"seq":%d}}`, i))
+	}
+	i := 0
+	next := func() { z.inflate(others[i%len(others)]); i++ }
+	for range 2 * len(others) {
+		next()
+	}
+	fresh := z.Fresh
+	if a := testing.AllocsPerRun(100, next); a != 0 {
+		t.Fatalf("%v allocations per fresh inflate", a)
+	}
+	if z.Fresh-fresh < 100 {
+		t.Fatalf("%d of 101 inflates were fresh: the memo answered for different messages", z.Fresh-fresh)
+	}
+}
+
+// The memo answers for a compressed message only when its bytes are the
+// same, never for another one of the same length; and it does not keep a
+// message whose bytes do not inflate.
+func TestInflaterMemo(t *testing.T) {
+	var z inflater
+	a := deflateMsg(t, []byte(`{"op":"message","channel":"c","data":{"seq":1}}`))
+	b := deflateMsg(t, []byte(`{"op":"message","channel":"c","data":{"seq":2}}`))
+	if len(a) != len(b) {
+		t.Skipf("want two compressed messages of one length, got %d and %d", len(a), len(b))
+	}
+	for range 3 {
+		for _, m := range []struct {
+			z    []byte
+			want string
+		}{{a, `"seq":1`}, {b, `"seq":2`}} {
+			got, err := z.inflate(m.z)
+			if err != nil || !bytes.Contains(got, []byte(m.want)) {
+				t.Fatalf("%s: %q, %v", m.want, got, err)
+			}
+		}
+	}
+	if z.Fresh != 2 || z.Hits != 4 {
+		t.Fatalf("fresh %d hits %d, want 2 and 4", z.Fresh, z.Hits)
+	}
+	bad := []byte{0xff, 0xff, 0xff}
+	for range 2 {
+		if _, err := z.inflate(bad); err == nil {
+			t.Fatal("corrupt data inflated")
+		}
+	}
+	if z.Hits != 4 {
+		t.Fatal("a corrupt message was remembered")
 	}
 }
 
