@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"errors"
+	"hash/maphash"
 	"io"
 	"slices"
 
@@ -23,31 +24,35 @@ var errInflatedTooLarge = errors.New("compressed server message inflates past th
 //
 // The gateway compresses a publication once and sends every subscriber the
 // same bytes, so the same compressed message reaches many of a poller's
-// connections in a row. Inflating it for each would make the load
-// generator, not the gateway, the bottleneck of a compression run (a 1 KB
-// message costs several µs to inflate, a delivery far less to send); so the
-// last few compressed messages are kept with what they inflated to, and a
-// delivery whose compressed bytes are byte for byte one of them gets that
-// result. Every delivery is still checked: its bytes are compared in full,
-// and what it is parsed from is what those very bytes inflate to.
+// connections. Inflating it for each would make the load generator, not
+// the gateway, the bottleneck of a compression run (a 1 KB message costs
+// several µs to inflate, a delivery far less to send); so the recent
+// compressed messages are kept with what they inflated to, and a delivery
+// whose compressed bytes are byte for byte one of them gets that result.
+// Every delivery is still checked: its bytes are compared in full, and what
+// it is parsed from is what those very bytes inflate to.
 type inflater struct {
 	r     io.ReadCloser
 	src   deflateSrc
-	memo  [inflateMemo]inflated
+	memo  []inflated       // a ring of recent messages
+	index map[uint64]int32 // memo entries by the hash of their compressed bytes
+	seed  maphash.Seed
 	next  int    // the memo entry a miss replaces
 	Hits  uint64 // deliveries served from the memo
 	Fresh uint64 // deliveries inflated
 }
 
-// inflateMemo is how many recent compressed messages are remembered: one
-// per channel publishing at once, about.
-const inflateMemo = 8
-
 // inflated is one remembered compressed message and what it inflates to.
 type inflated struct {
 	z, out []byte
+	hash   uint64
 	valid  bool
 }
+
+// memoFor is how many messages to remember for a poller: every message
+// that can be in flight at once, twice over, since one connection's read
+// may bring all of them before the next connection's brings them again.
+func memoFor(inFlight int) int { return min(max(16, 2*inFlight), 4096) }
 
 // maxKeptInflate caps the buffers a memo entry keeps between messages.
 const maxKeptInflate = 1 << 20
@@ -55,26 +60,43 @@ const maxKeptInflate = 1 << 20
 // inflate returns the message compressed in payload; the result is valid
 // until the inflater is next called and must not be changed.
 func (z *inflater) inflate(payload []byte) ([]byte, error) {
-	for i := range z.memo {
+	if z.memo == nil {
+		z.setMemo(16)
+	}
+	h := maphash.Bytes(z.seed, payload)
+	if i, ok := z.index[h]; ok {
 		if e := &z.memo[i]; e.valid && bytes.Equal(e.z, payload) {
 			z.Hits++
 			return e.out, nil
 		}
 	}
 	z.Fresh++
-	e := &z.memo[z.next]
-	z.next = (z.next + 1) % inflateMemo
+	i := z.next
+	z.next = (z.next + 1) % len(z.memo)
+	e := &z.memo[i]
+	if e.valid && z.index[e.hash] == int32(i) {
+		delete(z.index, e.hash)
+	}
 	e.valid = false // until this message inflated fine
 	out, err := z.decode(payload, e.out[:0])
 	if err != nil {
 		return nil, err
 	}
-	if cap(out) <= maxKeptInflate && len(payload) <= maxKeptInflate {
-		e.out, e.z, e.valid = out, append(e.z[:0], payload...), true
-	} else {
+	if cap(out) > maxKeptInflate || len(payload) > maxKeptInflate {
 		e.out, e.z = nil, nil // a one-off giant: not kept
+		return out, nil
 	}
+	e.out, e.z, e.hash, e.valid = out, append(e.z[:0], payload...), h, true
+	z.index[h] = int32(i)
 	return out, nil
+}
+
+// setMemo sizes the memo (forgetting what it held).
+func (z *inflater) setMemo(n int) {
+	z.memo = make([]inflated, n)
+	z.index = make(map[uint64]int32, n)
+	z.seed = maphash.MakeSeed()
+	z.next = 0
 }
 
 // decode inflates payload into out.

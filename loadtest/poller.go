@@ -102,6 +102,9 @@ func newPoller(e *engine, id int) (*poller, error) {
 		slowAgg:    make([]chanAgg, e.cfg.Channels),
 		dMax:       make([]int64, e.cfg.Channels),
 	}
+	if e.cfg.Compression {
+		p.z.setMemo(memoFor(e.cfg.Window * e.cfg.Publishers))
+	}
 	return p, nil
 }
 
