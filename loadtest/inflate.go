@@ -49,10 +49,14 @@ type inflated struct {
 	valid  bool
 }
 
-// memoFor is how many messages to remember for a poller: every message
-// that can be in flight at once, twice over, since one connection's read
-// may bring all of them before the next connection's brings them again.
-func memoFor(inFlight int) int { return min(max(16, 2*inFlight), 4096) }
+// memoFor is how many messages to remember for a poller: many times what
+// can be in flight on average, since a subscriber may lag the others by
+// far more than the average (a miss inflates again and pushes out the
+// oldest entry, which a laggard may still need), within ~64 MiB of
+// messages of size bytes and their compressed forms.
+func memoFor(inFlight, size int) int {
+	return min(max(64, 16*inFlight), max(64, (64<<20)/(2*max(size, 1))), 4096)
+}
 
 // maxKeptInflate caps the buffers a memo entry keeps between messages.
 const maxKeptInflate = 1 << 20

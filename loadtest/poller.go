@@ -103,7 +103,7 @@ func newPoller(e *engine, id int) (*poller, error) {
 		dMax:       make([]int64, e.cfg.Channels),
 	}
 	if e.cfg.Compression {
-		p.z.setMemo(memoFor(e.cfg.Window * e.cfg.Publishers))
+		p.z.setMemo(memoFor(e.cfg.Window*e.cfg.Publishers, e.cfg.Size))
 	}
 	return p, nil
 }
