@@ -30,6 +30,7 @@ type Config struct {
 	Msgs       int64         // fanout, slow: messages to publish in total (0: until Duration)
 	Rate       float64       // publishes/s in total (churn: connections/s); 0 = as fast as the window allows
 	Size       int           // bytes of each publication's data value (at least the header fields)
+	Padding    string        // what fills the data beyond its header fields: PaddingX (default) or PaddingText
 	Duration   time.Duration // main phase length
 	Window     int           // publishes in flight per publisher: unacknowledged, or not yet reached by its channel's subscribers on average
 
@@ -44,6 +45,10 @@ type Config struct {
 	JWTTTL      time.Duration // the minted tokens' lifetime, from before the run (they are minted ahead); default 1h
 	Token       string        // one token for every connection, minted elsewhere
 	TokenHeader bool          // present it in Authorization: Bearer instead of the token query parameter
+
+	// Compression offers permessage-deflate on every connection, requires
+	// it accepted and inflates what comes compressed.
+	Compression bool
 
 	ConnectConcurrency int           // handshakes in flight at once per process
 	HandshakeTimeout   time.Duration // connect+upgrade+subscribe deadline per connection
@@ -70,6 +75,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Size <= 0 {
 		c.Size = 64
+	}
+	if c.Padding == "" {
+		c.Padding = PaddingX
 	}
 	if c.Duration <= 0 {
 		c.Duration = 10 * time.Second
@@ -160,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rate < 0 || c.Msgs < 0 || c.Size < 0 {
 		return fmt.Errorf("--rate, --msgs and --size must not be negative")
+	}
+	if c.Padding != PaddingX && c.Padding != PaddingText {
+		return fmt.Errorf("--padding must be %s or %s", PaddingX, PaddingText)
 	}
 	if c.StormTrigger != "client" && c.StormTrigger != "server" {
 		return fmt.Errorf("--storm-trigger must be client or server")

@@ -21,6 +21,8 @@ const (
 	fPaused                       // not reading (slow)
 	fFolded                       // tracker added to the poller's aggregate
 	fWantOut                      // EPOLLOUT registered
+	fDeflate                      // permessage-deflate negotiated
+	fZFrag                        // the message in frag is compressed
 )
 
 // conn is one client connection; only its poller touches it.

@@ -28,6 +28,7 @@ type engine struct {
 	wg        sync.WaitGroup
 	prefix    string   // channel name prefix, "wsload.<run>."
 	chanNames [][]byte // channel index -> name
+	pad       []byte   // --padding text: what publications are padded from (nil: x)
 
 	// Per channel: the publisher's sequence (owned by that publisher's
 	// poller or goroutine), the rejected publishes, and, over this
@@ -55,6 +56,9 @@ type target struct {
 
 func newEngine(cfg *Config) (*engine, error) {
 	e := &engine{cfg: cfg, start: time.Now(), tokens: newTokenSource(cfg)}
+	if cfg.Padding == PaddingText {
+		e.pad = textPadding(2*cfg.Size + 4096)
+	}
 	for _, l := range []struct {
 		flag string
 		list []string

@@ -62,6 +62,7 @@ type poller struct {
 	lastRecv   int64        // unix ns of the latest read that brought a publication
 	lostReady  atomic.Int64 // storm: ready connections lost
 	spare      [][]byte
+	z          inflater // --compression: inflates every connection's compressed messages
 }
 
 // slowDrop is what a slow subscriber saw before the gateway dropped it.
@@ -103,6 +104,9 @@ func newPoller(e *engine, id int) (*poller, error) {
 		agg:        make([]chanAgg, e.cfg.Channels),
 		slowAgg:    make([]chanAgg, e.cfg.Channels),
 		dMax:       make([]int64, e.cfg.Channels),
+	}
+	if e.cfg.Compression {
+		p.z.setMemo(memoFor(e.cfg.Window*e.cfg.Publishers, e.cfg.Size))
 	}
 	return p, nil
 }
@@ -304,7 +308,7 @@ func (p *poller) connected(c *conn) {
 	key := randomKey()
 	c.accept = acceptFor(key)
 	t := p.e.targets[int(c.target)%len(p.e.targets)]
-	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key, p.e.tokens.take(), p.e.cfg.TokenHeader)
+	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key, p.e.tokens.take(), p.e.cfg.TokenHeader, p.e.cfg.Compression)
 	p.setOut(c, false)
 	p.write(c, p.wbuf)
 }
@@ -434,13 +438,21 @@ func (p *poller) readable(c *conn) {
 func (p *poller) consume(c *conn, b []byte) int {
 	used := 0
 	if c.st == stUpgrading {
-		n, err := parseUpgradeResponse(b, c.accept)
+		n, deflate, err := parseUpgradeResponse(b, c.accept, p.e.cfg.Compression)
+		if n > 0 && p.e.cfg.Compression && !deflate {
+			// A run measuring compression must not quietly measure
+			// connections without it.
+			err = &handshakeError{msg: "permessage-deflate offered (--compression) and not accepted"}
+		}
 		if err != nil {
 			p.upgradeFailed(c, err)
 			return 0
 		}
 		if n == 0 {
 			return 0
+		}
+		if deflate {
+			c.flags |= fDeflate
 		}
 		used = n
 		p.opened(c)
@@ -524,6 +536,12 @@ func (p *poller) ready(c *conn) {
 
 // frame handles one server frame.
 func (p *poller) frame(c *conn, f *serverFrame) {
+	// RSV1 only on the first frame of a message, and only once negotiated
+	// (RFC 7692 §6.1).
+	if f.rsv1 && (f.op != opText && f.op != opBinary || !c.has(fDeflate)) {
+		p.fail(c, errProtocol)
+		return
+	}
 	switch f.op {
 	case opText, opBinary:
 		if c.frag != nil {
@@ -531,10 +549,13 @@ func (p *poller) frame(c *conn, f *serverFrame) {
 			return
 		}
 		if f.fin {
-			p.message(c, f.payload)
+			p.complete(c, f.payload, f.rsv1)
 			return
 		}
 		c.frag = append(make([]byte, 0, max(len(f.payload)*2, 512)), f.payload...)
+		if f.rsv1 {
+			c.flags |= fZFrag
+		}
 	case opCont:
 		if c.frag == nil {
 			p.fail(c, errProtocol)
@@ -546,9 +567,10 @@ func (p *poller) frame(c *conn, f *serverFrame) {
 		}
 		c.frag = append(c.frag, f.payload...)
 		if f.fin {
-			msg := c.frag
+			msg, compressed := c.frag, c.has(fZFrag)
 			c.frag = nil
-			p.message(c, msg)
+			c.flags &^= fZFrag
+			p.complete(c, msg, compressed)
 		}
 	case opPing:
 		p.wbuf = appendClientFrame(p.wbuf[:0], opPong, f.payload, p.rng.Uint32())
@@ -588,6 +610,19 @@ func (p *poller) serverClosed(c *conn, code uint16) {
 	case c.st == stOpen && c.has(fReady):
 		p.ctr.errs[errClosed].Add(1)
 	}
+}
+
+// complete handles a whole message as it came, inflating it first when
+// compressed.
+func (p *poller) complete(c *conn, b []byte, compressed bool) {
+	if compressed {
+		var err error
+		if b, err = p.z.inflate(b); err != nil {
+			p.fail(c, errProtocol)
+			return
+		}
+	}
+	p.message(c, b)
 }
 
 // message handles one complete text or binary message.

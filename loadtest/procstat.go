@@ -18,6 +18,10 @@ type ProcSample struct {
 	RSS    int64   // resident set, bytes (VmRSS)
 	HWM    int64   // peak resident set, bytes (VmHWM)
 	CPUSec float64 // user + system CPU seconds since the process started
+	// Written is the bytes the process has passed to write(2) and its kin
+	// (wchar in /proc/PID/io): for a gateway, what it put on its sockets.
+	// 0 when /proc/PID/io cannot be read (another user's process).
+	Written int64
 }
 
 // ReadProc samples process pid (0 = this process).
@@ -50,6 +54,9 @@ func ReadProc(pid int) (ProcSample, error) {
 	ut, _ := strconv.ParseInt(string(f[11]), 10, 64)
 	st, _ := strconv.ParseInt(string(f[12]), 10, 64)
 	s.CPUSec = float64(ut+st) / clockTicks
+	if io, err := os.ReadFile(dir + "/io"); err == nil {
+		s.Written = statusKB(io, "wchar:") // the same "key: number" layout, in bytes
+	}
 	return s, nil
 }
 

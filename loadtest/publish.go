@@ -87,7 +87,7 @@ func (pb *publisher) pump(p *poller, now int64) {
 		e.seq[ch]++
 		pb.sent++
 		pb.ids[pb.sent&int64(len(pb.ids)-1)] = ch
-		pb.jbuf = appendPublishCmd(pb.jbuf[:0], e.chanNames[ch], e.seq[ch], wall, e.cfg.Size, pb.sent)
+		pb.jbuf = appendPublishCmd(pb.jbuf[:0], e.chanNames[ch], e.seq[ch], wall, e.cfg.Size, e.pad, pb.sent)
 		buf = appendClientFrame(buf, opText, pb.jbuf, p.rng.Uint32())
 	}
 	p.wbuf = buf
@@ -115,21 +115,21 @@ func (pb *publisher) ack(p *poller, id int64, ok bool) {
 }
 
 // appendPublishCmd appends {"op":"publish","channel":..,"data":..,"id":..}.
-func appendPublishCmd(dst, channel []byte, seq, ts int64, size int, id int64) []byte {
+func appendPublishCmd(dst, channel []byte, seq, ts int64, size int, pad []byte, id int64) []byte {
 	dst = append(dst, `{"op":"publish","channel":"`...)
 	dst = append(dst, channel...)
 	dst = append(dst, `","data":`...)
-	dst = appendPayload(dst, seq, ts, size)
+	dst = appendPayload(dst, seq, ts, size, pad)
 	dst = append(dst, `,"id":`...)
 	dst = strconv.AppendInt(dst, id, 10)
 	return append(dst, '}')
 }
 
 // appendHTTPPublish appends the body of POST /api/publish.
-func appendHTTPPublish(dst, channel []byte, seq, ts int64, size int) []byte {
+func appendHTTPPublish(dst, channel []byte, seq, ts int64, size int, pad []byte) []byte {
 	dst = append(dst, `{"channel":"`...)
 	dst = append(dst, channel...)
 	dst = append(dst, `","data":`...)
-	dst = appendPayload(dst, seq, ts, size)
+	dst = appendPayload(dst, seq, ts, size, pad)
 	return append(dst, '}')
 }

@@ -29,7 +29,7 @@ func (e *engine) runHTTP(ctx context.Context, pb *publisher, client *http.Client
 		e.seq[ch] = seq
 		pb.sent++
 		e.httpCtr.published.Add(1)
-		body = appendHTTPPublish(body[:0], e.chanNames[ch], seq, time.Now().UnixNano(), e.cfg.Size)
+		body = appendHTTPPublish(body[:0], e.chanNames[ch], seq, time.Now().UnixNano(), e.cfg.Size, e.pad)
 		ok := e.postOnce(ctx, client, url, body)
 		pb.acked++
 		if ok {

@@ -3,6 +3,8 @@ package loadtest
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strconv"
 )
 
@@ -224,18 +226,44 @@ func parseInt(v []byte, def int64) int64 {
 	return n
 }
 
-// appendPayload appends a load-generator payload {"s":S,"t":T,"p":"xx.."}
-// padded with 'x' so the JSON value is at least size bytes long.
-func appendPayload(dst []byte, seq, ts int64, size int) []byte {
+// appendPayload appends a load-generator payload {"s":S,"t":T,"p":"..."},
+// size bytes in all when size leaves room for the header fields. The
+// padding is a run of x, or with pad (textPadding) a window of it that moves
+// with seq, so that every message differs.
+func appendPayload(dst []byte, seq, ts int64, size int, pad []byte) []byte {
 	start := len(dst)
 	dst = append(dst, `{"s":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `,"t":`...)
 	dst = strconv.AppendInt(dst, ts, 10)
 	dst = append(dst, `,"p":"`...)
-	pad := size - (len(dst) - start) - 2
-	for ; pad > 0; pad-- {
+	n := size - (len(dst) - start) - 2
+	if n > 0 && len(pad) > n {
+		off := int(uint64(seq) * 7919 % uint64(len(pad)-n))
+		dst = append(dst, pad[off:off+n]...)
+		n = 0
+	}
+	for ; n > 0; n-- {
 		dst = append(dst, 'x')
 	}
 	return append(dst, `"}`...)
+}
+
+// Padding kinds (Config.Padding).
+const (
+	PaddingX    = "x"    // a run of x: deflate shrinks it ~100 times
+	PaddingText = "text" // feed-like text: deflate shrinks it about 3 times, as it does JSON quotes
+)
+
+// textPadding is n bytes of quote-free text that compresses like a JSON feed
+// of quotes: the same few symbols and words, with varying numbers.
+func textPadding(n int) []byte {
+	r := rand.New(rand.NewPCG(7, 11))
+	syms := []string{"ACME", "GLOBX", "INITECH", "UMBRL", "HOOLI", "STARK", "WAYNE", "CYBRD"}
+	b := make([]byte, 0, n+64)
+	for i := 0; len(b) < n; i++ {
+		b = fmt.Appendf(b, "{symbol:%s,bid:%.2f,ask:%.2f,volume:%d,ts:%d},", syms[r.IntN(len(syms))],
+			100+r.Float64()*50, 100+r.Float64()*50, r.IntN(1e6), 1767225600000+int64(i)*37)
+	}
+	return b[:n]
 }

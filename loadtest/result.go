@@ -95,6 +95,10 @@ type ServerStats struct {
 	CPUSeconds     float64 `json:"cpu_s"` // during the main phase
 	CPUPercent     float64 `json:"cpu_percent"`
 	CPUPerDelivery float64 `json:"cpu_per_delivery_us,omitempty"`
+	// Bytes the gateways wrote during the main phase (ProcSample.Written),
+	// and per delivery: frames with their headers, replies and pings too.
+	WrittenBytes       int64   `json:"written_bytes,omitempty"`
+	WrittenPerDelivery float64 `json:"written_per_delivery,omitempty"`
 }
 
 // SelfStats are the load generator's own costs, summed over its processes.
@@ -217,8 +221,12 @@ func (res *Result) AddServer(pids []int, before, ready, done ProcSample) {
 	if wall := done.At.Sub(ready.At).Seconds(); wall > 0 {
 		s.CPUPercent = round1(100 * s.CPUSeconds / wall)
 	}
+	if done.Written > 0 {
+		s.WrittenBytes = done.Written - ready.Written
+	}
 	if res.Delivered > 0 {
 		s.CPUPerDelivery = round3(s.CPUSeconds * 1e6 / float64(res.Delivered))
+		s.WrittenPerDelivery = round1(float64(s.WrittenBytes) / float64(res.Delivered))
 	}
 	res.Server = s
 }

@@ -134,7 +134,7 @@ func TestEngineSendsEachTargetsPath(t *testing.T) {
 		if tg.sa.Port != w.port || tg.host != w.host || tg.uri != w.uri {
 			t.Errorf("target %d: port %d host %q uri %q, want %+v", i, tg.sa.Port, tg.host, tg.uri, w)
 		}
-		req := string(appendUpgradeRequest(nil, tg.host, tg.uri, []byte("k"), nil, false))
+		req := string(appendUpgradeRequest(nil, tg.host, tg.uri, []byte("k"), nil, false, false))
 		if !strings.HasPrefix(req, "GET "+w.uri+" HTTP/1.1\r\nHost: "+w.host+"\r\n") {
 			t.Errorf("target %d: request %q", i, req)
 		}

@@ -73,6 +73,7 @@ func maskBytes(b []byte, key uint32) {
 // serverFrame is one decoded server frame header.
 type serverFrame struct {
 	fin     bool
+	rsv1    bool // compressed (permessage-deflate); the poller checks it was negotiated
 	op      byte
 	payload []byte // aliases the input
 }
@@ -91,9 +92,10 @@ func parseServerFrame(b []byte, f *serverFrame) (int, error) {
 	if len(b) < 2 {
 		return 0, nil
 	}
-	if b[0]&0x70 != 0 {
+	if b[0]&0x30 != 0 {
 		return 0, errReservedBits
 	}
+	f.rsv1 = b[0]&0x40 != 0
 	if b[1]&0x80 != 0 {
 		return 0, errMaskedServerFrame
 	}
@@ -137,13 +139,18 @@ func parseServerFrame(b []byte, f *serverFrame) (int, error) {
 // handshakeGUID is RFC 6455's fixed suffix for Sec-WebSocket-Accept.
 const handshakeGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+// deflateOffer is what --compression offers: permessage-deflate with no
+// context takeover either way, so that one inflater per poller serves all
+// its connections (each message inflates on its own).
+const deflateOffer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
 // appendUpgradeRequest appends the HTTP upgrade request for uri (the
 // target's path and query) on host with the base64 key. A token, when not
 // empty, is presented the two ways the gateway reads one: as the token
 // query parameter after the target's own query, or with bearer in
 // Authorization. It goes as is, so it must already be fit for where it
-// goes (see tokenSource).
-func appendUpgradeRequest(dst []byte, host, uri string, key, token []byte, bearer bool) []byte {
+// goes (see tokenSource). With deflate it offers permessage-deflate.
+func appendUpgradeRequest(dst []byte, host, uri string, key, token []byte, bearer, deflate bool) []byte {
 	dst = append(dst, "GET "...)
 	dst = append(dst, uri...)
 	if len(token) > 0 && !bearer {
@@ -161,6 +168,9 @@ func appendUpgradeRequest(dst []byte, host, uri string, key, token []byte, beare
 	if len(token) > 0 && bearer {
 		dst = append(dst, "\r\nAuthorization: Bearer "...)
 		dst = append(dst, token...)
+	}
+	if deflate {
+		dst = append(dst, "\r\nSec-WebSocket-Extensions: "+deflateOffer...)
 	}
 	dst = append(dst, "\r\nSec-WebSocket-Version: 13\r\n\r\n"...)
 	return dst
@@ -186,14 +196,16 @@ func (e *handshakeError) Error() string { return e.msg }
 
 // parseUpgradeResponse examines the bytes received so far. It returns the
 // length of the complete response head (0 when more bytes are needed), or
-// an error when the response is not a valid 101 for key accept.
-func parseUpgradeResponse(b, accept []byte) (int, error) {
+// an error when the response is not a valid 101 for key accept or accepts
+// an extension other than the permessage-deflate offered; and whether
+// permessage-deflate was accepted.
+func parseUpgradeResponse(b, accept []byte, offered bool) (int, bool, error) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) > maxResponseHeader {
-			return 0, &handshakeError{msg: "upgrade response head too large"}
+			return 0, false, &handshakeError{msg: "upgrade response head too large"}
 		}
-		return 0, nil
+		return 0, false, nil
 	}
 	head := b[:end]
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
@@ -204,22 +216,35 @@ func parseUpgradeResponse(b, accept []byte) (int, error) {
 		status, _ = strconv.Atoi(string(parts[1]))
 	}
 	if status < 100 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
-		return 0, &handshakeError{msg: "malformed status line " + strconv.Quote(string(line))}
+		return 0, false, &handshakeError{msg: "malformed status line " + strconv.Quote(string(line))}
 	}
 	if status != 101 {
-		return 0, &handshakeError{msg: "upgrade refused with HTTP " + string(parts[1]), status: status}
+		return 0, false, &handshakeError{msg: "upgrade refused with HTTP " + string(parts[1]), status: status}
 	}
 	var gotAccept []byte
+	deflate := false
 	for len(rest) > 0 {
 		var hl []byte
 		hl, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, val, ok := bytes.Cut(hl, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
+		name = bytes.TrimSpace(name)
+		switch {
+		case !ok:
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Accept")):
 			gotAccept = bytes.TrimSpace(val)
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Extensions")):
+			// RFC 6455 §4.1: the client fails what it did not offer. The
+			// gateway answers with the offer's parameters (or a subset).
+			ext, params, _ := bytes.Cut(bytes.TrimSpace(val), []byte(";"))
+			if !offered || !bytes.Equal(bytes.TrimSpace(ext), []byte("permessage-deflate")) || deflate ||
+				bytes.Contains(params, []byte("max_window_bits")) || bytes.IndexByte(params, ',') >= 0 {
+				return 0, false, &handshakeError{msg: "unexpected Sec-WebSocket-Extensions " + strconv.Quote(string(val))}
+			}
+			deflate = true
 		}
 	}
 	if !bytes.Equal(gotAccept, accept) {
-		return 0, &handshakeError{msg: "wrong or missing Sec-WebSocket-Accept"}
+		return 0, false, &handshakeError{msg: "wrong or missing Sec-WebSocket-Accept"}
 	}
-	return end + 4, nil
+	return end + 4, deflate, nil
 }

@@ -45,7 +45,7 @@ func TestParseReply(t *testing.T) {
 
 func TestPayloadRoundTripAndSize(t *testing.T) {
 	for _, size := range []int{0, 10, 64, 200, 1000} {
-		p := appendPayload(nil, 123456, 1732000000123456789, size)
+		p := appendPayload(nil, 123456, 1732000000123456789, size, nil)
 		if size > 60 && len(p) != size {
 			t.Errorf("size %d: payload is %d bytes", size, len(p))
 		}
@@ -62,10 +62,10 @@ func TestPayloadRoundTripAndSize(t *testing.T) {
 // TestReceivePathAllocatesNothing: parsing a delivery and accounting it
 // must not allocate, or the generator would cost more than the gateway.
 func TestReceivePathAllocatesNothing(t *testing.T) {
-	if cmd := appendPublishCmd(nil, []byte("wsload.x.3"), 5, 99, 200, 1); !json.Valid(cmd) {
+	if cmd := appendPublishCmd(nil, []byte("wsload.x.3"), 5, 99, 200, nil, 1); !json.Valid(cmd) {
 		t.Fatalf("publish command is not JSON: %s", cmd)
 	}
-	msg := append([]byte(`{"op":"message","channel":"wsload.x.3","data":`), appendPayload(nil, 5, 99, 200)...)
+	msg := append([]byte(`{"op":"message","channel":"wsload.x.3","data":`), appendPayload(nil, 5, 99, 200, nil)...)
 	msg = append(msg, '}')
 	var tr tracker
 	seq := int64(0)
@@ -120,7 +120,8 @@ func TestServerFramesIncrementally(t *testing.T) {
 	}
 	bad := map[string][]byte{
 		"masked":   {0x81, 0x85, 1, 2, 3, 4, 'h', 'e', 'l', 'l', 'o'},
-		"rsv":      {0xC1, 0},
+		"rsv2":     {0xA1, 0},
+		"rsv3":     {0x91, 0},
 		"opcode":   {0x83, 0},
 		"ctrl-len": {0x89, 126, 0, 200},
 		"ctrl-fin": {0x09, 0},
@@ -193,14 +194,14 @@ func TestUpgradeResponseRefusalStatus(t *testing.T) {
 		{"SSH-2.0-OpenSSH_9.6\r\n\r\n", 0},
 		{"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: wrong\r\n\r\n", 0},
 	} {
-		_, err := parseUpgradeResponse([]byte(c.resp), accept)
+		_, _, err := parseUpgradeResponse([]byte(c.resp), accept, false)
 		he, ok := err.(*handshakeError)
 		if !ok || he.status != c.status {
 			t.Errorf("%q: error %v, want a handshakeError with status %d", c.resp, err, c.status)
 		}
 	}
 	ok := "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + string(accept) + "\r\n\r\nrest"
-	if n, err := parseUpgradeResponse([]byte(ok), accept); err != nil || n != len(ok)-len("rest") {
+	if n, _, err := parseUpgradeResponse([]byte(ok), accept, false); err != nil || n != len(ok)-len("rest") {
 		t.Errorf("good 101: %d, %v", n, err)
 	}
 }
@@ -223,7 +224,7 @@ func TestUpgradeRequestPresentsToken(t *testing.T) {
 		{"/gw/ws?tenant=t1&x=%2C", tok, false, "GET /gw/ws?tenant=t1&x=%2C&token=" + tok + " HTTP/1.1\r\n" + tail + "Sec-WebSocket-Version: 13\r\n\r\n"},
 		{"/ws?tenant=t1", tok, true, "GET /ws?tenant=t1 HTTP/1.1\r\n" + tail + "Authorization: Bearer " + tok + "\r\nSec-WebSocket-Version: 13\r\n\r\n"},
 	} {
-		got := string(appendUpgradeRequest(nil, "gw:8080", c.uri, []byte("a2V5"), []byte(c.token), c.bearer))
+		got := string(appendUpgradeRequest(nil, "gw:8080", c.uri, []byte("a2V5"), []byte(c.token), c.bearer, false))
 		if got != c.want {
 			t.Errorf("uri %q token %q bearer %v:\ngot  %q\nwant %q", c.uri, c.token, c.bearer, got, c.want)
 		}

@@ -17,9 +17,9 @@ import (
 // its loop for the whole compression.
 const DefaultDeflateLevel = flate.BestSpeed
 
-// deflateTail is what a sync flush ends with (an empty stored block); RFC
+// syncFlushTail is what a sync flush ends with (an empty stored block); RFC
 // 7692 §7.2.1 has the sender remove it and the receiver put it back.
-var deflateTail = [4]byte{0x00, 0x00, 0xff, 0xff}
+var syncFlushTail = [4]byte{0x00, 0x00, 0xff, 0xff}
 
 // rsv1 marks a message as compressed (RFC 7692 §6).
 const rsv1 = 0x40
@@ -134,10 +134,10 @@ func (d *Deflater) deflate(frame []byte, hdr int) (*bytebufferpool.ByteBuffer, u
 	_ = d.w.Flush()
 	d.sink.bb = nil
 	out := bb.B[maxHeader:]
-	n := len(out) - len(deflateTail)
+	n := len(out) - len(syncFlushTail)
 	d.stats.Messages.Add(1)
 	d.stats.In.Add(uint64(len(payload)))
-	if n < 0 || [4]byte(out[n:]) != deflateTail || n >= len(payload) {
+	if n < 0 || [4]byte(out[n:]) != syncFlushTail || n >= len(payload) {
 		// Not shorter (random or tiny data): the plain frame serves everyone.
 		deflatePool.Put(bb)
 		d.stats.Incompressible.Add(1)

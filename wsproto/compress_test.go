@@ -45,7 +45,7 @@ func inflateFrame(t testing.TB, wire []byte, op ws.OpCode) []byte {
 	if hl := len(wire) - int(h.Length); hl != headerLen(int(h.Length)) {
 		t.Fatalf("%d-byte header for a %d-byte payload, want the minimal %d", hl, h.Length, headerLen(int(h.Length)))
 	}
-	out, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(deflateTail[:]))))
+	out, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(syncFlushTail[:]))))
 	if err != nil && err != io.ErrUnexpectedEOF {
 		t.Fatalf("inflating: %v", err)
 	}

@@ -141,6 +141,7 @@ func (s *serverSampler) sample(phase string) {
 		sum.RSS += v.RSS
 		sum.HWM += v.HWM
 		sum.CPUSec += v.CPUSec
+		sum.Written += v.Written
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

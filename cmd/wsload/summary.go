@@ -79,6 +79,9 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		if s.CPUPerDelivery > 0 {
 			extra = fmt.Sprintf(", %.3f µs CPU/delivery", s.CPUPerDelivery)
 		}
+		if s.WrittenPerDelivery > 0 {
+			extra += fmt.Sprintf(", %.1f B written/delivery", s.WrittenPerDelivery)
+		}
 		perConn := fmtBytes(s.RSSPerConn) + "/conn"
 		if s.RSSPerConn < 0 {
 			// The gateway returned memory from an earlier run to the OS
