@@ -26,7 +26,7 @@ func TestCommandFloodIsLimited(t *testing.T) {
 limits:
   commands_per_s: 1000
   commands_burst: 1000
-  max_rejections: 200000
+  max_rejections: 20000
   rejection_window: 10s
 `), 0o600)
 	g := startGateway(t, "--config", file, "--loops", "1")
