@@ -292,8 +292,8 @@ func TestDeflateBombBounded(t *testing.T) {
 // that sent the same message costs: it holds no inflater, no window, no
 // buffer. 1,000 of each, on raw sockets (nothing on the Go heap).
 func TestIdleCompressedConnMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("opens 4,000 sockets")
+	if testing.Short() || raceEnabled {
+		t.Skip("opens 4,000 sockets; the race detector's heap is no measure")
 	}
 	const n = 1000
 	s := startServer(t, Config{Loops: 2, Compression: true}, nopHandler{})
