@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/wshub/wshub/wsproto/wstest"
 )
@@ -282,5 +284,80 @@ func TestDeflateBombBounded(t *testing.T) {
 	}
 	if took > 10*time.Second {
 		t.Errorf("took %v", took)
+	}
+}
+
+// TestIdleCompressedConnMemory: a connection that negotiated compression
+// and sent a compressed message costs, once idle, what a plain connection
+// that sent the same message costs: it holds no inflater, no window, no
+// buffer. 1,000 of each, on raw sockets (nothing on the Go heap).
+func TestIdleCompressedConnMemory(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("opens 4,000 sockets; the race detector's heap is no measure")
+	}
+	const n = 1000
+	s := startServer(t, Config{Loops: 2, Compression: true}, nopHandler{})
+	port := s.Addr().(*net.TCPAddr).Port
+	var fds []int
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	})
+	buf := make([]byte, 512)
+	open := func(extra ...string) int {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, fd)
+		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		unix.Write(fd, []byte(wstest.UpgradeRequest("test", "/ws", extra...)))
+		got := 0
+		for !bytes.HasSuffix(buf[:got], []byte("\r\n\r\n")) {
+			m, err := unix.Read(fd, buf[got:])
+			if err != nil || m == 0 {
+				t.Fatalf("reading the 101: %v", err)
+			}
+			got += m
+		}
+		if len(extra) > 0 != bytes.Contains(buf[:got], []byte("permessage-deflate")) {
+			t.Fatalf("answer %q", buf[:got])
+		}
+		return fd
+	}
+	text := strings.Repeat(`{"op":"ping","id":1}`, 50)
+	plainMsg := wstest.Frame(ws.OpText, true, true, []byte(text))
+	compressedMsg := withRSV1(wstest.Frame(ws.OpText, true, true, deflated(text)))
+	heap := func(compressed bool) float64 {
+		// Two collections empty the sync.Pools (inflaters, buffers): what
+		// the loops keep for the next message is not per connection.
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		want := s.Conns() + n
+		for range n {
+			if !compressed {
+				unix.Write(open(), plainMsg)
+				continue
+			}
+			unix.Write(open(offerChromium), compressedMsg)
+		}
+		eventually(t, 5*time.Second, "all connections", func() bool { return s.Conns() == want })
+		time.Sleep(100 * time.Millisecond) // the last messages are read
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		return (float64(after.HeapInuse) - float64(before.HeapInuse)) / n
+	}
+	open(offerChromium) // warm up pools and the loops' own buffers
+	open()
+	plain, compressed := heap(false), heap(true)
+	t.Logf("idle connection after one message: %.0f bytes of heap plain, %.0f compressed (negotiated, the message deflated)", plain, compressed)
+	if compressed > plain+256 {
+		t.Fatalf("an idle compressed connection costs %.0f bytes, a plain one %.0f", compressed, plain)
 	}
 }

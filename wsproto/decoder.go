@@ -104,11 +104,13 @@ var msgPool, inflatedPool bytebufferpool.Pool
 
 // Decoder decodes client frames from the front of a byte slice. It lives in
 // every connection, so it is kept small (24 bytes on 64-bit: the limit is
-// 32-bit to leave room for a 32-bit fragment count) and holds a heap
-// buffer only while a fragmented message is being reassembled.
+// 32-bit to leave room for a 32-bit fragment count) and holds a heap buffer
+// only while a fragmented message is being reassembled, and from delivering
+// a reassembled or inflated message to the next call. It holds no inflater:
+// one is borrowed from a pool for each compressed message.
 // The zero value is unusable: call Init.
 type Decoder struct {
-	msg        *bytebufferpool.ByteBuffer // reassembly buffer, nil when no fragmented message is held
+	msg        *bytebufferpool.ByteBuffer // reassembly (or delivered inflated) buffer, nil when none is held
 	max        int32                      // message size limit, at most MaxMessageCeiling
 	op         ws.OpCode                  // opcode of the fragmented message in progress, 0 = none
 	tail       uint8                      // bytes at the end of msg that start an incomplete UTF-8 sequence
@@ -137,8 +139,8 @@ func (d *Decoder) SetMaxFragments(n int) { d.maxFrags = uint32(min(max(n, 1), Ma
 
 // Held is the size of the decoder's reassembly buffer (its capacity, what
 // it costs in memory): held for a fragmented message in progress, or one
-// just delivered until the Next call after it returns the buffer (0 for an
-// idle connection).
+// just delivered (reassembled or inflated) until the Next call after it
+// returns the buffer (0 for an idle connection).
 func (d *Decoder) Held() int {
 	if d.msg == nil {
 		return 0
