@@ -172,3 +172,18 @@ func TestRegEntryWritten(t *testing.T) {
 		t.Fatalf("written entry: %v %d", e.written(), e.connectedAt())
 	}
 }
+
+// A batch buffer is kept while bursts use it and dropped after.
+func TestKeep(t *testing.T) {
+	small := make([]int, 10, keepOps)
+	if got := keep(small); got == nil || len(got) != 0 || cap(got) != keepOps {
+		t.Fatalf("a buffer within keepOps: %d/%d", len(got), cap(got))
+	}
+	big := make([]int, 4*keepOps)
+	if got := keep(big[:keepOps]); got == nil || cap(got) != 4*keepOps {
+		t.Fatal("a big buffer dropped while a quarter of it is in use")
+	}
+	if got := keep(big[:keepOps-1]); got != nil {
+		t.Fatal("a big buffer kept after the burst")
+	}
+}

@@ -60,9 +60,9 @@ type regOp struct {
 // removedConn is a remove sent by a flush.
 type removedConn struct{ id, user string }
 
-// keepOps is the most queued operations whose buffer is kept for the next
-// batch; a bigger one (a connection storm) goes back to the garbage
-// collector.
+// keepOps is the size up to which a batch's buffers are always kept for
+// the next batch; a bigger one (a connection storm) is kept while batches
+// use a quarter of it, and goes back to the garbage collector after.
 const keepOps = 1024
 
 func newRegWriter(client rueidis.Client, cfg RegistryConfig, id string, timeout time.Duration, log *slog.Logger, st *stats) *regWriter {
@@ -322,8 +322,7 @@ func (r *regWriter) flush() {
 	r.recycle(ops)
 }
 
-// recycle keeps the emptied buffer of a batch for the next one, unless it
-// grew past keepOps.
+// recycle keeps the emptied buffer of a batch for the next one (see keep).
 func (r *regWriter) recycle(ops []regOp) {
 	clear(ops)
 	if ops = keep(ops); ops == nil {
@@ -336,10 +335,12 @@ func (r *regWriter) recycle(ops []regOp) {
 	r.mu.Unlock()
 }
 
-// keep returns s emptied, or nil when it grew past keepOps (a burst's
-// buffer goes back to the garbage collector).
+// keep returns s emptied for reuse, or nil once a burst is over: when s
+// grew past keepOps and this batch used less than a quarter of it.
+// Regrowing a dropped buffer through every doubling during a storm would
+// make more garbage than keeping it.
 func keep[T any](s []T) []T {
-	if cap(s) > keepOps {
+	if cap(s) > keepOps && 4*len(s) < cap(s) {
 		return nil
 	}
 	return s[:0]
