@@ -9,8 +9,11 @@
 # `wsload idle --conns CONNS --channels 100 --server-pid PID`, whose
 # rss_per_conn is (RSS when every connection is subscribed - RSS before
 # any) / connections. Prints each run and the medians. WSHUB_ARGS adds
-# gateway flags (e.g. --jwt-secret ...); WSLOAD_QUERY a ?query for the
-# connections (e.g. ?token=...). Needs redis-server and python3.
+# gateway flags (e.g. --jwt-secret ...); WSLOAD_ARGS wsload flags (e.g.
+# --jwt-secret ... --jwt-channels '*'); WSLOAD_QUERY a ?query for the
+# connections. Prints the figure right after setup and at the end of the
+# hold (once setup garbage is collected and returned). Needs redis-server
+# and python3.
 set -euo pipefail
 rounds=${1:-5}
 conns=${2:-19000}
@@ -34,10 +37,10 @@ run() { # registry(true|false) tag
 	for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$wp") 2>/dev/null && break; sleep 0.1; done
 	sleep 1.5
 	"$work/wsload" idle --conns "$conns" --channels 100 --target "ws://127.0.0.1:$wp/ws${WSLOAD_QUERY:-}" \
-		--server-pid "$wpid" --duration 5s --quiet --json "$work/$2.json" >/dev/null || true
+		--server-pid "$wpid" --duration 5s --quiet --json "$work/$2.json" ${WSLOAD_ARGS:-} >/dev/null || true
 	kill "$wpid"; wait "$wpid" 2>/dev/null || true
 	kill "$rpid"; wait "$rpid" 2>/dev/null || true
-	python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["server"]; print(sys.argv[2], s["rss_per_conn"], s["rss_before"], s["rss_ready"])' \
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["server"]; print(sys.argv[2], s["rss_per_conn"], s["rss_per_conn_done"])' \
 		"$work/$2.json" "$1" | tee -a "$work/all"
 }
 
@@ -49,8 +52,10 @@ python3 - "$work/all" <<'EOF'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    reg, per, before, ready = line.split()
-    runs.setdefault(reg, []).append(float(per))
-for reg, v in runs.items():
-    print(f"--registry={reg}: median {statistics.median(v):.0f} B/conn over {len(v)} runs ({min(v):.0f}-{max(v):.0f})")
+    reg, per, done = line.split()
+    runs.setdefault(reg, ([], []))
+    runs[reg][0].append(float(per))
+    runs[reg][1].append(float(done))
+for reg, (ready, done) in runs.items():
+    print(f"--registry={reg}: median {statistics.median(ready):.0f} B/conn after setup, {statistics.median(done):.0f} at the end of the hold, over {len(done)} runs (end: {min(done):.0f}-{max(done):.0f})")
 EOF
