@@ -40,9 +40,13 @@ type Loop struct {
 	dirty     []*Conn // connections with frames to write this batch
 	backlog   []*Conn // connections whose socket is backed up
 	flushing  bool
-	depth     int                          // nesting of our code on the stack (see enter)
-	closed    []*Conn                      // closed connections whose Handler.OnClose is owed
-	inTraffic *Conn                        // connection whose OnTraffic is running
+	depth     int     // nesting of our code on the stack (see enter)
+	closed    []*Conn // closed connections whose Handler.OnClose is owed
+	inTraffic *Conn   // connection whose OnTraffic is running
+	// hsOut is where accepted upgrades' responses are built (ParseInto):
+	// one buffer for the loop, so an upgrade allocates nothing; what a
+	// Handshake holds is only valid until the loop's next upgrade.
+	hsOut     []byte
 	deferred  map[*Conn]*wsproto.Handshake // upgrades awaiting Resume (upgrade.go); bounded by the handler's queue
 	wheel     wheel
 	rings     ringPool
@@ -95,6 +99,8 @@ func newLoop(s *Server, idx int) *Loop {
 		held:       make([]*wsproto.Frame, 0, maxIOV),
 		pongs:      make([]byte, 0, s.cfg.MaxPongsPerRead*maxPongFrame),
 		maxPongs:   s.cfg.MaxPongsPerRead,
+		// A query and Authorization never exceed the request they come in.
+		hsOut: make([]byte, 0, wsproto.MaxResponseRoom+s.maxRequest),
 	}
 	l.wheel.init(1024, s.nowTick())
 	l.rings.init(s.cfg.SendQueue + 1)

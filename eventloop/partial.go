@@ -81,7 +81,7 @@ func (c *Conn) parseUpgrade(buf []byte) (hs wsproto.Handshake, used int) {
 	h := c.handshakeBuf()
 	if h == nil {
 		var cur wsproto.HandshakeCursor
-		hs = cur.Parse(buf, &s.hsCfg)
+		hs = cur.ParseInto(buf, &s.hsCfg, c.loop.hsOut)
 		if hs.Status != wsproto.HandshakeNeedMore {
 			return hs, hs.Consumed
 		}
@@ -95,7 +95,7 @@ func (c *Conn) parseUpgrade(buf []byte) (hs wsproto.Handshake, used int) {
 	prev := len(h.buf)
 	take := min(len(buf), s.maxRequest-prev)
 	h.buf = append(h.buf, buf[:take]...)
-	hs = h.cur.Parse(h.buf, &s.hsCfg)
+	hs = h.cur.ParseInto(h.buf, &s.hsCfg, c.loop.hsOut)
 	if hs.Status == wsproto.HandshakeNeedMore {
 		return hs, take
 	}

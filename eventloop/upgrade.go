@@ -1,6 +1,7 @@
 package eventloop
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/wshub/wshub/wsproto"
@@ -11,7 +12,8 @@ import (
 // it or the HTTP status to refuse it with: the client then gets
 // wsproto.RejectResponse(status) and its TCP connection is closed, and the
 // handler hears nothing more of it. It runs on the loop's goroutine; it may
-// call SetData and SetExpiry. req is valid only during the call.
+// call SetData and SetExpiry. req and its strings are valid only during the
+// call (they view a buffer the loop reuses): copy what is kept.
 //
 // An accepted upgrade is always followed by OnOpen and, later, OnClose, even
 // when the 101 cannot be written: what OnUpgrade reserves, OnClose releases.
@@ -54,9 +56,13 @@ func (c *Conn) Resume(decide func() int) {
 	}
 }
 
-// defer_ keeps an accepted request's result until Resume.
+// defer_ keeps an accepted request's result until Resume, with a copy of
+// its response: the original is in the loop's hsOut, which the next upgrade
+// reuses.
 func (c *Conn) defer_(hs wsproto.Handshake) {
 	l := c.loop
+	hs.Response = bytes.Clone(hs.Response)
+	hs.Query, hs.Authorization, hs.Path = "", "", ""
 	if l.deferred == nil {
 		l.deferred = make(map[*Conn]*wsproto.Handshake)
 	}

@@ -47,7 +47,7 @@ func (h *Hub) verifyLater(c Conn, token string) int {
 		}
 	})
 	select {
-	case v.jobs <- verifyJob{c, token}:
+	case v.jobs <- verifyJob{c, strings.Clone(token)}: // token views the loop's buffer
 		return UpgradeLater
 	default:
 		h.refuseUpgrade(refusedBusy, nil)

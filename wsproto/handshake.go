@@ -129,7 +129,7 @@ const (
 // bytes were split across calls.
 //
 // Status choices: PROTOCOL.md says a request that is not a valid upgrade gets
-// 400, so a wrong method or an oversized request is 400 (not 405/431); only a
+// 400, so a wrong method is 400 (not 405); an oversized request is 431; only a
 // Sec-WebSocket-Version other than 13 gets 426 (a missing one is 400, as in
 // gobwas/ws). The path is checked right after the request line, so a plain GET
 // of another path is 404 whatever its headers.
@@ -145,12 +145,13 @@ func (l *lineLoop) parse(buf []byte, cfg *HandshakeConfig) Handshake {
 	}
 	var rl requestLine
 	var h headers
-	return decide(l.run(buf, cfg, &rl, &h), cfg, &rl, &h)
+	return decideInto(l.run(buf, cfg, &rl, &h), cfg, &rl, &h, nil)
 }
 
-// decide makes the Handshake of an outcome of lineLoop.run. On Done it checks
-// the headers together and builds the response.
-func decide(r lineOutcome, cfg *HandshakeConfig, rl *requestLine, h *headers) Handshake {
+// decideInto makes the Handshake of an outcome of lineLoop.run. On Done it
+// checks the headers together and builds the response, in out when it has
+// the room.
+func decideInto(r lineOutcome, cfg *HandshakeConfig, rl *requestLine, h *headers, out []byte) Handshake {
 	switch r.status {
 	case HandshakeNeedMore:
 		return Handshake{}
@@ -160,7 +161,7 @@ func decide(r lineOutcome, cfg *HandshakeConfig, rl *requestLine, h *headers) Ha
 	if code, reason := h.check(cfg); code != 0 {
 		return reject(r.consumed, code, reason)
 	}
-	return accept(r.consumed, rl, h, cfg.Compression)
+	return accept(r.consumed, rl, h, cfg.Compression, out)
 }
 
 // lineLoop is the line loop of ParseHandshake: it examines the request line
@@ -310,11 +311,27 @@ type HandshakeCursor struct {
 // shorter than the part already examined starts the request over.
 func (c *HandshakeCursor) Parse(buf []byte, cfg *HandshakeConfig) Handshake {
 	var l lineLoop
-	return c.parse(&l, buf, cfg)
+	return c.parse(&l, buf, cfg, nil)
 }
 
-// parse is Parse, running the line loop in l (where tests read l.work).
-func (c *HandshakeCursor) parse(l *lineLoop, buf []byte, cfg *HandshakeConfig) Handshake {
+// ParseInto is Parse building a Done result's Response, Query,
+// Authorization and Path in out's capacity instead of a new allocation
+// (when it is large enough: MaxResponseRoom plus the request's query and
+// Authorization). They then view out, and are only valid until out is used
+// again: a server parsing many upgrades on one goroutine reuses one out and
+// allocates nothing per upgrade, as long as it copies what it keeps.
+func (c *HandshakeCursor) ParseInto(buf []byte, cfg *HandshakeConfig, out []byte) Handshake {
+	var l lineLoop
+	return c.parse(&l, buf, cfg, out)
+}
+
+// MaxResponseRoom is what a 101 response takes at most in ParseInto's out,
+// besides the query, Authorization and path it also holds.
+const MaxResponseRoom = len(resp101) + 28 + 4 + len(respProtocol) + len(respDeflate) + len(respServerBits) + 2
+
+// parse is Parse, running the line loop in l (where tests read l.work);
+// out, when not nil, is ParseInto's buffer.
+func (c *HandshakeCursor) parse(l *lineLoop, buf []byte, cfg *HandshakeConfig, out []byte) Handshake {
 	if uint64(len(buf)) > math.MaxUint32 {
 		return l.parse(buf, cfg) // offsets would not fit (a MaxRequestBytes over 4 GiB)
 	}
@@ -332,7 +349,7 @@ func (c *HandshakeCursor) parse(l *lineLoop, buf []byte, cfg *HandshakeConfig) H
 		c.start, c.scanned, c.lines, c.spaced = uint32(l.start), uint32(l.scanned), uint32(l.lines), l.spaced
 		return Handshake{} // decide's NeedMore, without copying a Handshake at every read
 	}
-	return decide(r, cfg, &rl, &h)
+	return decideInto(r, cfg, &rl, &h, out)
 }
 
 // Reset prepares the cursor for a new request.
@@ -560,7 +577,7 @@ const (
 // accept builds the Done result. Response, Query, Authorization (and Path when
 // any path is allowed) share one allocation: the strings are views of the bytes
 // after the response, which nothing ever writes again.
-func accept(consumed int, rl *requestLine, h *headers, compression bool) Handshake {
+func accept(consumed int, rl *requestLine, h *headers, compression bool, out []byte) Handshake {
 	deflate := compression && h.ext.deflate
 	size := len(resp101) + 28 + 4 + len(rl.query) + len(h.authorization)
 	if h.subprotocol {
@@ -572,7 +589,10 @@ func accept(consumed int, rl *requestLine, h *headers, compression bool) Handsha
 	if rl.anyPath {
 		size += len(rl.path)
 	}
-	b := make([]byte, 0, size)
+	b := out[:0]
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	b = append(b, resp101...)
 	acc := AcceptKey(h.key)
 	b = append(b, acc[:]...)

@@ -1,6 +1,7 @@
 package wsproto
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -177,7 +178,7 @@ func TestHandshakeCursorLinearWork(t *testing.T) {
 			for n := 0; n < len(req); {
 				n += ch(len(req) - n)
 				var l lineLoop
-				hs = c.parse(&l, req[:n], nil)
+				hs = c.parse(&l, req[:n], nil, nil)
 				work += l.work
 				calls++
 			}
@@ -192,7 +193,7 @@ func TestHandshakeCursorLinearWork(t *testing.T) {
 		// In one read, the cursor parses the request once, as ParseHandshake.
 		var c HandshakeCursor
 		var l lineLoop
-		c.parse(&l, req, nil)
+		c.parse(&l, req, nil, nil)
 		if _, want := parseHandshake(req, nil); l.work != want {
 			t.Errorf("%s: the whole request in one read examined %d bytes, ParseHandshake %d", name, l.work, want)
 		}
@@ -225,4 +226,32 @@ func parseHandshake(buf []byte, cfg *HandshakeConfig) (Handshake, int) {
 	var l lineLoop
 	hs := l.parse(buf, cfg)
 	return hs, l.work
+}
+
+func TestParseIntoReusesOut(t *testing.T) {
+	req := []byte(request("GET /ws?token=abc HTTP/1.1", with("Authorization: Bearer xyz")...))
+	out := make([]byte, 0, MaxResponseRoom+256)
+	var c HandshakeCursor
+	hs := c.ParseInto(req, nil, out)
+	if hs.Status != HandshakeDone || hs.Query != "token=abc" || hs.Authorization != "Bearer xyz" {
+		t.Fatalf("ParseInto: %+v", hs)
+	}
+	if &hs.Response[0] != &out[:1][0] {
+		t.Fatal("the response was not built in out")
+	}
+	want := ParseHandshake(req, nil)
+	if !bytes.Equal(hs.Response, want.Response) {
+		t.Fatalf("response %q, want %q", hs.Response, want.Response)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		c.Reset()
+		c.ParseInto(req, nil, out)
+	}); n != 0 {
+		t.Fatalf("ParseInto allocates %v times", n)
+	}
+	// Too small an out: a fresh allocation, same result.
+	c.Reset()
+	if hs := c.ParseInto(req, nil, make([]byte, 0, 8)); !bytes.Equal(hs.Response, want.Response) {
+		t.Fatalf("small out: %q", hs.Response)
+	}
 }
