@@ -24,6 +24,23 @@ import (
 // message, so a back-reference past a message's start is corrupt data,
 // never a read of another client's bytes.
 //
+// Reset does not forget everything, though: the library keeps its Huffman
+// tables across Reset, and a tree with no codes (legal for the distance
+// tree of a block of literals only) leaves the previous table in place
+// instead of an empty one (huffmanDecoder.init returns early; still so in
+// klauspost/compress v1.20.4). A corrupt message that then uses that tree is decoded
+// with the table of whatever message the pooled inflater read before,
+// another client's, instead of being refused: its outcome (1007, or bytes
+// and maybe 1009) would depend on that message, and its output would tell
+// the sender something of it. So an inflater reads scrubStream before it
+// goes into the pool, and once when it is made: its tables are then always
+// scrubStream's, whatever it inflated before: the outcome of every message
+// depends on that message alone. Those tables have one code each, so a bit
+// pattern outside it is still refused. (Within one message, a block can
+// still read an earlier block's table of that message: lenient where zlib
+// refuses, but decided by the message alone.) Scrubbing builds three
+// tables, 1-2 microseconds, and allocates nothing.
+//
 // The output is capped at the message limit: inflating stops as soon as it
 // passes the limit, so a message costs at most that many output bytes
 // whatever its ratio (under twice as many allocated while the buffer grows,
@@ -39,6 +56,18 @@ import (
 // BFINAL block of its own (§7.2.3.4) ends before the tail is read.
 var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
+// scrubStream is a whole DEFLATE stream that inflates to nothing: a
+// dynamic block (RFC 1951 §3.2.7) whose trees all have codes, so reading
+// it rebuilds every table the decompressor keeps, and as few as allowed:
+// the code-length tree has codes for 1 and 18, the literal/length tree only
+// end-of-block and the distance tree only distance code 0, each of length
+// 1 (the degenerate single code zlib accepts); the block holds just its
+// end. A final empty stored block follows.
+var scrubStream = [...]byte{
+	0x04, 0xc0, 0x81, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x90, 0xff, 0x6b, 0x04, 0x00, 0x00, 0xff, 0xff,
+}
+
 // inflateStart is the first output capacity when the pooled buffer has none.
 const inflateStart = 4 << 10
 
@@ -52,15 +81,35 @@ type inflater struct {
 	src   tailReader
 	br    *bufio.Reader
 	fr    io.ReadCloser // a flate decompressor; implements flate.Resetter
-	probe [1]byte       // atEnd's read
+	probe [1]byte       // atEnd's and scrub's reads
 }
 
 var inflaters = sync.Pool{New: func() any {
 	inf := new(inflater)
 	inf.br = bufio.NewReaderSize(&inf.src, 4<<10)
 	inf.fr = flate.NewReader(inf.br)
+	inf.scrub()
 	return inf
 }}
+
+// put scrubs inf and returns it to the pool.
+func (inf *inflater) put() {
+	inf.scrub()
+	inflaters.Put(inf)
+}
+
+// scrub reads scrubStream, so that no table left from a message survives
+// into the next (see above); it also drops the reference to the message.
+func (inf *inflater) scrub() {
+	inf.src = tailReader{p: scrubStream[:], tail: len(inflateTail)}
+	inf.br.Reset(&inf.src)
+	if inf.fr.(flate.Resetter).Reset(inf.br, nil) != nil {
+		panic("wsproto: cannot reset an inflater")
+	}
+	if n, err := inf.fr.Read(inf.probe[:]); n != 0 || err != io.EOF {
+		panic("wsproto: scrubStream does not inflate to nothing")
+	}
+}
 
 // tailReader reads p, then inflateTail.
 type tailReader struct {
@@ -93,9 +142,8 @@ func inflate(out, p []byte, maxSize int) ([]byte, error) {
 		return out[:0], nil
 	}
 	inf := inflaters.Get().(*inflater)
-	defer inflaters.Put(inf)
+	defer inf.put() // which drops p: the pool must not keep the input alive
 	inf.src = tailReader{p: p}
-	defer func() { inf.src.p = nil }() // the pool must not keep the input alive
 	inf.br.Reset(&inf.src)
 	if err := inf.fr.(flate.Resetter).Reset(inf.br, nil); err != nil {
 		return out, errDeflate

@@ -3,6 +3,8 @@ package wsproto
 import (
 	"bytes"
 	"compress/flate"
+	"encoding/hex"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -322,5 +324,44 @@ func TestInflaterForgets(t *testing.T) {
 	}
 	if _, err := inflate(nil, stripTail(msgs[1]), 1<<20); err != errDeflate {
 		t.Fatalf("second message, referring to the first: %v, want errDeflate", err)
+	}
+}
+
+// TestInflaterKeepsNoTables: a corrupt message's outcome does not depend on
+// what the pooled inflater read before. This one (found by FuzzFrames)
+// inflates 59 bytes and then reads a distance from a distance tree with no
+// codes: corrupt, as compress/flate says. The library keeps the previous
+// table for such a tree (see scrubStream), so after a message with
+// distances it used to decode on with that message's table: 1139 bytes
+// and 1009, where a fresh inflater says 1007.
+func TestInflaterKeepsNoTables(t *testing.T) {
+	corrupt, _ := hex.DecodeString("ecca510dc0200c04502b276099929920d02c97144a9be27f1ef65d0107cb160d06ca110d078e0ba2a9e4856e2ba4a7e471b4c1cde85c2f64326f142c58bae00ff8e4")
+	std, stdErr := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(corrupt), bytes.NewReader(inflateTail[:]))))
+	if stdErr == nil || len(std) != 59 {
+		t.Fatalf("compress/flate: %d bytes, %v; want 59 and an error", len(std), stdErr)
+	}
+	first, firstErr := inflate(nil, corrupt, 1139)
+	t.Logf("corrupt message: %d bytes, %v (compress/flate: 59 bytes, %v)", len(first), firstErr, stdErr)
+	if firstErr != errDeflate {
+		t.Fatalf("corrupt message: %d bytes, %v; want errDeflate", len(first), firstErr)
+	}
+	// Every prefix of a message with back-references, the whole one
+	// included, as the message the inflater read before (the pool has one
+	// inflater here: no parallel test runs in this package's process).
+	prev := deflateMsg(lorem)
+	for n := 1; n <= len(prev); n++ {
+		_, _ = inflate(nil, prev[:n], 1<<20)
+		if got, err := inflate(nil, corrupt, 1139); err != firstErr || !bytes.Equal(got, first) {
+			t.Fatalf("after %d of the %d bytes of a message: %d bytes, %v; first time %d bytes, %v",
+				n, len(prev), len(got), err, len(first), firstErr)
+		}
+	}
+	// The scrub is a non-final dynamic block (BTYPE 2), then the end of
+	// the stream, and inflates to nothing, for zlib's rules too.
+	if scrubStream[0]&7 != 2<<1 {
+		t.Fatalf("scrubStream starts with header bits %03b, want a non-final dynamic block", scrubStream[0]&7)
+	}
+	if got, err := io.ReadAll(flate.NewReader(bytes.NewReader(scrubStream[:]))); err != nil || len(got) != 0 {
+		t.Fatalf("compress/flate inflates scrubStream to %q, %v", got, err)
 	}
 }
