@@ -3,14 +3,14 @@ package eventloop
 import (
 	"bytes"
 	"fmt"
-	"github.com/wshub/wshub/wsproto/wstest"
 	"io"
-	"net"
 	"reflect"
 	"runtime"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/wshub/wshub/wsproto/wstest"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -90,24 +90,7 @@ func TestIdleConnMemory(t *testing.T) {
 	}
 	const n = 2000
 	s := startServer(t, Config{Loops: 2}, nopHandler{})
-	port := s.Addr().(*net.TCPAddr).Port
-	fds := make([]int, 0, n+2)
-	t.Cleanup(func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	})
-	dial := func() int {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fds = append(fds, fd)
-		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		return fd
-	}
+	dial := rawSockets(t, s)
 	upgrade := func(fd int, buf []byte) {
 		if _, err := unix.Write(fd, []byte(wstest.UpgradeRequest("test", "/ws?token=abc"))); err != nil {
 			t.Fatal(err)

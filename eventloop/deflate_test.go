@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -297,23 +296,10 @@ func TestIdleCompressedConnMemory(t *testing.T) {
 	}
 	const n = 1000
 	s := startServer(t, Config{Loops: 2, Compression: true}, nopHandler{})
-	port := s.Addr().(*net.TCPAddr).Port
-	var fds []int
-	t.Cleanup(func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	})
+	dial := rawSockets(t, s)
 	buf := make([]byte, 512)
 	open := func(extra ...string) int {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fds = append(fds, fd)
-		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
+		fd := dial()
 		unix.Write(fd, []byte(wstest.UpgradeRequest("test", "/ws", extra...)))
 		got := 0
 		for !bytes.HasSuffix(buf[:got], []byte("\r\n\r\n")) {
