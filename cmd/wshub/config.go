@@ -135,7 +135,7 @@ func flagSet(c *config, tab []setting, out io.Writer) *flag.FlagSet {
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(out, "wshub: a horizontally-scalable WebSocket pub/sub gateway.\n\n"+
-			"Usage: wshub [flags]\n       wshub config check FILE\n       wshub config print [flags]\n\n"+
+			"Usage: wshub [flags]\n       wshub config check FILE\n       wshub config print [flags]\n       wshub token --sub USER [--channels LIST] [--ttl 1h] [flags]   (a development token from --jwt-secret)\n\n"+
 			"Every flag can also be set as %s<NAME> (e.g. %sPING_INTERVAL=30s) and in the --config file under\n"+
 			"its key; a flag on the command line wins over the environment, which wins over the file.\n\n", envPrefix, envPrefix)
 		printFlags(out, fs, keys)
