@@ -25,7 +25,6 @@ type hubStats struct {
 	apiPublishes atomic.Uint64
 	directMissed atomic.Uint64   // SendDirect for no open local connection
 	refused      []atomic.Uint64 // upgrades refused, by refusalReasons index
-	expired      atomic.Uint64   // connections closed when their token expired
 	refreshes    atomic.Uint64   // tokens replaced by a refresh
 	rateClosed   atomic.Uint64   // connections closed for exceeding the rate limits again and again
 }
@@ -94,8 +93,6 @@ var (
 		"Channels subscribed at the broker.", nil, nil)
 	descRefused = prometheus.NewDesc("wshub_hub_upgrades_refused_total",
 		"Upgrades refused by authentication (401) or the per-user connection cap (429), by reason.", []string{"reason"}, nil)
-	descExpired = prometheus.NewDesc("wshub_hub_tokens_expired_total",
-		"Connections closed with 1008 when their token expired.", nil, nil)
 	descRefreshes = prometheus.NewDesc("wshub_hub_token_refreshes_total",
 		"Tokens replaced by a refresh command.", nil, nil)
 	descRateClosed = prometheus.NewDesc("wshub_hub_rate_limit_closes_total",
@@ -110,7 +107,7 @@ type collector struct{ h *Hub }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descErrors, descPublications, descAPIPublishes,
 		descDeliveries, descDropped, descDirects, descDirectMissed, descChannels, descSubscriptions, descBrokerSubs, descLatency,
-		descRefused, descExpired, descRefreshes, descRateClosed} {
+		descRefused, descRefreshes, descRateClosed} {
 		ch <- d
 	}
 }
@@ -165,7 +162,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i, r := range refusalReasons {
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(h.stats.refused[i].Load()), r)
 	}
-	ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(h.stats.expired.Load()))
 	ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(h.stats.refreshes.Load()))
 	ch <- prometheus.MustNewConstMetric(descRateClosed, prometheus.CounterValue, float64(h.stats.rateClosed.Load()))
 

@@ -20,9 +20,8 @@ var (
 const closeExpired = "token expired"
 
 // OnExpire closes c when its token has expired (eventloop.Expirer, through
-// the caller's glue). Runs on c's loop.
+// the caller's glue; the loops count expiries). Runs on c's loop.
 func (h *Hub) OnExpire(c Conn) {
-	h.stats.expired.Add(1)
 	c.Close(wsproto.ClosePolicy, closeExpired)
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wshub/wshub/hub/auth"
-	"github.com/wshub/wshub/wsproto/wstest"
 )
 
 const testSecret = "a-test-secret-of-at-least-32-bytes!"
@@ -33,13 +32,7 @@ func mint(t *testing.T, claims jwt.MapClaims) string {
 // returns the HTTP status; on 101 the connection is returned open.
 func upgradeStatus(t *testing.T, addr, path string, extra ...string) (int, *client) {
 	t.Helper()
-	c := dialRaw(t, addr)
-	c.Write([]byte(wstest.UpgradeRequest(addr, path, extra...)))
-	resp := c.ReadResponse()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		c.ExpectEOF(wstest.Timeout)
-		return resp.StatusCode, nil
-	}
+	resp, c := tryUpgrade(t, addr, path, extra...)
 	return resp.StatusCode, c
 }
 
