@@ -194,7 +194,7 @@ func (c *Conn) handshake(buf []byte) (int, bool) {
 		switch code := s.upgrader.OnUpgrade(c, &hs); code {
 		case 0:
 		case UpgradeLater:
-			c.defer_(hs) // upgrade.go: Resume finishes it
+			c.awaitResume(hs) // upgrade.go: Resume finishes it
 			return used, false
 		default:
 			c.refuseUpgrade(code)

@@ -56,10 +56,10 @@ func (c *Conn) Resume(decide func() int) {
 	}
 }
 
-// defer_ keeps an accepted request's result until Resume, with a copy of
+// awaitResume keeps an accepted request's result until Resume, with a copy of
 // its response: the original is in the loop's hsOut, which the next upgrade
 // reuses.
-func (c *Conn) defer_(hs wsproto.Handshake) {
+func (c *Conn) awaitResume(hs wsproto.Handshake) {
 	l := c.loop
 	hs.Response = bytes.Clone(hs.Response)
 	hs.Query, hs.Authorization, hs.Path = "", "", ""
