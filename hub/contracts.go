@@ -3,6 +3,7 @@ package hub
 import (
 	"time"
 
+	"github.com/wshub/wshub/hub/history"
 	"github.com/wshub/wshub/wsproto"
 )
 
@@ -77,4 +78,36 @@ type Conn interface {
 	// Data and SetData hold the hub's per-connection state.
 	Data() any
 	SetData(v any)
+}
+
+// Historian is a Broker that keeps channel streams (history.Options). Both
+// of wshub's brokers are. The hub calls PublishHistory instead of Publish for
+// channels whose namespace keeps history; their publications then reach the
+// sink through DeliverAt, with their offsets.
+type Historian interface {
+	// PublishHistory appends data to channel's stream, keeping opt.Size
+	// entries for opt.TTL, assigns it the next offset and delivers it like
+	// Publish, all in one atomic step. done is called exactly once (any
+	// goroutine) with the position of this publication, or ErrUnavailable.
+	PublishHistory(channel string, data []byte, opt history.Options, done func(history.Position, error))
+	// ReadHistory calls done exactly once (any goroutine, possibly inside the
+	// call) with up to limit entries of channel's stream after offset since,
+	// oldest first, and the stream's position at the time of the read, or
+	// ErrUnavailable. limit 0 reads the position only. A channel without a
+	// stream reads as an empty stream.
+	ReadHistory(channel string, since uint64, limit int, done func(history.Read, error))
+}
+
+// StreamSink is what a Historian delivers to besides Sink.Deliver. The same
+// Sink value implements both; calls for one channel never overlap, DeliverAt
+// and Deliver included.
+type StreamSink interface {
+	Sink
+	// DeliverAt delivers a publication of channel's stream at pos. data is
+	// only valid during the call.
+	DeliverAt(channel string, pos history.Position, data []byte)
+	// Resubscribed tells that channel's subscription was restored after the
+	// broker lost it (a reconnect): publications of the meantime may be
+	// missing, and the sink may read them from the stream.
+	Resubscribed(channel string)
 }

@@ -1,12 +1,14 @@
 package hub
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/cpu"
 
+	"github.com/wshub/wshub/hub/history"
 	"github.com/wshub/wshub/wsproto"
 )
 
@@ -50,10 +52,12 @@ var clockBase = time.Now()
 
 func nanotime() int64 { return int64(time.Since(clockBase)) }
 
-// message frame layout: {"op":"message","channel":"<ch>","data":<data>}
+// message frame layout: {"op":"message","channel":"<ch>"[,"offset":N],"data":<data>}
 const (
-	msgHead = `{"op":"message","channel":"`
-	msgMid  = `","data":`
+	msgHead   = `{"op":"message","channel":"`
+	msgMid    = `","data":`
+	msgOffset = `","offset":`
+	msgData   = `,"data":`
 )
 
 // Deliver is the broker's Sink: it encodes the message frame once and queues
@@ -61,6 +65,22 @@ const (
 // for one channel never overlap (Sink contract), and every loop's inbox is
 // FIFO, so all subscribers see one order.
 func (h *Hub) Deliver(channel string, data []byte) {
+	h.deliver(channel, 0, data)
+}
+
+// DeliverAt is Deliver for a publication of a history channel's stream: its
+// frame carries the offset.
+func (h *Hub) DeliverAt(channel string, pos history.Position, data []byte) {
+	h.deliver(channel, pos.Offset, data)
+}
+
+// Resubscribed counts a broker subscription restored after a loss.
+func (h *Hub) Resubscribed(channel string) {
+	h.stats.resubscribed.Add(1)
+}
+
+// deliver fans one publication out; offset 0 means none.
+func (h *Hub) deliver(channel string, offset uint64, data []byte) {
 	sh := h.table.stripeOfString(channel)
 	sh.publications.Add(1)
 	sh.mu.RLock()
@@ -69,12 +89,7 @@ func (h *Hub) Deliver(channel string, data []byte) {
 		sh.mu.RUnlock()
 		return
 	}
-	f, p := wsproto.BuildFrame(ws.OpText, len(msgHead)+len(channel)+len(msgMid)+len(data)+1)
-	n := copy(p, msgHead)
-	n += copy(p[n:], channel)
-	n += copy(p[n:], msgMid)
-	n += copy(p[n:], data)
-	p[n] = '}'
+	f := buildMessage(channel, offset, data)
 	t := nanotime()
 	for _, ls := range ch.active {
 		f.Retain()
@@ -82,6 +97,30 @@ func (h *Hub) Deliver(channel string, data []byte) {
 	}
 	sh.mu.RUnlock()
 	f.Release()
+}
+
+// buildMessage encodes one message frame; offset 0 means none.
+func buildMessage(channel string, offset uint64, data []byte) *wsproto.Frame {
+	var num [20]byte
+	off := num[:0]
+	n := len(msgHead) + len(channel) + len(msgMid) + len(data) + 1
+	if offset != 0 {
+		off = strconv.AppendUint(num[:0], offset, 10)
+		n += len(msgOffset) + len(off) + len(msgData) - len(msgMid)
+	}
+	f, p := wsproto.BuildFrame(ws.OpText, n)
+	i := copy(p, msgHead)
+	i += copy(p[i:], channel)
+	if offset != 0 {
+		i += copy(p[i:], msgOffset)
+		i += copy(p[i:], off)
+		i += copy(p[i:], msgData)
+	} else {
+		i += copy(p[i:], msgMid)
+	}
+	i += copy(p[i:], data)
+	p[i] = '}'
+	return f
 }
 
 // push queues one item; only the push that finds the inbox empty posts the

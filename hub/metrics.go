@@ -27,6 +27,7 @@ type hubStats struct {
 	refused      []atomic.Uint64 // upgrades refused, by refusalReasons index
 	refreshes    atomic.Uint64   // tokens replaced by a refresh
 	rateClosed   atomic.Uint64   // connections closed for exceeding the rate limits again and again
+	resubscribed atomic.Uint64   // broker subscriptions restored after a loss (Resubscribed)
 }
 
 // upgradeRefused counts a refused upgrade by reason (rare enough for a scan).
@@ -97,6 +98,8 @@ var (
 		"Tokens replaced by a refresh command.", nil, nil)
 	descRateClosed = prometheus.NewDesc("wshub_hub_rate_limit_closes_total",
 		"Connections closed with 1008 for exceeding the rate limits too often.", nil, nil)
+	descResubscribed = prometheus.NewDesc("wshub_hub_resubscribed_total",
+		"Channel subscriptions the broker restored after losing them (publications of the meantime may be missing).", nil, nil)
 	descLatency = prometheus.NewDesc("wshub_hub_fanout_latency_seconds",
 		"Time from Deliver to the loop handing the frame to its subscribers.", nil, nil)
 )
@@ -107,7 +110,7 @@ type collector struct{ h *Hub }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descErrors, descPublications, descAPIPublishes,
 		descDeliveries, descDropped, descDirects, descDirectMissed, descChannels, descSubscriptions, descBrokerSubs, descLatency,
-		descRefused, descRefreshes, descRateClosed} {
+		descRefused, descRefreshes, descRateClosed, descResubscribed} {
 		ch <- d
 	}
 }
@@ -164,6 +167,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(h.stats.refreshes.Load()))
 	ch <- prometheus.MustNewConstMetric(descRateClosed, prometheus.CounterValue, float64(h.stats.rateClosed.Load()))
+	ch <- prometheus.MustNewConstMetric(descResubscribed, prometheus.CounterValue, float64(h.stats.resubscribed.Load()))
 
 	cum := make(map[float64]uint64, len(latencyBounds))
 	var total uint64
