@@ -17,6 +17,8 @@ type loopCounters struct {
 	deliveries atomic.Uint64 // frames handed to Conn.Send and accepted
 	dropped    atomic.Uint64 // Conn.Send refused (closing or slow consumer)
 	directs    atomic.Uint64 // addressed sends queued to their connection
+	replayed   atomic.Uint64 // history frames queued by recoveries
+	duplicates atomic.Uint64 // history frames a loop had handed out already (skipped)
 	latency    histogram
 }
 
