@@ -75,34 +75,38 @@ func (h *Hub) Deliver(channel string, data []byte) {
 }
 
 // DeliverAt is Deliver for a publication of a history channel's stream: its
-// frame carries the offset.
+// frame carries the offset, and a publication that skips offsets waits
+// while the hub reads the missing ones (gaprepair.go).
 func (h *Hub) DeliverAt(channel string, pos history.Position, data []byte) {
 	h.deliver(channel, pos, data)
 }
 
-// Resubscribed counts a broker subscription restored after a loss.
-func (h *Hub) Resubscribed(channel string) {
-	h.stats.resubscribed.Add(1)
-}
-
-// deliver fans one publication out; offset 0 means none.
+// deliver hands one publication to the loops; offset 0 means none.
 func (h *Hub) deliver(channel string, pos history.Position, data []byte) {
 	sh := h.table.stripeOfString(channel)
 	sh.publications.Add(1)
 	sh.mu.RLock()
 	ch := sh.m[channel]
-	if ch == nil || len(ch.active) == 0 {
-		sh.mu.RUnlock()
-		return
+	switch {
+	case ch == nil || len(ch.active) == 0:
+	case pos.Offset != 0 && ch.stream != nil:
+		h.deliverStream(ch, pos, data)
+	default:
+		h.fanout(ch, pos, data)
 	}
-	f := buildMessage(channel, pos.Offset, data)
+	sh.mu.RUnlock()
+}
+
+// fanout encodes one message frame and queues it on every loop holding
+// members of ch; the caller holds ch.sh.mu (read).
+func (h *Hub) fanout(ch *channel, pos history.Position, data []byte) {
+	f := buildMessage(ch.name, pos.Offset, data)
 	it := inboxItem{f: f, t: nanotime(), off: pos.Offset, epoch: pos.Epoch}
 	for _, ls := range ch.active {
 		f.Retain()
 		it.ls = ls
 		h.loops[ls.loop].enqueue(it)
 	}
-	sh.mu.RUnlock()
 	f.Release()
 }
 

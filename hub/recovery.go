@@ -87,6 +87,7 @@ func (r *streamRead) answer(rd history.Read, err error) {
 			r.covered = false // the stream was reset between two reads
 		}
 		r.pos = rd.Pos
+		r.ls.ch.stream.noteRead(rd.Pos)
 		if r.flag&mSince != 0 && r.covered {
 			r.covered = covers(r.next, rd) && rd.Pos.Offset-r.since <= uint64(r.ls.ch.recoveryMax) &&
 				(r.epoch == "" || r.epoch == rd.Pos.Epoch)

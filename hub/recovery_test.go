@@ -24,6 +24,7 @@ type streamBroker struct {
 	reads    []func()
 	deferred bool
 	pending  []func()
+	drop     int // deliveries to lose, like a pub/sub connection that went away
 }
 
 func newStreamBroker() *streamBroker {
@@ -44,11 +45,14 @@ func (b *streamBroker) PublishHistory(ch string, data []byte, _ history.Options,
 	b.streams[ch] = s
 	pos := history.Position{Offset: off, Epoch: b.epoch}
 	deliver := func() { b.sink.(StreamSink).DeliverAt(ch, pos, data) }
-	if b.deferred {
+	lose := b.drop > 0
+	if lose {
+		b.drop--
+	} else if b.deferred {
 		b.pending = append(b.pending, deliver)
 	}
 	b.smu.Unlock()
-	if !b.deferred {
+	if !b.deferred && !lose {
 		deliver()
 	}
 	done(pos, nil)
@@ -288,4 +292,73 @@ func TestHistoryReadOfALeftMemberIsDropped(t *testing.T) {
 	p.send(c, `{"op":"subscribe","channel":"hist:a","id":3}`)
 	p.answerReads() // the first read finds its member gone; the second answers
 	p.expect(c, `{"op":"ok","id":3,"offset":3,"epoch":"e1"}`)
+}
+
+// await runs the loops until c has received len(want) frames (repairs
+// finish on a goroutine of their own), then checks them.
+func (p *streamFixture) await(c *fakeConn, want ...string) {
+	p.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runAll(p.loops)
+		c.mu.Lock()
+		n := len(c.frames)
+		c.mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		p.sb.release()
+		time.Sleep(time.Millisecond) // polling for the repair's goroutine
+	}
+	p.expect(c, want...)
+}
+
+func TestGapRepairFillsSkippedOffsets(t *testing.T) {
+	p := newStreamProto(t, 0)
+	c := p.open(0)
+	d := p.open(1)
+	for i, x := range []*fakeConn{c, d} {
+		p.send(x, fmt.Sprintf(`{"op":"subscribe","channel":"hist:a","id":%d}`, i))
+		p.answerReads()
+		p.expect(x, fmt.Sprintf(`{"op":"ok","id":%d,"offset":0,"epoch":"e1"}`, i))
+	}
+	p.publish("hist:a", 1, 1)
+	p.sb.drop = 2
+	p.publish("hist:a", 2, 4) // 2 and 3 lost on the way, 4 skips them
+	p.await(c, msgs("hist:a", 1, 4)...)
+	p.await(d, msgs("hist:a", 1, 4)...)
+	if got := p.h.stats.repaired.Load(); got != 3 { // 2, 3 and 4 itself: the read has it
+		t.Fatalf("repaired %d publications, want 3", got)
+	}
+	p.publish("hist:a", 5, 5)
+	p.expect(c, msgs("hist:a", 5, 5)...)
+}
+
+func TestGapRepairAfterResubscribe(t *testing.T) {
+	p := newStreamProto(t, 0)
+	p.publish("hist:a", 1, 2)
+	c := p.open(0)
+	p.send(c, `{"op":"subscribe","channel":"hist:a","id":1}`)
+	p.answerReads()
+	p.expect(c, `{"op":"ok","id":1,"offset":2,"epoch":"e1"}`)
+	p.sb.drop = 3
+	p.publish("hist:a", 3, 5) // the pub/sub connection was down
+	p.expect(c)
+	p.h.Resubscribed("hist:a")
+	p.await(c, msgs("hist:a", 3, 5)...)
+
+	// What the stream no longer holds is counted as lost.
+	q := newStreamProto(t, 0)
+	q.sb.size = 2
+	e := q.open(0)
+	q.send(e, `{"op":"subscribe","channel":"hist:b","id":1}`)
+	q.answerReads()
+	q.expect(e, `{"op":"ok","id":1,"offset":0,"epoch":"e1"}`)
+	q.publish("hist:b", 1, 1)
+	q.sb.drop = 4
+	q.publish("hist:b", 2, 6) // 2..5 lost; the stream keeps only 5 and 6
+	q.await(e, append(msgs("hist:b", 1, 1), msgs("hist:b", 5, 6)...)...)
+	if got := q.h.stats.lost.Load(); got != 3 {
+		t.Fatalf("lost %d, want 3", got)
+	}
 }

@@ -63,6 +63,7 @@ type channel struct {
 	// Set at creation from the channel's namespace, then read-only.
 	hist        history.Options // zero: no history (or a broker without it)
 	recoveryMax int
+	stream      *streamState // with hist: where the stream stands here (gaprepair.go)
 }
 
 func (ch *channel) state() (brokerState, uint32) {
@@ -305,6 +306,9 @@ func (r *subTable) subscribe(cs *connData, name []byte, id uint64, flags uint8) 
 			ch = &channel{name: string(name), sh: sh}
 			if r.namespace != nil {
 				ch.hist, ch.recoveryMax = r.namespace(ch.name)
+				if ch.hist.On() {
+					ch.stream = &streamState{}
+				}
 			}
 			sh.m[ch.name] = ch
 			r.channels.Add(1)
