@@ -34,7 +34,15 @@ type ring struct {
 }
 
 // at returns the i-th slot from the oldest.
-func (r *ring) at(i int) slot { return r.slots[(r.head+i)%len(r.slots)] }
+func (r *ring) at(i int) slot { return r.slots[r.wrap(r.head+i)] }
+
+// wrap maps i in [0, 2*len(slots)) into the slot ring (cheaper than %).
+func (r *ring) wrap(i int) int {
+	if i >= len(r.slots) {
+		i -= len(r.slots)
+	}
+	return i
+}
 
 // data returns the bytes of s; the slice cannot be appended over.
 func (r *ring) data(s slot) []byte {
@@ -64,7 +72,7 @@ func (r *ring) push(seq uint64, data []byte) {
 	}
 	copy(r.buf[off:], data)
 	r.end = off + len(data)
-	r.slots[(r.head+r.n)%len(r.slots)] = slot{seq: seq, off: uint32(off), n: uint32(len(data))}
+	r.slots[r.wrap(r.head+r.n)] = slot{seq: seq, off: uint32(off), n: uint32(len(data))}
 	r.n++
 	r.live += len(data)
 }
@@ -73,7 +81,7 @@ func (r *ring) push(seq uint64, data []byte) {
 // by Read stay valid.
 func (r *ring) pop() {
 	old := r.slots[r.head]
-	r.head = (r.head + 1) % len(r.slots)
+	r.head = r.wrap(r.head + 1)
 	r.n--
 	r.live -= int(old.n)
 	if r.n == 0 {
