@@ -94,7 +94,7 @@ func (st *Store) Append(channel string, data []byte, opt Options, now int64) Pos
 	s.top++
 	pos := Position{Offset: s.top, Epoch: s.epoch}
 	st.setTTL(s, opt.TTL, now)
-	s.size = opt.Size
+	s.size = max(opt.Size, 1) // a ring needs a slot
 	for s.n > 0 && s.n >= s.size {
 		st.popOldest(s)
 	}
