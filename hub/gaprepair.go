@@ -98,18 +98,9 @@ func (h *Hub) repair(ch *channel, st *streamState) {
 	h.historian.ReadHistory(ch.name, from.Offset, ch.recoveryMax, func(rd history.Read, err error) {
 		// The entries are valid only during this call; the delivery takes
 		// the locks, which the caller may hold if it answers at once.
-		rd.Entries = copyEntries(rd.Entries)
+		rd.Entries, _ = copyEntries(append([]history.Entry(nil), rd.Entries...), nil)
 		go h.repaired(ch, seq, rd, err)
 	})
-}
-
-// copyEntries copies entries and their data.
-func copyEntries(es []history.Entry) []history.Entry {
-	out := make([]history.Entry, len(es))
-	for i, e := range es {
-		out[i] = history.Entry{Offset: e.Offset, Data: append([]byte(nil), e.Data...)}
-	}
-	return out
 }
 
 // repaired delivers a repair read's entries, then the held publications.

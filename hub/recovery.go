@@ -89,8 +89,9 @@ func (r *streamRead) answer(rd history.Read, err error) {
 		r.pos = rd.Pos
 		r.ls.ch.stream.noteRead(rd.Pos)
 		if r.flag&mSince != 0 && r.covered {
-			r.covered = covers(r.next, rd) && rd.Pos.Offset-r.since <= uint64(r.ls.ch.recoveryMax) &&
-				(r.epoch == "" || r.epoch == rd.Pos.Epoch)
+			// The frames so far hold since+1 .. next: what is left of the
+			// bound is for the rest.
+			r.covered = history.Recovered(r.next, r.epoch, r.epoch != "", rd, r.ls.ch.recoveryMax-len(r.frames))
 			if r.covered {
 				for _, e := range rd.Entries {
 					r.frames = append(r.frames, buildMessage(r.ls.ch.name, e.Offset, e.Data))
@@ -100,16 +101,6 @@ func (r *streamRead) answer(rd history.Read, err error) {
 		}
 	}
 	r.h.loops[r.cs.loop].poster.Post(r.finishFn)
-}
-
-// covers reports whether rd holds every publication after since: since is
-// not past the stream's end and the entries are exactly since+1 .. end.
-func covers(since uint64, rd history.Read) bool {
-	end := rd.Pos.Offset
-	if since > end || uint64(len(rd.Entries)) != end-since {
-		return false
-	}
-	return len(rd.Entries) == 0 || rd.Entries[0].Offset == since+1
 }
 
 // finish runs on the member's loop once a read is back.
