@@ -109,7 +109,7 @@ func TestSendDirect(t *testing.T) {
 	c := &fakeConn{id: 1}
 	h2.OnOpen(c)
 	if h2.SendDirect("i.1", []byte(`1`)) {
-		t.Fatal("SendDirect without a Presence reported true")
+		t.Fatal("SendDirect without a Registrar reported true")
 	}
 }
 

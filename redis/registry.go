@@ -28,7 +28,7 @@ type InstanceInfo = hub.InstanceInfo
 // A Registry is the hub's Registrar (it records connections) and Directory
 // (it finds them and routes addressed sends).
 var (
-	_ hub.Registrar  = (*Registry)(nil)
+	_ hub.Registrar = (*Registry)(nil)
 	_ hub.Directory = (*Registry)(nil)
 )
 
