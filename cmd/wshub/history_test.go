@@ -76,3 +76,26 @@ func TestHistoryConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryLongReplay: a replay several send queues long goes out whole,
+// paced, and live delivery follows it (a send queue of 64 frames).
+func TestHistoryLongReplay(t *testing.T) {
+	g := startGateway(t, "--config", writeConfig(t, historyConfig), "--send-queue", "64")
+	const n = 700
+	for i := 1; i <= n; i++ {
+		if code, _ := g.post("/api/publish", fmt.Sprintf(`{"channel":"hist:long","data":%d}`, i)); code != 200 {
+			t.Fatalf("publish %d: %d", i, code)
+		}
+	}
+	c := dial(t, g.addr)
+	c.sendText(`{"op":"subscribe","channel":"hist:long","id":1,"since":0}`)
+	if ok := c.next(); ok["recovered"] != true || ok["replayed"] != float64(n) {
+		t.Fatalf("ok %v, want recovered with %d replayed", ok, n)
+	}
+	g.post("/api/publish", `{"channel":"hist:long","data":"live"}`)
+	for i := 1; i <= n+1; i++ {
+		if m := c.next(); m["offset"] != float64(i) {
+			t.Fatalf("message %d: %v", i, m)
+		}
+	}
+}
