@@ -35,6 +35,17 @@ func TestParseReply(t *testing.T) {
 			t.Errorf("%s: got op %d id %d channel %q data %q", c.in, r.op, r.id, r.channel, r.data)
 		}
 	}
+	var r reply
+	if err := parseReply([]byte(`{"op":"ok","id":1,"offset":42,"epoch":"ab\"c","recovered":true,"replayed":25}`), &r); err != nil ||
+		r.offset != 42 || string(r.epoch) != `ab\"c` || r.recovered != recTrue || r.replayed != 25 {
+		t.Errorf("history ok: %+v %v", r, err)
+	}
+	if err := parseReply([]byte(`{"op":"ok","id":1,"recovered":false}`), &r); err != nil || r.recovered != recFalse || r.offset != -1 || r.replayed != -1 {
+		t.Errorf("ok recovered:false without offset: %+v %v", r, err)
+	}
+	if err := parseReply([]byte(`{"op":"message","channel":"h:1","offset":18,"data":1}`), &r); err != nil || r.offset != 18 || r.recovered != recNone {
+		t.Errorf("message with offset: %+v %v", r, err)
+	}
 	for _, bad := range []string{``, `[]`, `{"op":"ok"`, `{"op" "ok"}`, `{"op":}`, `{"p":"unterminated}`} {
 		var r reply
 		if parseReply([]byte(bad), &r) == nil {
