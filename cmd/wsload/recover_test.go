@@ -51,6 +51,7 @@ func TestRecoverSummaryAndJSON(t *testing.T) {
 	if code := run(args, &out, &errb); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
+	t.Log(out.String())
 	for _, want := range []string{"  lost/dup/ooo   0 lost, 0 duplicates, 0 out of order\n", "  reconnects     ", "  recovery ok    p50 ", "  caught up      p50 "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
