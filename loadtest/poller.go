@@ -780,6 +780,9 @@ func (p *poller) release(c *conn, abort bool) {
 
 // afterClose counts a setup failure and schedules a storm reconnect.
 func (p *poller) afterClose(c *conn) {
+	if c.rs != nil && c.rs.c == c {
+		c.rs.c = nil // away until its next connection
+	}
 	if !c.has(fReady) && !c.has(fFailed) {
 		c.flags |= fFailed
 		p.ctr.failed.Add(1)

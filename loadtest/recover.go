@@ -104,9 +104,6 @@ func (p *poller) recoverTimeout(ms int) int {
 // dropped it, or a dial failed: those take afterClose's backoff).
 func (p *poller) recoverLost(c *conn, r dialReq) (scheduled bool) {
 	rs := c.rs
-	if rs.c == c {
-		rs.c = nil
-	}
 	if !rs.away {
 		return false
 	}
@@ -163,13 +160,13 @@ func (p *poller) recoverMessage(c *conn, r *reply) {
 		p.ctr.errs[errForeign].Add(1)
 		return
 	}
-	if r.offset < 0 {
+	if r.offset < 0 || !c.has(fReady) { // the ok comes first, also before a replay
 		p.ctr.errs[errOffset].Add(1)
 		return
 	}
 	live := r.offset > rs.trk.live
 	caught, ok := rs.trk.message(r.offset)
-	if !ok {
+	if !ok { // its first ok had no offset
 		p.ctr.errs[errOffset].Add(1)
 		return
 	}

@@ -251,3 +251,30 @@ func TestUpgradeRequestPresentsToken(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribeCommand: a first subscribe has no since; a reconnect's
+// carries since and the epoch (raw, as the ok's JSON had it), and the
+// frame's length covers both.
+func TestSubscribeCommand(t *testing.T) {
+	for _, c := range []struct {
+		since int64
+		epoch string
+		want  string
+	}{
+		{-1, "", `{"op":"subscribe","channel":"hist:a.1","id":1}`},
+		{0, "x", `{"op":"subscribe","channel":"hist:a.1","id":1,"since":0,"epoch":"x"}`},
+		{17, `ab\"c`, `{"op":"subscribe","channel":"hist:a.1","id":1,"since":17,"epoch":"ab\"c"}`},
+	} {
+		key := uint32(0x01020304)
+		f := appendSubscribe(nil, []byte("hist:a.1"), c.since, c.epoch, key)
+		if int(f[1]&0x7f) != len(c.want) || len(f) != 6+len(c.want) {
+			t.Errorf("since %d: length byte %d, frame %d bytes, for %d bytes of JSON", c.since, f[1]&0x7f, len(f), len(c.want))
+			continue
+		}
+		body := bytes.Clone(f[6:])
+		maskBytes(body, key)
+		if string(body) != c.want {
+			t.Errorf("got %s, want %s", body, c.want)
+		}
+	}
+}
