@@ -45,6 +45,7 @@ const (
 	fIPCounted                      // counted in Server.ips for its source: released at OnClose
 	fCompressed                     // may be sent compressed messages (Compressed)
 	fRequestHeld                    // aux is a *handshakeState, not a *ring (aux.go)
+	fWantDrain                      // NotifyDrained: report the queue's going out (drain.go)
 )
 
 // nextID numbers connections for the life of the process.

@@ -92,7 +92,8 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, perr)
 		return
 	}
-	if err := h.Publish(r.Context(), string(channel), data); err != nil {
+	at, err := h.Publish(r.Context(), string(channel), data)
+	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
 			e = &Error{500, err.Error()}
@@ -101,6 +102,11 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if at.Offset != 0 {
+		w.Write(strconv.AppendUint([]byte(`{"ok":true,"offset":`), at.Offset, 10))
+		io.WriteString(w, "}")
+		return
+	}
 	io.WriteString(w, `{"ok":true}`)
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/wshub/wshub/hub/history"
 )
 
 // opKind is a client command's op (PROTOCOL.md).
@@ -29,7 +31,10 @@ type command struct {
 	op       opKind
 	hasID    bool
 	hasSince bool
+	hasEpoch bool
 	id       uint64
+	since    uint64 // subscribe: the last offset the client saw
+	epoch    []byte // subscribe: the stream epoch that offset belongs to
 	channel  []byte
 	data     []byte
 	token    []byte // refresh
@@ -61,7 +66,8 @@ var (
 	errMissingChan = &Error{400, "missing channel"}
 	errChanType    = &Error{400, "channel must be a string"}
 	errMissingData = &Error{400, "missing data"}
-	errSinceType   = &Error{400, "since must be an offset (a string or a non-negative integer)"}
+	errSinceType   = &Error{400, "since must be an offset: an integer from 0 to 2^53-1"}
+	errEpochType   = &Error{400, "epoch must be a string"}
 	errMissingTok  = &Error{400, "missing token"}
 	errTokenType   = &Error{400, "token must be a string"}
 	errEmptyChan   = &Error{422, "channel name is empty"}
@@ -71,6 +77,7 @@ var (
 // fields are the top-level members a command or API body may carry.
 type fields struct {
 	op, id, channel, data, since rawField
+	epoch                        rawField // subscribe with since
 	token                        rawField // refresh
 	conn, user                   rawField // POST /api/send
 }
@@ -129,6 +136,8 @@ func scanFields(msg []byte, fs *fields) *Error {
 				fs.data = f
 			case "since":
 				fs.since = f
+			case "epoch":
+				fs.epoch = f
 			case "token":
 				fs.token = f
 			case "conn":
@@ -222,10 +231,17 @@ func parseCommand(msg []byte, cmd *command) *Error {
 		cmd.data = data.val
 	case opSubscribe:
 		if since.present {
-			if _, ok := parseID(*since); !ok && since.kind != kindString {
+			v, ok := parseID(*since)
+			if !ok || v > history.MaxOffset {
 				return errSinceType
 			}
-			cmd.hasSince = true
+			cmd.since, cmd.hasSince = v, true
+		}
+		if e := &fs.epoch; e.present {
+			if e.kind != kindString {
+				return errEpochType
+			}
+			cmd.epoch, cmd.hasEpoch = e.str(), true
 		}
 	}
 	return nil

@@ -40,6 +40,9 @@ type fakeConn struct {
 	count  bool
 	refuse bool
 
+	room        int  // Room's answer; 0: plenty
+	drainWanted bool // NotifyDrained was called since the last OnDrained
+
 	closedWith uint16   // the code Close was called with, 0 before
 	resumed    chan int // Resume's codes, when a test expects a deferred upgrade
 
@@ -61,10 +64,17 @@ func (c *fakeConn) Send(f *wsproto.Frame) bool {
 	return !c.refuse
 }
 func (c *fakeConn) Close(code uint16, reason string) { c.closedWith = code }
-func (c *fakeConn) SetExpiry(time.Time)              {}
-func (c *fakeConn) Resume(decide func() int)         { c.resumed <- decide() }
-func (c *fakeConn) Data() any                        { return c.data }
-func (c *fakeConn) SetData(v any)                    { c.data = v }
+func (c *fakeConn) NotifyDrained()                   { c.drainWanted = true }
+func (c *fakeConn) Room() int {
+	if c.room == 0 {
+		return 1 << 20
+	}
+	return c.room
+}
+func (c *fakeConn) SetExpiry(time.Time)      {}
+func (c *fakeConn) Resume(decide func() int) { c.resumed <- decide() }
+func (c *fakeConn) Data() any                { return c.data }
+func (c *fakeConn) SetData(v any)            { c.data = v }
 
 // take returns and forgets the frames received so far.
 func (c *fakeConn) take() []string {

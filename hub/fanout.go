@@ -15,6 +15,7 @@ import (
 // loopState is the hub's side of one event loop: the inbox that carries
 // publications to it and the state only its goroutine touches.
 type loopState struct {
+	hub    *Hub
 	idx    int32
 	poster Poster
 	run    func() // cached l.runInbox, so posting it does not allocate
@@ -26,6 +27,8 @@ type loopState struct {
 	// Loop goroutine only.
 	scratch []byte
 	freePub []*pendingPub
+	reads   map[dupKey]*streamRead     // history reads out, by member (recovery.go)
+	replays map[*connData]*replayQueue // paced replays (replay.go)
 
 	stats loopCounters
 	_     cpu.CacheLinePad
@@ -39,10 +42,13 @@ type inboxItem struct {
 	cs *connData
 	f  *wsproto.Frame
 	t  int64 // monotonic ns at Deliver, for the latency histogram
+
+	off   uint64 // a history channel's publication: its stream position
+	epoch string
 }
 
-func newLoopState(i int, p Poster) *loopState {
-	l := &loopState{idx: int32(i), poster: p, scratch: make([]byte, 0, 256)}
+func newLoopState(h *Hub, i int, p Poster) *loopState {
+	l := &loopState{hub: h, idx: int32(i), poster: p, scratch: make([]byte, 0, 256)}
 	l.run = l.runInbox
 	return l
 }
@@ -65,37 +71,42 @@ const (
 // for one channel never overlap (Sink contract), and every loop's inbox is
 // FIFO, so all subscribers see one order.
 func (h *Hub) Deliver(channel string, data []byte) {
-	h.deliver(channel, 0, data)
+	h.deliver(channel, history.Position{}, data)
 }
 
 // DeliverAt is Deliver for a publication of a history channel's stream: its
-// frame carries the offset.
+// frame carries the offset, and a publication that skips offsets waits
+// while the hub reads the missing ones (gaprepair.go).
 func (h *Hub) DeliverAt(channel string, pos history.Position, data []byte) {
-	h.deliver(channel, pos.Offset, data)
+	h.deliver(channel, pos, data)
 }
 
-// Resubscribed counts a broker subscription restored after a loss.
-func (h *Hub) Resubscribed(channel string) {
-	h.stats.resubscribed.Add(1)
-}
-
-// deliver fans one publication out; offset 0 means none.
-func (h *Hub) deliver(channel string, offset uint64, data []byte) {
+// deliver hands one publication to the loops; offset 0 means none.
+func (h *Hub) deliver(channel string, pos history.Position, data []byte) {
 	sh := h.table.stripeOfString(channel)
 	sh.publications.Add(1)
 	sh.mu.RLock()
 	ch := sh.m[channel]
-	if ch == nil || len(ch.active) == 0 {
-		sh.mu.RUnlock()
-		return
-	}
-	f := buildMessage(channel, offset, data)
-	t := nanotime()
-	for _, ls := range ch.active {
-		f.Retain()
-		h.loops[ls.loop].push(ls, f, t)
+	switch {
+	case ch == nil || len(ch.active) == 0:
+	case pos.Offset != 0 && ch.stream != nil:
+		h.deliverStream(ch, pos, data)
+	default:
+		h.fanout(ch, pos, data)
 	}
 	sh.mu.RUnlock()
+}
+
+// fanout encodes one message frame and queues it on every loop holding
+// members of ch; the caller holds ch.sh.mu (read).
+func (h *Hub) fanout(ch *channel, pos history.Position, data []byte) {
+	f := buildMessage(ch.name, pos.Offset, data)
+	it := inboxItem{f: f, t: nanotime(), off: pos.Offset, epoch: pos.Epoch}
+	for _, ls := range ch.active {
+		f.Retain()
+		it.ls = ls
+		h.loops[ls.loop].enqueue(it)
+	}
 	f.Release()
 }
 
@@ -123,17 +134,13 @@ func buildMessage(channel string, offset uint64, data []byte) *wsproto.Frame {
 	return f
 }
 
-// push queues one item; only the push that finds the inbox empty posts the
-// drain, so a burst costs one Post.
-func (l *loopState) push(ls *loopSubs, f *wsproto.Frame, t int64) {
-	l.enqueue(inboxItem{ls: ls, f: f, t: t})
-}
-
 // pushDirect queues an addressed send (taking over f's reference).
 func (l *loopState) pushDirect(cs *connData, f *wsproto.Frame) {
 	l.enqueue(inboxItem{cs: cs, f: f})
 }
 
+// enqueue queues one item; only the one that finds the inbox empty posts
+// the drain, so a burst costs one Post.
 func (l *loopState) enqueue(it inboxItem) {
 	l.mu.Lock()
 	first := len(l.inbox) == 0
@@ -167,10 +174,23 @@ func (l *loopState) runInbox() {
 			*it = inboxItem{}
 			continue
 		}
-		for j := range it.ls.members {
-			m := &it.ls.members[j]
+		ls := it.ls
+		if it.off != 0 {
+			if it.epoch == ls.epoch && it.off <= ls.seen {
+				l.stats.duplicates.Add(1) // this loop has handed it out already
+				it.f.Release()
+				*it = inboxItem{}
+				continue
+			}
+			ls.seen, ls.epoch = it.off, it.epoch
+		}
+		for j := range ls.members {
+			m := &ls.members[j]
 			if m.wait != 0 {
 				continue // its subscribe is not confirmed yet
+			}
+			if m.flags&mCatchup != 0 && !l.pass(ls, m, it) {
+				continue
 			}
 			if m.conn.Send(it.f) {
 				sent++

@@ -54,7 +54,7 @@ func TestFanoutSameOrderOnAllLoops(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < apiPubs; i++ {
-			if err := h.Publish(context.Background(), "feed", fmt.Appendf(nil, `{"p":%d,"i":%d}`, nloops, i)); err != nil {
+			if _, err := h.Publish(context.Background(), "feed", fmt.Appendf(nil, `{"p":%d,"i":%d}`, nloops, i)); err != nil {
 				t.Error(err)
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wshub/wshub/hub/access"
+	"github.com/wshub/wshub/hub/history"
 	"github.com/wshub/wshub/wsproto"
 )
 
@@ -63,9 +64,12 @@ type Hub struct {
 	cfg    Config
 	log    *slog.Logger
 	broker Broker
-	table  *subTable
-	loops  []*loopState
-	index  *connIndex // local connections by id; nil without a Presence
+	// historian is the broker's history, nil when it keeps none: no
+	// channel is then a history channel.
+	historian Historian
+	table     *subTable
+	loops     []*loopState
+	index     *connIndex // local connections by id; nil without a Presence
 
 	idPrefix string // "<instance>."
 
@@ -112,10 +116,14 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	h.errTooMany = &Error{429, "too many subscriptions on this connection (limit " + strconv.Itoa(cfg.MaxSubscriptions) + ")"}
 	h.loops = make([]*loopState, len(loops))
 	for i, p := range loops {
-		h.loops[i] = newLoopState(i, p)
+		h.loops[i] = newLoopState(h, i, p)
 	}
 	h.table = newSubTable(b, loops, h)
 	h.table.maxSubs = cfg.MaxSubscriptions
+	if hb, ok := b.(Historian); ok {
+		h.historian = hb
+		h.table.namespace = h.streamOptions
+	}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(&collector{h: h}); err != nil {
 			h.log.Warn("hub metrics not registered", "err", err)
@@ -154,6 +162,7 @@ func (h *Hub) OnClose(c Conn) {
 		return
 	}
 	h.table.closeConn(cs)
+	h.loops[cs.loop].dropReplay(cs)
 	h.unregister(c, cs)
 	if cs.counted {
 		h.users.release(cs.ident.User)
@@ -216,9 +225,26 @@ func (h *Hub) subscribe(l *loopState, cs *connData, cmd *command) {
 		flags |= mSince
 	}
 	switch h.table.subscribe(cs, cmd.channel, cmd.id, flags) {
-	case subOK, subAlready:
-		if cmd.hasID {
+	case subOK:
+		k := len(cs.subs) - 1 // subscribe appended it
+		ls := cs.subs[k].ls
+		if ls.ch.hist.On() {
+			h.subscribeStream(l, cs, ls, &ls.members[cs.subs[k].idx], cmd.since, string(cmd.epoch))
+		} else if cmd.hasID {
 			l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, cmd.hasSince))
+		}
+	case subPending:
+		if ls := cs.subs[len(cs.subs)-1].ls; cmd.hasSince && ls.ch.hist.On() {
+			h.table.holdSince(cs, ls, cmd.since, string(cmd.epoch))
+		}
+	case subAlready:
+		if cmd.hasID {
+			ls := cs.subs[cs.find(cmd.channel)].ls
+			if ls.ch.hist.On() {
+				l.reply(cs.conn, appendStreamOK(l.scratch[:0], cmd.id, history.Position{Offset: ls.seen, Epoch: ls.epoch}, cmd.hasSince, false, 0))
+			} else {
+				l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, cmd.hasSince))
+			}
 		}
 	case subDupFull:
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errTooManyDups)
@@ -240,17 +266,27 @@ func (h *Hub) unsubscribe(l *loopState, cs *connData, cmd *command) {
 	if m.wait != 0 {
 		// The subscribes it cancels still owe their one answer: they did
 		// not fail, they were superseded.
-		withRepeats(&m, dups, h.confirmed)
+		withRepeats(&m, dups, func(m *member) { h.confirmed(nil, m) })
 	}
 	if cmd.hasID {
 		l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, false))
 	}
 }
 
-// confirmed answers a subscribe once the broker confirmed it (member's loop).
-func (h *Hub) confirmed(m *member) {
-	if m.flags&mHasID != 0 && !m.cs.closed {
-		l := h.loops[m.cs.loop]
+// confirmed answers a subscribe once the broker confirmed it (member's
+// loop); ls is nil for a subscribe an unsubscribe superseded. A history
+// channel's subscribe goes on to read the stream first.
+func (h *Hub) confirmed(ls *loopSubs, m *member) {
+	if m.cs.closed {
+		return
+	}
+	l := h.loops[m.cs.loop]
+	if ls != nil && ls.ch.hist.On() {
+		since, epoch := h.table.takeSince(m.cs, ls, m)
+		h.subscribeStream(l, m.cs, ls, m, since, epoch)
+		return
+	}
+	if m.flags&mHasID != 0 {
 		l.reply(m.conn, appendOK(l.scratch[:0], m.id, m.flags&mSince != 0))
 	}
 }

@@ -17,6 +17,8 @@ type loopCounters struct {
 	deliveries atomic.Uint64 // frames handed to Conn.Send and accepted
 	dropped    atomic.Uint64 // Conn.Send refused (closing or slow consumer)
 	directs    atomic.Uint64 // addressed sends queued to their connection
+	replayed   atomic.Uint64 // history frames queued by recoveries
+	duplicates atomic.Uint64 // history frames a loop had handed out already (skipped)
 	latency    histogram
 }
 
@@ -28,6 +30,13 @@ type hubStats struct {
 	refreshes    atomic.Uint64   // tokens replaced by a refresh
 	rateClosed   atomic.Uint64   // connections closed for exceeding the rate limits again and again
 	resubscribed atomic.Uint64   // broker subscriptions restored after a loss (Resubscribed)
+
+	// History channels at this instance (gaprepair.go).
+	repairs          atomic.Uint64 // repair reads issued (a gap, or a restored subscription)
+	repaired         atomic.Uint64 // publications a repair delivered
+	lost             atomic.Uint64 // offsets a repair could not find
+	repairsAbandoned atomic.Uint64 // repairs given up: too much live traffic held behind them
+	streamDuplicates atomic.Uint64 // publications at or before the position already handed out
 }
 
 // upgradeRefused counts a refused upgrade by reason (rare enough for a scan).
@@ -100,6 +109,18 @@ var (
 		"Connections closed with 1008 for exceeding the rate limits too often.", nil, nil)
 	descResubscribed = prometheus.NewDesc("wshub_hub_resubscribed_total",
 		"Channel subscriptions the broker restored after losing them (publications of the meantime may be missing).", nil, nil)
+	descRepairs = prometheus.NewDesc("wshub_hub_history_repairs_total",
+		"Reads of a history channel's stream to fill a gap in live delivery or after a restored subscription.", nil, nil)
+	descRepaired = prometheus.NewDesc("wshub_hub_history_repaired_total",
+		"Publications that gap repair delivered from the stream.", nil, nil)
+	descLost = prometheus.NewDesc("wshub_hub_history_lost_total",
+		"Offsets of history channels that live delivery skipped and the stream no longer held.", nil, nil)
+	descAbandoned = prometheus.NewDesc("wshub_hub_history_repairs_abandoned_total",
+		"Gap repairs given up because too much live traffic waited behind them.", nil, nil)
+	descStreamDups = prometheus.NewDesc("wshub_hub_history_duplicates_total",
+		"History publications dropped because this instance had handed them out already.", nil, nil)
+	descReplayed = prometheus.NewDesc("wshub_hub_history_replayed_total",
+		"Publications replayed to recovering subscribers.", nil, nil)
 	descLatency = prometheus.NewDesc("wshub_hub_fanout_latency_seconds",
 		"Time from Deliver to the loop handing the frame to its subscribers.", nil, nil)
 )
@@ -110,7 +131,8 @@ type collector struct{ h *Hub }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descErrors, descPublications, descAPIPublishes,
 		descDeliveries, descDropped, descDirects, descDirectMissed, descChannels, descSubscriptions, descBrokerSubs, descLatency,
-		descRefused, descRefreshes, descRateClosed, descResubscribed} {
+		descRefused, descRefreshes, descRateClosed, descResubscribed,
+		descRepairs, descRepaired, descLost, descAbandoned, descStreamDups, descReplayed} {
 		ch <- d
 	}
 }
@@ -119,7 +141,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	h := c.h
 	var cmds [numOps]uint64
 	var errs [numCodes]uint64
-	var deliveries, dropped, directs uint64
+	var deliveries, dropped, directs, replayed, dups uint64
 	var buckets [len(latencyBounds) + 1]uint64
 	var sumNs int64
 	for _, l := range h.loops {
@@ -133,6 +155,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		deliveries += s.deliveries.Load()
 		dropped += s.dropped.Load()
 		directs += s.directs.Load()
+		replayed += s.replayed.Load()
+		dups += s.duplicates.Load()
 		for i := range buckets {
 			buckets[i] += s.latency.counts[i].Load()
 		}
@@ -168,6 +192,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(h.stats.refreshes.Load()))
 	ch <- prometheus.MustNewConstMetric(descRateClosed, prometheus.CounterValue, float64(h.stats.rateClosed.Load()))
 	ch <- prometheus.MustNewConstMetric(descResubscribed, prometheus.CounterValue, float64(h.stats.resubscribed.Load()))
+	for _, c := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{{descRepairs, h.stats.repairs.Load()}, {descRepaired, h.stats.repaired.Load()}, {descLost, h.stats.lost.Load()},
+		{descAbandoned, h.stats.repairsAbandoned.Load()}, {descStreamDups, h.stats.streamDuplicates.Load() + dups}, {descReplayed, replayed}} {
+		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
+	}
 
 	cum := make(map[float64]uint64, len(latencyBounds))
 	var total uint64

@@ -77,6 +77,12 @@ func TestProtocolErrors(t *testing.T) {
 		{"id over uint64", `{"op":"ping","id":18446744073709551616}`, 400, false, "id must be"},
 		{"publish without data", `{"op":"publish","channel":"a","id":7}`, 400, true, "missing data"},
 		{"since wrong type", `{"op":"subscribe","channel":"a","since":{},"id":7}`, 400, true, "since must be"},
+		{"since negative", `{"op":"subscribe","channel":"a","since":-1,"id":7}`, 400, true, "since must be"},
+		{"since fractional", `{"op":"subscribe","channel":"a","since":1.5,"id":7}`, 400, true, "since must be"},
+		{"since a string", `{"op":"subscribe","channel":"a","since":"3","id":7}`, 400, true, "since must be"},
+		{"since null", `{"op":"subscribe","channel":"a","since":null,"id":7}`, 400, true, "since must be"},
+		{"since 2^53", `{"op":"subscribe","channel":"a","since":9007199254740992,"id":7}`, 400, true, "since must be"},
+		{"epoch not a string", `{"op":"subscribe","channel":"a","since":1,"epoch":5,"id":7}`, 400, true, "epoch must be a string"},
 		{"unsubscribe not subscribed", `{"op":"unsubscribe","channel":"nope","id":7}`, 404, true, "not subscribed"},
 		{"data over the limit", `{"op":"publish","channel":"a","data":"` + strings.Repeat("x", 100) + `","id":7}`, 413, true, "publish limit of 64 bytes"},
 		{"bad channel character", `{"op":"subscribe","channel":"no spaces","id":7}`, 422, true, `invalid character ' ' at byte 2`},
@@ -134,7 +140,7 @@ func TestProtocolRepliesAndIDs(t *testing.T) {
 	p.send(c, `{"op":"subscribe","channel":"hist","since":17,"id":3}`)
 	p.expect(c, `{"op":"ok","id":3,"recovered":false}`)
 	p.send(c, `{"op":"subscribe","channel":"hist2","since":"1-0","id":4}`)
-	p.expect(c, `{"op":"ok","id":4,"recovered":false}`)
+	p.expect(c, `{"op":"error","id":4,"code":400,"message":"since must be an offset: an integer from 0 to 2^53-1"}`)
 
 	// Publish: data byte for byte, the publisher included when subscribed.
 	data := `{"text": "hi ✓",  "n":[1, 2.50, null], "s":"q\"\\u00e9"}`
@@ -310,7 +316,7 @@ func TestRepeatedSubscribeWaitsForFirst(t *testing.T) {
 
 	// Success: every id gets its ok (with since: recovered false), once.
 	p.send(a, `{"op":"subscribe","channel":"y","id":4}`)
-	p.send(a, `{"op":"subscribe","channel":"y","id":5,"since":"0"}`)
+	p.send(a, `{"op":"subscribe","channel":"y","id":5,"since":0}`)
 	p.send(a, `{"op":"subscribe","channel":"y"}`)
 	p.expect(a)
 	p.b.fire(t, "y", nil)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/wshub/wshub/hub/history"
 )
 
 // pendingPub carries one client publish through the broker and back to the
@@ -16,8 +18,10 @@ type pendingPub struct {
 	hasID  bool
 	state  atomic.Int32 // pubCalling -> pubReturned | pubDone
 	err    error
-	done   func(error) // cached r.complete, handed to Broker.Publish
-	finish func()      // cached r.answer, posted to the loop
+	at     history.Position              // a history channel's publication: its offset
+	done   func(error)                   // cached r.complete, handed to Broker.Publish
+	doneAt func(history.Position, error) // cached r.completeAt, for Historian.PublishHistory
+	finish func()                        // cached r.answer, posted to the loop
 }
 
 const (
@@ -34,6 +38,7 @@ func (l *loopState) getPub() *pendingPub {
 	}
 	r := &pendingPub{l: l}
 	r.done = r.complete
+	r.doneAt = r.completeAt
 	r.finish = r.answer
 	return r
 }
@@ -46,6 +51,12 @@ func (r *pendingPub) complete(err error) {
 	}
 }
 
+// completeAt is complete for a history channel's publication.
+func (r *pendingPub) completeAt(at history.Position, err error) {
+	r.at = at
+	r.complete(err)
+}
+
 // answer replies to the publisher on its loop, unless it has gone, and
 // recycles the record.
 func (r *pendingPub) answer() {
@@ -54,10 +65,10 @@ func (r *pendingPub) answer() {
 		if r.err != nil {
 			l.replyError(r.cs.conn, r.hasID, r.id, errUnavailable)
 		} else if r.hasID {
-			l.reply(r.cs.conn, appendOK(l.scratch[:0], r.id, false))
+			l.reply(r.cs.conn, appendPublishOK(l.scratch[:0], r.id, r.at.Offset))
 		}
 	}
-	r.cs, r.err = nil, nil
+	r.cs, r.err, r.at = nil, nil, history.Position{}
 	r.state.Store(pubCalling)
 	l.freePub = append(l.freePub, r)
 }
@@ -78,7 +89,12 @@ func (h *Hub) publish(l *loopState, cs *connData, cmd *command) {
 	}
 	r := l.getPub()
 	r.cs, r.id, r.hasID = cs, cmd.id, cmd.hasID
-	h.broker.Publish(h.channelName(cmd.channel), cmd.data, r.done)
+	name := h.channelName(cmd.channel)
+	if opt := h.historyOf(name); opt.On() {
+		h.historian.PublishHistory(name, cmd.data, opt, r.doneAt)
+	} else {
+		h.broker.Publish(name, cmd.data, r.done)
+	}
 	if !r.state.CompareAndSwap(pubCalling, pubReturned) {
 		r.answer() // done already ran
 	}
@@ -99,32 +115,51 @@ func (h *Hub) channelName(name []byte) string {
 
 var errDataNotJSON = &Error{400, "data must be one valid JSON value"}
 
+// historyOf returns the history options of channel's namespace (none when
+// the broker keeps no history).
+func (h *Hub) historyOf(channel string) history.Options {
+	if h.historian == nil {
+		return history.Options{}
+	}
+	opt, _ := h.streamOptions(channel)
+	return opt
+}
+
 // Publish publishes data (a JSON value) on channel for the HTTP API. It
 // validates like a client publish and waits until the broker accepted it, ctx
-// ends or Config.PublishTimeout passes. Failures are *Error with the code
-// the API answers (400, 413, 422, 503).
-func (h *Hub) Publish(ctx context.Context, channel string, data []byte) error {
+// ends or Config.PublishTimeout passes; on a history channel it returns the
+// publication's position (else the zero Position). Failures are *Error with
+// the code the API answers (400, 413, 422, 503).
+func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (history.Position, error) {
 	if err := validChannel(channel); err != nil {
-		return err
+		return history.Position{}, err
 	}
 	if len(data) > h.cfg.MaxPublish {
-		return h.errTooBig
+		return history.Position{}, h.errTooBig
 	}
 	if !validJSON(data) || !utf8.Valid(data) {
-		return errDataNotJSON
+		return history.Position{}, errDataNotJSON
 	}
 	h.stats.apiPublishes.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
-	done := make(chan error, 1)
-	h.broker.Publish(channel, data, func(err error) { done <- err })
+	type result struct {
+		at  history.Position
+		err error
+	}
+	done := make(chan result, 1)
+	if opt := h.historyOf(channel); opt.On() {
+		h.historian.PublishHistory(channel, data, opt, func(at history.Position, err error) { done <- result{at, err} })
+	} else {
+		h.broker.Publish(channel, data, func(err error) { done <- result{err: err} })
+	}
 	select {
-	case err := <-done:
-		if err != nil {
-			return errUnavailable
+	case r := <-done:
+		if r.err != nil {
+			return history.Position{}, errUnavailable
 		}
-		return nil
+		return r.at, nil
 	case <-ctx.Done():
-		return errTimeout
+		return history.Position{}, errTimeout
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wshub/wshub/hub/history"
 	"github.com/wshub/wshub/wsproto"
 )
 
@@ -36,6 +37,37 @@ func appendOK(b []byte, id uint64, unrecovered bool) []byte {
 	b = appendID(b, true, id)
 	if unrecovered {
 		b = append(b, `,"recovered":false`...)
+	}
+	return append(b, '}')
+}
+
+// appendPublishOK writes a publish's ok, with the offset it got on a
+// history channel (0: none).
+func appendPublishOK(b []byte, id, offset uint64) []byte {
+	if offset == 0 {
+		return appendOK(b, id, false)
+	}
+	b = append(b, `{"op":"ok"`...)
+	b = appendID(b, true, id)
+	b = strconv.AppendUint(append(b, `,"offset":`...), offset, 10)
+	return append(b, '}')
+}
+
+// appendStreamOK writes the ok of a history channel's subscribe: the
+// stream's position and, when since was given, whether it recovered and
+// how many publications follow as its replay.
+func appendStreamOK(b []byte, id uint64, at history.Position, since, recovered bool, replayed int) []byte {
+	b = append(b, `{"op":"ok"`...)
+	b = appendID(b, true, id)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, at.Offset, 10)
+	b = append(b, `,"epoch":`...)
+	b = appendJSONString(b, at.Epoch)
+	if since {
+		b = strconv.AppendBool(append(b, `,"recovered":`...), recovered)
+		if recovered {
+			b = strconv.AppendInt(append(b, `,"replayed":`...), int64(replayed), 10)
+		}
 	}
 	return append(b, '}')
 }

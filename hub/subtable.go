@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/wshub/wshub/hub/access"
+	"github.com/wshub/wshub/hub/history"
 
 	"golang.org/x/sys/cpu"
 )
@@ -58,6 +59,11 @@ type channel struct {
 	bstate  brokerState
 	needSub bool // a member waits for a fresh Subscribe (state idle or failed)
 	busy    bool // a goroutine is issuing broker calls for this channel
+
+	// Set at creation from the channel's namespace, then read-only.
+	hist        history.Options // zero: no history (or a broker without it)
+	recoveryMax int
+	stream      *streamState // with hist: where the stream stands here (gaprepair.go)
 }
 
 func (ch *channel) state() (brokerState, uint32) {
@@ -74,7 +80,7 @@ func (ch *channel) setState(s brokerState) {
 // nextEpoch is the epoch the next Subscribe call will carry; 0 means
 // "confirmed" in a member, so it is skipped on wrap-around.
 func (ch *channel) nextEpoch() uint32 {
-	if e := ch.epoch + 1; e != 0 {
+	if e := ch.epoch + 1; e != 0 && e != waitRead {
 		return e
 	}
 	return 1
@@ -86,14 +92,26 @@ type loopSubs struct {
 	loop    int32
 	pos     int32    // index in ch.active; guarded by sh.mu
 	members []member // loop-owned
+
+	// History channels, loop-owned: the stream position of the last frame
+	// this loop handed out (offset 0: none yet). A member joining here has
+	// everything up to it behind it and everything after it ahead.
+	seen  uint64
+	epoch string
 }
 
 // Member flags.
 const (
-	mHasID uint8 = 1 << iota // the pending subscribe carried an id
-	mSince                   // the pending subscribe carried since
-	mDups                    // repeated subscribes wait with it (subTable.dups)
+	mHasID   uint8 = 1 << iota // the pending subscribe carried an id
+	mSince                     // the pending subscribe carried since
+	mDups                      // repeated subscribes wait with it (subTable.dups)
+	mCatchup                   // recovered: skips live frames it already has (subTable.catch)
 )
+
+// waitRead is the wait of a member whose subscribe the broker confirmed but
+// whose history read is still out (recovery.go): fan-out skips it like a
+// pending one. No Subscribe epoch takes this value (nextEpoch).
+const waitRead = ^uint32(0)
 
 // maxDups bounds the repeated subscribes one pending member holds, so a
 // client cannot grow the hub's memory by repeating one while it waits.
@@ -173,7 +191,8 @@ func (cs *connData) setIdx(ls *loopSubs, i int) {
 // subTableEvents receives the outcome of pending subscriptions, on the
 // member's loop goroutine.
 type subTableEvents interface {
-	confirmed(m *member)
+	// confirmed: m is ls's member, or a repeat of it (a copy) after it.
+	confirmed(ls *loopSubs, m *member)
 	// failed is called after m was removed (its broker subscription failed).
 	failed(m *member)
 }
@@ -191,6 +210,14 @@ type subTable struct {
 	// with a pending member. They are rare, so members carry only a flag
 	// (mDups) and cost nothing more.
 	dups []map[dupKey][]dupSub
+	// catch holds, per loop and owned by it, where each recovered member
+	// (mCatchup) stands: live frames up to it are already its.
+	catch []map[dupKey]catchup
+	// sinces holds, per loop and owned by it, the since and epoch of pending
+	// subscribes of history channels (mSince), until their confirmation.
+	sinces []map[dupKey]sinceReq
+	// namespace gives a new channel its history options (nil: none).
+	namespace func(channel string) (history.Options, int)
 
 	channels   atomic.Int64 // channels in the table (gauge)
 	brokerSubs atomic.Int64 // Subscribe calls minus Unsubscribe calls (gauge)
@@ -198,7 +225,12 @@ type subTable struct {
 }
 
 func newSubTable(b Broker, posters []Poster, ev subTableEvents) *subTable {
-	r := &subTable{broker: b, posters: posters, events: ev, dups: make([]map[dupKey][]dupSub, len(posters))}
+	r := &subTable{broker: b, posters: posters, events: ev, dups: make([]map[dupKey][]dupSub, len(posters)),
+		catch: make([]map[dupKey]catchup, len(posters)), sinces: make([]map[dupKey]sinceReq, len(posters))}
+	for i := range r.catch {
+		r.catch[i] = make(map[dupKey]catchup)
+		r.sinces[i] = make(map[dupKey]sinceReq)
+	}
 	for i := range r.stripes {
 		r.stripes[i].m = make(map[string]*channel)
 	}
@@ -272,6 +304,12 @@ func (r *subTable) subscribe(cs *connData, name []byte, id uint64, flags uint8) 
 		ch = sh.m[string(name)]
 		if ch == nil {
 			ch = &channel{name: string(name), sh: sh}
+			if r.namespace != nil {
+				ch.hist, ch.recoveryMax = r.namespace(ch.name)
+				if ch.hist.On() {
+					ch.stream = &streamState{}
+				}
+			}
 			sh.m[ch.name] = ch
 			r.channels.Add(1)
 		}
@@ -345,6 +383,28 @@ func withRepeats(m *member, ds []dupSub, f func(*member)) {
 	}
 }
 
+// sinceReq is a pending subscribe's since and epoch.
+type sinceReq struct {
+	since uint64
+	epoch string
+}
+
+// holdSince keeps the since of cs's pending member of ls.
+func (r *subTable) holdSince(cs *connData, ls *loopSubs, since uint64, epoch string) {
+	r.sinces[cs.loop][dupKey{cs, ls}] = sinceReq{since, epoch}
+}
+
+// takeSince returns and forgets what holdSince kept for m.
+func (r *subTable) takeSince(cs *connData, ls *loopSubs, m *member) (uint64, string) {
+	if m.flags&mSince == 0 {
+		return 0, ""
+	}
+	key := dupKey{cs, ls}
+	s := r.sinces[cs.loop][key]
+	delete(r.sinces[cs.loop], key)
+	return s.since, s.epoch
+}
+
 // loopSubs finds loop's members of ch; caller holds ch.sh.mu (read or write).
 func (ch *channel) loopSubs(loop int) *loopSubs {
 	for _, ls := range ch.active {
@@ -392,6 +452,12 @@ func (r *subTable) remove(cs *connData, k int) (member, []dupSub) {
 	ls, i := s.ls, int(s.idx)
 	m := ls.members[i]
 	ds := r.takeDups(cs, ls, &m)
+	if m.flags&mCatchup != 0 {
+		delete(r.catch[cs.loop], dupKey{cs, ls})
+	}
+	if m.flags&mSince != 0 && m.wait != 0 {
+		delete(r.sinces[cs.loop], dupKey{cs, ls})
+	}
 	last := len(ls.members) - 1
 	if i != last {
 		moved := ls.members[last]
@@ -518,7 +584,12 @@ func (r *subTable) settle(ls *loopSubs, e uint32, ok bool) {
 		for i := range ls.members {
 			if m := &ls.members[i]; m.wait == e {
 				m.wait = 0
-				withRepeats(m, r.takeDups(m.cs, ls, m), r.events.confirmed)
+				if ls.ch.hist.On() {
+					// The stream read answers the repeats with the member.
+					r.events.confirmed(ls, m)
+					continue
+				}
+				withRepeats(m, r.takeDups(m.cs, ls, m), func(m *member) { r.events.confirmed(ls, m) })
 			}
 		}
 		return

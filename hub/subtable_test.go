@@ -10,8 +10,8 @@ import (
 // recEvents records subscription outcomes delivered by the subscription table.
 type recEvents struct{ confirmedIDs, failedIDs []uint64 }
 
-func (e *recEvents) confirmed(m *member) { e.confirmedIDs = append(e.confirmedIDs, m.id) }
-func (e *recEvents) failed(m *member)    { e.failedIDs = append(e.failedIDs, m.id) }
+func (e *recEvents) confirmed(_ *loopSubs, m *member) { e.confirmedIDs = append(e.confirmedIDs, m.id) }
+func (e *recEvents) failed(m *member)                 { e.failedIDs = append(e.failedIDs, m.id) }
 
 type regFixture struct {
 	t     *testing.T

@@ -9,6 +9,7 @@ import (
 	"github.com/wshub/wshub/hub"
 	"github.com/wshub/wshub/hub/access"
 	"github.com/wshub/wshub/hub/auth"
+	"github.com/wshub/wshub/hub/history"
 )
 
 // accessConfig is what the hub needs for access control, built from the
@@ -102,5 +103,7 @@ func (o namespaceOptions) rules(name string) (access.Namespace, error) {
 	if err != nil {
 		return access.Namespace{}, fmt.Errorf("namespace %q: publish: %w", name, err)
 	}
-	return access.Namespace{Name: name, Subscribe: sub, Publish: pub}, nil
+	return access.Namespace{Name: name, Subscribe: sub, Publish: pub,
+		History:     history.Options{Size: o.HistorySize, TTL: o.HistoryTTL},
+		RecoveryMax: o.RecoveryMax}, nil
 }

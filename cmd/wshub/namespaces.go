@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/wshub/wshub/hub/access"
 	yaml "go.yaml.in/yaml/v3"
@@ -17,7 +18,19 @@ import (
 type namespaceOptions struct {
 	Subscribe string `yaml:"subscribe"`
 	Publish   string `yaml:"publish"`
+	// History, not taken from the default namespace: a listed namespace
+	// keeps history only when it says so.
+	HistorySize int           `yaml:"history_size"`
+	HistoryTTL  time.Duration `yaml:"history_ttl"`
+	RecoveryMax int           `yaml:"recovery_max"`
 }
+
+// Bounds of the history options: a client cannot grow a stream beyond what
+// the operator configured, and the operator not beyond these.
+const (
+	maxHistorySize = 1 << 20
+	maxRecovery    = 100_000
+)
 
 // authEnabled reports whether client tokens are verified at all.
 func (c *config) authEnabled() bool {
@@ -46,10 +59,13 @@ func (c *config) defaultNamespace() namespaceOptions {
 // namespace is not listed and allow_unknown_namespaces is off.
 func (c *config) namespace(name string) (o namespaceOptions, ok bool) {
 	o, listed := c.Namespaces[name]
-	if !listed && !c.AllowUnknownNamespaces {
-		return namespaceOptions{}, false
+	switch {
+	case listed:
+		return o.or(c.defaultNamespace()), true
+	case c.AllowUnknownNamespaces:
+		return c.defaultNamespace(), true // history included
 	}
-	return o.or(c.defaultNamespace()), true
+	return namespaceOptions{}, false
 }
 
 // or fills the modes o leaves out from d.
@@ -96,6 +112,30 @@ func (c *config) validateNamespaces() []error {
 			errs = append(errs, fmt.Errorf("%s: %v", c.name(key), err))
 		}
 		checkModes(key, c.Namespaces[name])
+		errs = append(errs, c.checkHistory(key, c.Namespaces[name])...)
+	}
+	if c.DefaultNamespace != nil {
+		errs = append(errs, c.checkHistory("default_namespace", *c.DefaultNamespace)...)
+	}
+	return errs
+}
+
+// checkHistory checks a namespace's history options.
+func (c *config) checkHistory(key string, o namespaceOptions) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{c.name(key + "." + field)}, args...)...))
+	}
+	switch {
+	case o.HistorySize < 0 || o.HistorySize > maxHistorySize:
+		bad("history_size", "must be from 0 to %d, got %d", maxHistorySize, o.HistorySize)
+	case o.HistorySize > 0 && o.HistoryTTL <= 0:
+		bad("history_ttl", "must be set (a duration above 0) with history_size: a stream must not outlive its use")
+	case o.HistorySize == 0 && o.HistoryTTL != 0:
+		bad("history_ttl", "needs history_size")
+	}
+	if o.RecoveryMax < 0 || o.RecoveryMax > maxRecovery {
+		bad("recovery_max", "must be from 0 (the default, %d) to %d, got %d", access.DefaultRecoveryMax, maxRecovery, o.RecoveryMax)
 	}
 	return errs
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/wshub/wshub/hub/history"
 )
 
 // Namespace holds the rules of the channels in one namespace: the part of
@@ -15,6 +17,23 @@ type Namespace struct {
 	Name      string // "" for the default namespace
 	Subscribe Mode   // who may subscribe
 	Publish   Mode   // who may publish from a client
+	// History makes the namespace's channels keep a stream that clients can
+	// recover from (the zero Options: none).
+	History history.Options
+	// RecoveryMax is the most publications one recovery replays; a client
+	// that missed more gets "recovered":false (0 means DefaultRecoveryMax).
+	RecoveryMax int
+}
+
+// DefaultRecoveryMax is RecoveryMax when the namespace leaves it at 0.
+const DefaultRecoveryMax = 1000
+
+// Recovery returns how many publications a recovery may replay.
+func (ns *Namespace) Recovery() int {
+	if ns.RecoveryMax > 0 {
+		return ns.RecoveryMax
+	}
+	return DefaultRecoveryMax
 }
 
 // MaxNamespaceName bounds a namespace's name.
