@@ -19,6 +19,8 @@ type recoverAgg struct {
 	EpochChanges int64 `json:"epoch_changes"`
 	Away         int64 `json:"away"`
 	AwayLastSum  int64 `json:"away_last_sum"`
+	Holes        int64 `json:"holes"`      // offsets skipped over and never received
+	Unfinished   int64 `json:"unfinished"` // subscribers whose last recovery's replay did not reach its ok's offset
 }
 
 // addTrack adds one subscriber; away says it was not subscribed at the end.
@@ -35,6 +37,10 @@ func (a *recoverAgg) addTrack(t *offsetTrack, away bool) {
 	a.Recoveries += int64(t.recoveries)
 	a.NotRecovered += int64(t.notRecov)
 	a.EpochChanges += int64(t.epochs)
+	a.Holes += t.holes
+	if t.catchUp > 0 {
+		a.Unfinished++
+	}
 	if away {
 		a.Away++
 		a.AwayLastSum += t.since()
@@ -54,6 +60,8 @@ func (a *recoverAgg) add(o recoverAgg) {
 	a.EpochChanges += o.EpochChanges
 	a.Away += o.Away
 	a.AwayLastSum += o.AwayLastSum
+	a.Holes += o.Holes
+	a.Unfinished += o.Unfinished
 }
 
 // RecoverRaw is one process's recover figures, summed across processes.
@@ -110,6 +118,11 @@ type RecoverResult struct {
 	Replayed     int64 `json:"replayed"`      // messages the recovering oks announced
 	AwayAtEnd    int64 `json:"away_at_end"`   // subscribers not subscribed again by the end
 	AwayTail     int64 `json:"away_tail"`     // offsets published after their last one: due, not counted lost
+	// Of the lost offsets, those skipped over (a later one arrived), the
+	// rest being after a subscriber's last message; and the subscribers
+	// whose last recovery's replay never reached its ok's offset.
+	LostInGaps int64 `json:"lost_in_gaps"`
+	Unfinished int64 `json:"unfinished_replays"`
 	// Reconnects that recovered, from the subscribe sent to its ok, and to
 	// the last replayed message (the ok itself when nothing was missed).
 	OK       Summary `json:"ok_us"`
@@ -145,6 +158,8 @@ func finalizeRecover(res *Result, r *Raw) {
 		s.Unrecovered += a.Unrecovered
 		s.EpochChanges += a.EpochChanges
 		s.AwayAtEnd += a.Away
+		s.LostInGaps += a.Holes
+		s.Unfinished += a.Unfinished
 		s.AwayTail += a.Away*final - a.AwayLastSum
 	}
 	res.Lost = max(0, res.Expected-res.Delivered-s.Unrecovered-s.AwayTail)

@@ -112,6 +112,12 @@ func TestRecoverFindsBadReplays(t *testing.T) {
 			if lost != n || dups != 0 || res.Reordered != 0 {
 				t.Fatalf("%d damaged replays: lost %d dup %d reordered %d", n, res.Lost, res.Duplicates, res.Reordered)
 			}
+			// A replay without its first message leaves a gap that the rest
+			// of the replay passes over (unless the replay was that one
+			// message and nothing followed it).
+			if s := res.Recover; c.fault == testserver.ReplayGap && (s.LostInGaps < n*3/4 || s.LostInGaps > res.Lost) {
+				t.Fatalf("%d lost, %d of them in gaps", res.Lost, s.LostInGaps)
+			}
 		})
 	}
 }

@@ -111,6 +111,9 @@ func printRecover(row func(k, format string, a ...any), s *loadtest.RecoverResul
 	if s.EpochChanges > 0 {
 		row("epochs", "%d reconnects found another epoch: their gaps are not counted", s.EpochChanges)
 	}
+	if s.LostInGaps > 0 || s.Unfinished > 0 {
+		row("lost where", "%d in gaps (later offsets arrived), the rest after subscribers' last message; %d replays unfinished", s.LostInGaps, s.Unfinished)
+	}
 	if s.AwayAtEnd > 0 {
 		row("away at end", "%d subscribers not subscribed again, %d offsets published after their last not counted lost", s.AwayAtEnd, s.AwayTail)
 	}
