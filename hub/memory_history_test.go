@@ -30,7 +30,7 @@ func (s *streamSink) add(v string) {
 
 func epochCounter() func() string {
 	n := 0
-	return func() string { n++; return "e" + strconv.Itoa(n-1) }
+	return func() string { n++; return "e" + strconv.Itoa(n) }
 }
 
 // publishH publishes and returns what done got.
@@ -78,7 +78,7 @@ func TestMemoryBrokerHistory(t *testing.T) {
 	if err != nil || pos != (history.Position{Offset: 3, Epoch: "e1"}) || fmt.Sprint(got) != "[2:2 3:3]" {
 		t.Fatalf("read a: %+v %v %v", pos, got, err)
 	}
-	if pos, got, _ := readH(b, "b", 0, 10); pos != (history.Position{Epoch: "e0"}) || got != nil {
+	if pos, got, _ := readH(b, "b", 0, 10); pos != (history.Position{}) || got != nil {
 		t.Fatalf("read b, without history: %+v %v", pos, got)
 	}
 	b.Close()

@@ -25,7 +25,7 @@ var errStopped = errors.New("stopped while waiting for Redis")
 // loop of every gateway. Any other error (configuration) is returned at once.
 func openBroker(ctx context.Context, cfg *config, log *slog.Logger, reg prometheus.Registerer) (b hub.Broker, rb *redis.Broker, err error) {
 	if !cfg.redisEnabled() {
-		return hub.NewMemoryBroker(), nil, nil
+		return hub.NewMemoryBrokerWith(hub.MemoryConfig{HistoryMaxBytes: int64(cfg.HistoryMaxBytes)}), nil, nil
 	}
 	rcfg := redis.Config{
 		URL:           cfg.Redis,

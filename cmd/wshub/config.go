@@ -32,6 +32,7 @@ type config struct {
 	MaxPongsPerRead int
 	MessageTimeout  time.Duration
 	MemoryLimit     byteSize
+	HistoryMaxBytes byteSize
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
 	HandshakeTime   time.Duration

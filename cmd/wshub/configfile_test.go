@@ -123,14 +123,14 @@ namespaces:
 // authenticated clients only with it.
 func TestDefaultNamespaceRule(t *testing.T) {
 	c, err := parseWith(t, nil, nil)
-	if err != nil || c.DefaultNamespace != nil || c.defaultNamespace() != (namespaceOptions{"anyone", "anyone"}) {
+	if err != nil || c.DefaultNamespace != nil || c.defaultNamespace() != (namespaceOptions{Subscribe: "anyone", Publish: "anyone"}) {
 		t.Fatalf("without auth: %+v %+v %v", c.DefaultNamespace, c.defaultNamespace(), err)
 	}
-	if o, ok := c.namespace("room"); !ok || o != (namespaceOptions{"anyone", "anyone"}) {
+	if o, ok := c.namespace("room"); !ok || o != (namespaceOptions{Subscribe: "anyone", Publish: "anyone"}) {
 		t.Fatalf("an unlisted namespace follows the default one: %+v %v", o, ok)
 	}
 	c, err = parseWith(t, []string{"--jwt-jwks", "/etc/jwks.json"}, nil)
-	if err != nil || c.defaultNamespace() != (namespaceOptions{"authenticated", "authenticated"}) {
+	if err != nil || c.defaultNamespace() != (namespaceOptions{Subscribe: "authenticated", Publish: "authenticated"}) {
 		t.Fatalf("with auth: %+v %v", c.defaultNamespace(), err)
 	}
 }

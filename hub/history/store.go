@@ -36,7 +36,6 @@ type Store struct {
 	age      streamHeap
 	ttl      streamHeap
 	newEpoch func() string
-	empty    string // the epoch a missing stream reads with
 }
 
 // stream is one channel's stream.
@@ -67,7 +66,6 @@ func NewStore(maxBytes int64, newEpoch func() string) *Store {
 		age:      streamHeap{which: 0},
 		ttl:      streamHeap{which: 1},
 		newEpoch: newEpoch,
-		empty:    newEpoch(),
 	}
 }
 
@@ -112,15 +110,15 @@ func (st *Store) Append(channel string, data []byte, opt Options, now int64) Pos
 
 // Read returns up to limit entries of channel's stream with offsets after
 // since, oldest first, appended to buf[:0], and the stream's position; a
-// missing stream reads as offset 0 with the store's empty epoch, which no
-// stream has, so a client's position in a lost stream is not recoverable.
+// missing stream reads as offset 0 with no epoch (""), which no stream
+// has, so a client's position in a lost stream is not recoverable.
 // The entries' Data are the store's own bytes, unchanged until the next
 // Append on channel.
 func (st *Store) Read(channel string, since uint64, limit int, now int64, buf []Entry) Read {
 	buf = buf[:0]
 	s := st.live(channel, now)
 	if s == nil {
-		return Read{Pos: Position{Epoch: st.empty}, Entries: buf}
+		return Read{Entries: buf}
 	}
 	first := s.top - uint64(s.n) + 1
 	from := max(since+1, first)

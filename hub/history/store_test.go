@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// counter is a deterministic epoch source: e0 (missing streams), e1, ...
+// counter is a deterministic epoch source: e1, e2, ...
 func counter() func() string {
 	n := 0
-	return func() string { n++; return "e" + strconv.Itoa(n-1) }
+	return func() string { n++; return "e" + strconv.Itoa(n) }
 }
 
 const sec = int64(time.Second)
@@ -54,7 +54,7 @@ func TestStoreOffsetsAndReads(t *testing.T) {
 			t.Errorf("Read(since %d, limit %d) = %s at %+v, want %s at {5 e1}", c.since, c.limit, got, r.Pos, c.want)
 		}
 	}
-	if r := st.Read("nothing", 0, 10, 0, nil); r.Pos != (Position{0, "e0"}) || len(r.Entries) != 0 {
+	if r := st.Read("nothing", 0, 10, 0, nil); r.Pos != (Position{}) || len(r.Entries) != 0 {
 		t.Errorf("missing stream reads %+v", r)
 	}
 }
@@ -81,7 +81,7 @@ func TestStoreTTL(t *testing.T) {
 	st.Append("forever", []byte("1"), Options{Size: 10}, 0)
 
 	// Lazily: a read after the TTL finds nothing, and the stream is gone.
-	if r := st.Read("b", 0, 10, 10*sec, nil); r.Pos != (Position{0, "e0"}) || st.Len() != 3 {
+	if r := st.Read("b", 0, 10, 10*sec, nil); r.Pos != (Position{}) || st.Len() != 3 {
 		t.Fatalf("expired b reads %+v, %d streams left", r, st.Len())
 	}
 	// Swept, with bounded work: a's first deadline is stale (one step to

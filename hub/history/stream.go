@@ -17,7 +17,10 @@ type Options struct {
 func (o Options) On() bool { return o.Size > 0 }
 
 // Position is a point in a stream: the offset of its latest publication (0
-// for an empty stream) and the stream's epoch.
+// for an empty stream) and the stream's epoch. A stream that does not exist
+// (nothing published yet, or its past was lost) reads as offset 0 with no
+// epoch (""): a client's epoch "" is taken as none given, and its first
+// publication opens an epoch.
 type Position struct {
 	Offset uint64
 	Epoch  string

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// historyConfig is the issue's example: every hist:* channel keeps history.
+const historyConfig = "namespaces: {hist: {history_size: 1000, history_ttl: 10m}}\n"
+
+// TestHistoryRecoveryEndToEnd: a client drops off, publications go on, it
+// comes back with since and gets exactly what it missed, then live ones.
+func TestHistoryRecoveryEndToEnd(t *testing.T) {
+	g := startGateway(t, "--config", writeConfig(t, historyConfig))
+	a := dial(t, g.addr)
+	a.sendText(`{"op":"subscribe","channel":"hist:room","id":1}`)
+	// Nothing published yet: no stream, so no epoch either.
+	if ok := a.next(); fmt.Sprint(ok) != "map[epoch: id:1 offset:0 op:ok]" {
+		t.Fatalf("subscribe ok %v: want offset 0 and epoch \"\"", ok)
+	}
+	for i := 1; i <= 3; i++ {
+		if code, body := g.post("/api/publish", fmt.Sprintf(`{"channel":"hist:room","data":{"n":%d}}`, i)); code != 200 || body != fmt.Sprintf(`{"ok":true,"offset":%d}`, i) {
+			t.Fatalf("publish %d: %d %s", i, code, body)
+		}
+		if m := a.next(); m["offset"] != float64(i) {
+			t.Fatalf("message %v, want offset %d", m, i)
+		}
+	}
+	a.Conn.Close()
+	for i := 4; i <= 6; i++ {
+		g.post("/api/publish", fmt.Sprintf(`{"channel":"hist:room","data":{"n":%d}}`, i))
+	}
+
+	b := dial(t, g.addr)
+	b.sendText(`{"op":"subscribe","channel":"hist:room","id":2,"since":3,"epoch":""}`)
+	ok := b.next()
+	epoch, _ := ok["epoch"].(string)
+	if want := fmt.Sprintf(`map[epoch:%s id:2 offset:6 op:ok recovered:true replayed:3]`, epoch); epoch == "" || fmt.Sprint(ok) != want {
+		t.Fatalf("recovering ok %v, want %s with an epoch", ok, want)
+	}
+	for i := 4; i <= 6; i++ {
+		if m := b.next(); m["offset"] != float64(i) || fmt.Sprint(m["data"]) != fmt.Sprintf("map[n:%d]", i) {
+			t.Fatalf("replayed %v, want offset %d", m, i)
+		}
+	}
+	b.sendText(`{"op":"publish","channel":"hist:room","data":"live","id":3}`)
+	got := []string{fmt.Sprint(b.next()), fmt.Sprint(b.next())}
+	if !strings.Contains(strings.Join(got, " "), "offset:7 op:ok") || !strings.Contains(strings.Join(got, " "), "data:live") {
+		t.Fatalf("live publish: %v", got)
+	}
+
+	// Another epoch, a since past the end, a bad since.
+	c := dial(t, g.addr)
+	c.sendText(`{"op":"subscribe","channel":"hist:room","id":4,"since":2,"epoch":"other"}`)
+	if m := c.next(); m["recovered"] != false || m["offset"] != 7.0 {
+		t.Fatalf("other epoch: %v", m)
+	}
+	c.sendText(`{"op":"subscribe","channel":"hist:other","id":5,"since":-1}`)
+	if m := c.next(); m["op"] != "error" || m["code"] != 400.0 {
+		t.Fatalf("since -1: %v", m)
+	}
+}
+
+// TestHistoryConfigErrors: history options are checked with their key.
+func TestHistoryConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"namespaces: {hist: {history_size: 10}}", "namespaces.hist.history_ttl: must be set"},
+		{"namespaces: {hist: {history_size: -1, history_ttl: 1m}}", "namespaces.hist.history_size: must be from 0"},
+		{"namespaces: {hist: {history_ttl: 1m}}", "namespaces.hist.history_ttl: needs history_size"},
+		{"namespaces: {hist: {history_size: 5, history_ttl: 1m, recovery_max: -3}}", "namespaces.hist.recovery_max: must be from 0"},
+	} {
+		code, stdout, stderr := runWshub(t, "config", "check", writeConfig(t, tc.yaml))
+		if out := stdout + stderr; code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %d, output %q; want 2 and %q", tc.yaml, code, out, tc.want)
+		}
+	}
+}
