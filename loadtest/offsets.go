@@ -50,7 +50,7 @@ func (t *offsetTrack) subscribed(offset int64, epoch string, rec int8) bool {
 		t.first, t.next, t.epoch = offset, offset+1, epoch
 		t.seen = ^uint64(0) // everything up to first is not due
 		return true
-	case epoch != t.epoch:
+	case epoch != t.epoch && t.epoch != "":
 		// Another stream: its offsets say nothing of the old one's. The
 		// subscriber is re-based (first moves with next), so what it was
 		// due so far stays as counted and the new stream is due after
@@ -61,6 +61,9 @@ func (t *offsetTrack) subscribed(offset int64, epoch string, rec int8) bool {
 		t.next, t.epoch, t.seen = offset+1, epoch, ^uint64(0)
 		return true
 	case rec == recTrue:
+		// A channel that had no stream yet has no epoch: the first one
+		// given is the stream's, no change.
+		t.epoch = epoch
 		t.recoveries++
 		if offset >= t.next {
 			t.catchUp = offset
@@ -69,6 +72,7 @@ func (t *offsetTrack) subscribed(offset int64, epoch string, rec int8) bool {
 		return true
 	}
 	t.notRecov++
+	t.epoch = epoch
 	if gap := offset - t.since(); gap > 0 {
 		t.unrecovered += gap
 		t.next = offset + 1

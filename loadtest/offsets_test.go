@@ -96,6 +96,23 @@ func TestOffsetTrackEpochChange(t *testing.T) {
 	}
 }
 
+// TestOffsetTrackEpochOfANewStream: a channel without a stream yet has no
+// epoch; the first one a reconnect's ok gives is the stream's, not a change.
+func TestOffsetTrackEpochOfANewStream(t *testing.T) {
+	tr := newOffsetTrack()
+	tr.subscribed(0, "", recNone)
+	if tr.subscribed(5, "e1", recTrue) || tr.epochs != 0 || tr.recoveries != 1 || tr.epoch != "e1" {
+		t.Fatalf("%+v", tr)
+	}
+	feed(t, &tr, 1, 2, 3, 4, 5)
+	if tr.received != 5 || tr.holes != 0 {
+		t.Fatalf("%+v", tr)
+	}
+	if tr.subscribed(9, "e2", recTrue); tr.epochs != 1 {
+		t.Fatalf("a known epoch that changes is a change: %+v", tr)
+	}
+}
+
 func TestOffsetTrackLossDupReorder(t *testing.T) {
 	tr := newOffsetTrack()
 	tr.subscribed(0, "e", recNone)

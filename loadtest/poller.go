@@ -854,14 +854,18 @@ func (p *poller) putBuf(b []byte) {
 }
 
 // appendSubscribe appends a masked subscribe command with id 1, and with
-// since and epoch unless since is negative.
+// since unless it is negative, and epoch unless it is empty (a channel
+// without a stream yet has none).
 func appendSubscribe(dst, channel []byte, since int64, epoch string, key uint32) []byte {
 	var num [20]byte
 	var sinceNum []byte
 	n := len(`{"op":"subscribe","channel":"","id":1}`) + len(channel)
 	if since >= 0 {
 		sinceNum = strconv.AppendInt(num[:0], since, 10)
-		n += len(`,"since":,"epoch":""`) + len(sinceNum) + len(epoch)
+		n += len(`,"since":`) + len(sinceNum)
+		if epoch != "" {
+			n += len(`,"epoch":""`) + len(epoch)
+		}
 	}
 	dst, start := beginClientFrame(dst, opText, n, key)
 	dst = append(dst, `{"op":"subscribe","channel":"`...)
@@ -870,9 +874,11 @@ func appendSubscribe(dst, channel []byte, since int64, epoch string, key uint32)
 	if since >= 0 {
 		dst = append(dst, `,"since":`...)
 		dst = append(dst, sinceNum...)
-		dst = append(dst, `,"epoch":"`...)
-		dst = append(dst, epoch...)
-		dst = append(dst, '"')
+		if epoch != "" {
+			dst = append(dst, `,"epoch":"`...)
+			dst = append(dst, epoch...)
+			dst = append(dst, '"')
+		}
 	}
 	dst = append(dst, '}')
 	maskBytes(dst[start:], key)

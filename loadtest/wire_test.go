@@ -263,6 +263,7 @@ func TestSubscribeCommand(t *testing.T) {
 	}{
 		{-1, "", `{"op":"subscribe","channel":"hist:a.1","id":1}`},
 		{0, "x", `{"op":"subscribe","channel":"hist:a.1","id":1,"since":0,"epoch":"x"}`},
+		{5, "", `{"op":"subscribe","channel":"hist:a.1","id":1,"since":5}`},
 		{17, `ab\"c`, `{"op":"subscribe","channel":"hist:a.1","id":1,"since":17,"epoch":"ab\"c"}`},
 	} {
 		key := uint32(0x01020304)
