@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/wshub/wshub/hub/history"
+	"github.com/wshub/wshub/hub/presence"
 	"github.com/wshub/wshub/wsproto"
 )
 
@@ -116,4 +117,18 @@ type StreamSink interface {
 	// broker lost it (a reconnect): publications of the meantime may be
 	// missing, and the sink may read them from the stream.
 	Resubscribed(channel string)
+}
+
+// PresenceStore keeps the members of presence channels across instances
+// (redis: per channel, refreshed per instance in batches; MemoryPresence
+// for one instance). Join and Leave are called from event loops: they
+// return at once and may be applied later, in order per channel. Members
+// and Stats call done exactly once, from any goroutine (possibly inside
+// the call); a member of an instance that died is not answered once the
+// instance's heartbeat fencing has passed.
+type PresenceStore interface {
+	Join(channel string, m presence.Member)
+	Leave(channel string, conn string)
+	Members(channel string, done func([]presence.Member, error))
+	Stats(channel string, done func(presence.Stats, error))
 }

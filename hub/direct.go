@@ -24,9 +24,9 @@ import (
 //     instance, whose broker hands the data to SendDirect, which queues
 //     {"op":"direct","data":...} on that one connection's loop.
 
-// Presence is told about every connection opening and closing (the Redis
+// Registrar is told about every connection opening and closing (the Redis
 // registry). Calls come from the connection's loop and must not block.
-type Presence interface {
+type Registrar interface {
 	Add(connID, user string)
 	Remove(connID string)
 }
@@ -61,7 +61,7 @@ type Directory interface {
 var ErrNotFound = errors.New("not found")
 
 // connIndex maps local connection ids to their state, for SendDirect. It is
-// only filled when a Presence is configured (otherwise no one can address a
+// only filled when a Registrar is configured (otherwise no one can address a
 // connection); sharded so that opens and closes on different loops rarely
 // meet on one lock.
 type connIndex struct {
@@ -205,16 +205,16 @@ func (h *Hub) ConnID(c Conn) string {
 	return h.idPrefix + strconv.FormatUint(c.ID(), 10)
 }
 
-// register records a new connection with the Presence and the index. The
+// register records a new connection with the Registrar and the index. The
 // id is made for each call rather than kept: it is per-connection memory,
 // and c.ID() gives it back.
 func (h *Hub) register(c Conn, cs *connData) {
-	if h.cfg.Presence == nil {
+	if h.cfg.Registrar == nil {
 		return
 	}
 	cs.listed = true
 	h.index.put(c.ID(), cs)
-	h.cfg.Presence.Add(h.ConnID(c), cs.user())
+	h.cfg.Registrar.Add(h.ConnID(c), cs.user())
 }
 
 // unregister undoes register.
@@ -224,7 +224,7 @@ func (h *Hub) unregister(c Conn, cs *connData) {
 	}
 	cs.listed = false
 	h.index.del(c.ID())
-	h.cfg.Presence.Remove(h.ConnID(c))
+	h.cfg.Registrar.Remove(h.ConnID(c))
 }
 
 // direct frame layout: {"op":"direct","data":<data>}
@@ -234,7 +234,7 @@ const directHead = `{"op":"direct","data":`
 // connID as {"op":"direct","data":...}. It is safe from any goroutine and
 // never blocks; it reports whether connID named an open local connection
 // (one that closes meanwhile silently drops it). Only connections opened
-// while a Presence is configured can be addressed.
+// while a Registrar is configured can be addressed.
 func (h *Hub) SendDirect(connID string, data []byte) bool {
 	var cs *connData
 	if rest, ok := strings.CutPrefix(connID, h.idPrefix); ok && h.index != nil {

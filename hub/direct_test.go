@@ -12,25 +12,25 @@ import (
 	"time"
 )
 
-// fakePresence records Add and Remove calls.
-type fakePresence struct {
+// fakeRegistrar records Add and Remove calls.
+type fakeRegistrar struct {
 	mu    sync.Mutex
 	calls []string
 }
 
-func (p *fakePresence) Add(id, user string) {
+func (p *fakeRegistrar) Add(id, user string) {
 	p.mu.Lock()
 	p.calls = append(p.calls, "add "+id+" "+user)
 	p.mu.Unlock()
 }
 
-func (p *fakePresence) Remove(id string) {
+func (p *fakeRegistrar) Remove(id string) {
 	p.mu.Lock()
 	p.calls = append(p.calls, "remove "+id)
 	p.mu.Unlock()
 }
 
-func (p *fakePresence) take() []string {
+func (p *fakeRegistrar) take() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.calls
@@ -38,9 +38,9 @@ func (p *fakePresence) take() []string {
 	return c
 }
 
-func TestInfoAndPresence(t *testing.T) {
-	pres := &fakePresence{}
-	h, loops := testHub(t, newFakeBroker(), 2, Config{InstanceID: "gw-1", Presence: pres})
+func TestInfoAndRegistrar(t *testing.T) {
+	pres := &fakeRegistrar{}
+	h, loops := testHub(t, newFakeBroker(), 2, Config{InstanceID: "gw-1", Registrar: pres})
 	a := &fakeConn{id: 7, loop: 1}
 	h.OnOpen(a)
 	if got := pres.take(); len(got) != 1 || got[0] != "add gw-1.7 " {
@@ -57,7 +57,7 @@ func TestInfoAndPresence(t *testing.T) {
 		t.Fatalf("presence after close: %q", got)
 	}
 
-	// Without a Presence, info still names the connection.
+	// Without a Registrar, info still names the connection.
 	h2, loops2 := testHub(t, newFakeBroker(), 1, Config{})
 	b := &fakeConn{id: 9}
 	h2.OnOpen(b)
@@ -69,7 +69,7 @@ func TestInfoAndPresence(t *testing.T) {
 }
 
 func TestSendDirect(t *testing.T) {
-	h, loops := testHub(t, newFakeBroker(), 2, Config{InstanceID: "i.x", Presence: &fakePresence{}})
+	h, loops := testHub(t, newFakeBroker(), 2, Config{InstanceID: "i.x", Registrar: &fakeRegistrar{}})
 	a := &fakeConn{id: 1, loop: 0}
 	b := &fakeConn{id: 2, loop: 1}
 	h.OnOpen(a)
@@ -104,12 +104,12 @@ func TestSendDirect(t *testing.T) {
 		t.Fatal("SendDirect after close reported true")
 	}
 
-	// Without a Presence nothing is addressable.
+	// Without a Registrar nothing is addressable.
 	h2, _ := testHub(t, newFakeBroker(), 1, Config{InstanceID: "i"})
 	c := &fakeConn{id: 1}
 	h2.OnOpen(c)
 	if h2.SendDirect("i.1", []byte(`1`)) {
-		t.Fatal("SendDirect without a Presence reported true")
+		t.Fatal("SendDirect without a Registrar reported true")
 	}
 }
 

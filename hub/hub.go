@@ -43,9 +43,9 @@ type Config struct {
 	// InstanceID names this gateway; connection ids are "<InstanceID>.<n>".
 	// Empty means "local".
 	InstanceID string
-	// Presence, when set, is told about every connection (the Redis
+	// Registrar, when set, is told about every connection (the Redis
 	// registry), and local connections can then be reached with SendDirect.
-	Presence Presence
+	Registrar Registrar
 	// Directory, when set, serves POST /api/send, GET /api/connections/{id}
 	// and GET /api/instances on the admin API; without it they answer 501.
 	Directory Directory
@@ -69,7 +69,7 @@ type Hub struct {
 	historian Historian
 	table     *subTable
 	loops     []*loopState
-	index     *connIndex // local connections by id; nil without a Presence
+	index     *connIndex // local connections by id; nil without a Registrar
 
 	idPrefix string // "<instance>."
 
@@ -109,7 +109,7 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b, idPrefix: cfg.InstanceID + ".", policy: cfg.Policy, limiter: newLimiter(cfg.Limits)}
 	h.stats.refused = make([]atomic.Uint64, len(refusalReasons))
-	if cfg.Presence != nil {
+	if cfg.Registrar != nil {
 		h.index = newConnIndex()
 	}
 	h.errTooBig = &Error{413, "data is larger than the publish limit of " + strconv.Itoa(cfg.MaxPublish) + " bytes"}
@@ -146,7 +146,7 @@ func (h *Hub) state(c Conn) *connData {
 }
 
 // OnOpen attaches the hub's state to a new connection and registers it with
-// the Presence.
+// the Registrar.
 func (h *Hub) OnOpen(c Conn) {
 	cs := h.state(c)
 	if !cs.listed {

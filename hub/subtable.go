@@ -145,7 +145,7 @@ type connData struct {
 	loop    int32
 	closed  bool
 	counted bool // holds one of its user's AuthConfig.MaxConnsPerUser (userCounts)
-	listed  bool // registered with the Presence and the index (register); its id is ConnID, never stored
+	listed  bool // registered with the Registrar and the index (register); its id is ConnID, never stored
 	subs    []connSub
 	ident   access.Identity // from its token; zero for an anonymous connection (User is never empty otherwise)
 	limits  *connLimits     // rate-limit state; nil when no limit is configured

@@ -9,12 +9,12 @@
 //		Logger: log, Metrics: reg})          // or ClusterAddrs: []string{...};
 //	                                        // errors.Is(err, ErrUnreachable): retry later
 //	r, err := redis.NewRegistry(b, redis.RegistryConfig{HeartbeatInterval: hb, TTL: ttl})
-//	h := hub.New(hub.Config{InstanceID: id, Presence: r, Directory: r}, b, posters)
+//	h := hub.New(hub.Config{InstanceID: id, Registrar: r, Directory: r}, b, posters)
 //	b.SetDirectHandler(func(conn string, data []byte) { h.SendDirect(conn, data) })
 //	err = b.Start(h)                        // h is the hub.Sink
 //	// /readyz: b.Ready(); the hub serves /api/send, /api/connections/{id} and
 //	// /api/instances from r (a hub.Directory) and registers connections in r
-//	// (a hub.Presence); shutdown: b.Close() (closes the registry first:
+//	// (a hub.Registrar); shutdown: b.Close() (closes the registry first:
 //	// entries deleted at once). cmd/wshub does exactly this.
 //
 // # Redis names

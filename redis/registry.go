@@ -25,10 +25,10 @@ type ConnInfo = hub.ConnInfo
 // InstanceInfo is one live gateway instance, from its heartbeat.
 type InstanceInfo = hub.InstanceInfo
 
-// A Registry is the hub's Presence (it records connections) and Directory
+// A Registry is the hub's Registrar (it records connections) and Directory
 // (it finds them and routes addressed sends).
 var (
-	_ hub.Presence  = (*Registry)(nil)
+	_ hub.Registrar = (*Registry)(nil)
 	_ hub.Directory = (*Registry)(nil)
 )
 

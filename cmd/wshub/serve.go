@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 			broker.Close()
 			return 1
 		}
-		hcfg.Presence, hcfg.Directory = r, r
+		hcfg.Registrar, hcfg.Directory = r, r
 	}
 	loops := srv.Loops()
 	posters := make([]hub.Poster, len(loops))
