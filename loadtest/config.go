@@ -2,17 +2,24 @@ package loadtest
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Scenario names accepted by Config.Scenario.
 const (
-	ScenarioIdle   = "idle"
-	ScenarioFanout = "fanout"
-	ScenarioChurn  = "churn"
-	ScenarioStorm  = "storm"
-	ScenarioSlow   = "slow"
+	ScenarioIdle    = "idle"
+	ScenarioFanout  = "fanout"
+	ScenarioChurn   = "churn"
+	ScenarioStorm   = "storm"
+	ScenarioSlow    = "slow"
+	ScenarioRecover = "recover"
 )
+
+// DefaultRecoverNamespace is the namespace of the recover scenario's
+// channels unless Config.Namespace says otherwise: the one a gateway's
+// configuration gives history (namespaces: {hist: {history_size: ...}}).
+const DefaultRecoverNamespace = "hist"
 
 // Config describes one load-generator run (or one worker's share of it).
 type Config struct {
@@ -23,11 +30,11 @@ type Config struct {
 	SourceIPs      []string // local IPv4 addresses to bind, round robin (empty: kernel's choice)
 	Pollers        int      // epoll goroutines, default 1
 
-	Conns      int           // idle, churn (concurrent cap), storm: connections
+	Conns      int           // idle, churn (concurrent cap), storm: connections; recover: subscribers
 	Subs       int           // fanout, slow: subscribers
 	Channels   int           // channels; subscriber i is on channel i % Channels
-	Publishers int           // fanout, slow: publishers (each owns whole channels)
-	Msgs       int64         // fanout, slow: messages to publish in total (0: until Duration)
+	Publishers int           // fanout, slow, recover: publishers (each owns whole channels)
+	Msgs       int64         // fanout, slow, recover: messages to publish in total (0: until Duration)
 	Rate       float64       // publishes/s in total (churn: connections/s); 0 = as fast as the window allows
 	Size       int           // bytes of each publication's data value (at least the header fields)
 	Padding    string        // what fills the data beyond its header fields: PaddingX (default) or PaddingText
@@ -37,6 +44,18 @@ type Config struct {
 	PublishHTTP  string  // admin address: publish with POST /api/publish instead of over WebSocket
 	SlowFraction float64 // slow: share of subscribers that stop reading
 	StormTrigger string  // storm: "client" (we drop every connection) or "server" (wait for the gateway to)
+
+	// Namespace puts every channel in a namespace: NAMESPACE:wsload.RUN.N
+	// (PROTOCOL.md, "Authentication and permissions"). Empty: the default
+	// namespace, except recover's DefaultRecoverNamespace.
+	Namespace string
+
+	// recover: subscribers dropped per second in total (0: a quarter of
+	// Conns), each away for a random time in [AwayMin, AwayMax] before it
+	// reconnects (round robin over Targets) and subscribes with since.
+	DisconnectRate float64
+	AwayMin        time.Duration
+	AwayMax        time.Duration
 
 	// What every upgrade presents (PROTOCOL.md, "Authentication"): nothing,
 	// a token minted for the connection, or one fixed token.
@@ -113,6 +132,17 @@ func (c *Config) Defaults() {
 	if c.JWTTTL == 0 {
 		c.JWTTTL = time.Hour
 	}
+	if c.Scenario == ScenarioRecover {
+		if c.Namespace == "" {
+			c.Namespace = DefaultRecoverNamespace
+		}
+		if c.DisconnectRate == 0 {
+			c.DisconnectRate = float64(c.Conns) / 4
+		}
+		if c.AwayMin == 0 && c.AwayMax == 0 {
+			c.AwayMin, c.AwayMax = 100*time.Millisecond, 2*time.Second
+		}
+	}
 }
 
 // Validate reports the first inconsistent setting.
@@ -132,10 +162,17 @@ func (c *Config) Validate() error {
 		if c.Scenario == ScenarioSlow && (c.SlowFraction <= 0 || c.SlowFraction >= 1) {
 			return fmt.Errorf("--slow-fraction must be in (0,1)")
 		}
+	case ScenarioRecover:
+		if err := c.validateRecover(); err != nil {
+			return err
+		}
 	case "":
-		return fmt.Errorf("no scenario given (idle, fanout, churn, storm, slow)")
+		return fmt.Errorf("no scenario given (%s)", scenarioList)
 	default:
-		return fmt.Errorf("unknown scenario %q (idle, fanout, churn, storm, slow)", c.Scenario)
+		return fmt.Errorf("unknown scenario %q (%s)", c.Scenario, scenarioList)
+	}
+	if err := checkNamespace(c.Namespace); err != nil {
+		return err
 	}
 	if len(c.Targets) == 0 {
 		return fmt.Errorf("no --target given")
@@ -159,8 +196,8 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if len(c.PublishTargets) > 0 {
-		if c.Scenario != ScenarioFanout && c.Scenario != ScenarioSlow {
-			return fmt.Errorf("--publish-target applies to fanout and slow only, not %s", c.Scenario)
+		if c.Scenario != ScenarioFanout && c.Scenario != ScenarioSlow && c.Scenario != ScenarioRecover {
+			return fmt.Errorf("--publish-target applies to fanout, slow and recover only, not %s", c.Scenario)
 		}
 		if c.PublishHTTP != "" {
 			return fmt.Errorf("--publish-target and --publish-http are exclusive: publishers use WebSocket or HTTP")
@@ -179,6 +216,43 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("worker %d of %d", c.Worker, c.Workers)
 	}
 	return nil
+}
+
+const scenarioList = "idle, fanout, churn, storm, slow, recover"
+
+// validateRecover checks the recover scenario's own settings.
+func (c *Config) validateRecover() error {
+	switch {
+	case c.Conns <= 0:
+		return fmt.Errorf("recover needs --conns > 0 (subscribers)")
+	case c.Rate <= 0:
+		// At max rate the publishers would pace on the subscribers, and
+		// away ones would make the rate anything but steady.
+		return fmt.Errorf("recover needs --rate > 0: publications/s in total, steady through the run")
+	case c.Publishers > c.Channels:
+		return fmt.Errorf("--publishers %d > --channels %d: each channel has exactly one publisher", c.Publishers, c.Channels)
+	case c.DisconnectRate < 0:
+		return fmt.Errorf("--disconnect-rate must not be negative")
+	case c.AwayMin < 0 || c.AwayMax < c.AwayMin:
+		return fmt.Errorf("--away %v-%v: want 0 <= MIN <= MAX", c.AwayMin, c.AwayMax)
+	}
+	return nil
+}
+
+// checkNamespace refuses a namespace that would not make valid channel
+// names, or would not be the part before the first ":".
+func checkNamespace(ns string) error {
+	for i := 0; i < len(ns); i++ {
+		if !channelByte(ns[i]) || ns[i] == ':' {
+			return fmt.Errorf("--namespace %q: byte %q is not allowed (A-Z a-z 0-9 _ - . @ / =)", ns, ns[i])
+		}
+	}
+	return nil
+}
+
+// channelByte reports whether b may appear in a channel name (PROTOCOL.md).
+func channelByte(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("_-.:@/=", b) >= 0
 }
 
 // mine reports whether global index i (connection, subscriber) belongs to

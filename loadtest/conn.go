@@ -42,11 +42,17 @@ type conn struct {
 	accept  []byte // expected Sec-WebSocket-Accept while upgrading
 	trk     tracker
 	pub     *publisher
-	lastT   int64 // publish time (unix ns) of the newest message received
-	dropped int64 // when the gateway's close was first seen (monotonic ns)
+	rs      *recoverSub // recover: the subscriber this connection serves
+	lastT   int64       // publish time (unix ns) of the newest message received
+	dropped int64       // when the gateway's close was first seen (monotonic ns)
 }
 
 func (c *conn) has(f uint16) bool { return c.flags&f != 0 }
+
+// paces reports whether c counts in its channel's live subscribers, which
+// a publisher at max rate paces on: not slow ones (they stop reading) nor
+// recover ones (they come and go; recover publishes at a fixed rate).
+func (c *conn) paces() bool { return c.has(fSub) && !c.has(fSlow) && c.rs == nil }
 
 // dialReq asks a poller to open one connection.
 type dialReq struct {
@@ -57,6 +63,7 @@ type dialReq struct {
 	attempt int32
 	since   int64
 	pub     *publisher
+	rs      *recoverSub
 }
 
 // chanAgg sums the trackers of one channel's subscribers on one poller.

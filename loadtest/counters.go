@@ -13,10 +13,11 @@ const (
 	errReply            // an "error" reply
 	errPublish          // HTTP publish failed
 	errForeign          // a message for another channel or without our payload
+	errOffset           // recover: a message or subscribe ok without an offset (no history on the channel), or a message before the ok
 	numErrKinds
 )
 
-var errNames = [numErrKinds]string{"connect", "handshake", "refused", "timeout", "closed", "protocol", "reply", "publish", "foreign"}
+var errNames = [numErrKinds]string{"connect", "handshake", "refused", "timeout", "closed", "protocol", "reply", "publish", "foreign", "offset"}
 
 // counters are one poller's live figures: written by that poller only,
 // read by the progress display at any time.

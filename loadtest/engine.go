@@ -26,7 +26,7 @@ type engine struct {
 	pollers   []*poller
 	start     time.Time
 	wg        sync.WaitGroup
-	prefix    string   // channel name prefix, "wsload.<run>."
+	prefix    string   // channel name prefix, "[<namespace>:]wsload.<run>."
 	chanNames [][]byte // channel index -> name
 	pad       []byte   // --padding text: what publications are padded from (nil: x)
 
@@ -43,6 +43,7 @@ type engine struct {
 	tokens  *tokenSource // what each upgrade presents; nil: no token
 
 	publishing atomic.Bool // publishers pump while set
+	dropping   atomic.Bool // recover: pollers drop subscribers at random while set
 	stopping   atomic.Bool // teardown: no reconnects
 	stopOnce   sync.Once
 }
@@ -87,6 +88,9 @@ func newEngine(cfg *Config) (*engine, error) {
 		e.srcIPs = append(e.srcIPs, [4]byte(ip))
 	}
 	e.prefix = "wsload." + cfg.RunID + "."
+	if cfg.Namespace != "" {
+		e.prefix = cfg.Namespace + ":" + e.prefix
+	}
 	e.chanNames = make([][]byte, cfg.Channels)
 	for i := range e.chanNames {
 		e.chanNames[i] = []byte(e.prefix + strconv.Itoa(i))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,8 @@ type poller struct {
 	lastRecv   int64        // unix ns of the latest read that brought a publication
 	lostReady  atomic.Int64 // storm: ready connections lost
 	spare      [][]byte
-	z          inflater // --compression: inflates every connection's compressed messages
+	z          inflater       // --compression: inflates every connection's compressed messages
+	rec        *pollerRecover // recover scenario only
 }
 
 // slowDrop is what a slow subscriber saw before the gateway dropped it.
@@ -107,6 +109,9 @@ func newPoller(e *engine, id int) (*poller, error) {
 	}
 	if e.cfg.Compression {
 		p.z.setMemo(memoFor(e.cfg.Window*e.cfg.Publishers, e.cfg.Size))
+	}
+	if e.cfg.Scenario == ScenarioRecover {
+		p.rec = newPollerRecover(e.cfg)
 	}
 	return p, nil
 }
@@ -177,11 +182,12 @@ func (p *poller) timeout() int {
 	if len(p.pubs) > 0 && p.e.publishing.Load() {
 		return 1
 	}
+	ms := 100
 	if len(p.timers) > 0 {
 		d := (p.timers[0].at - p.e.now()) / int64(time.Millisecond)
-		return int(max(0, min(d, 100)))
+		ms = int(max(0, min(d, 100)))
 	}
-	return 100
+	return p.recoverTimeout(ms)
 }
 
 func (p *poller) tick() {
@@ -195,6 +201,9 @@ func (p *poller) tick() {
 		for _, pb := range p.pubs {
 			pb.pump(p, now)
 		}
+	}
+	if p.rec != nil {
+		p.recoverTick(now)
 	}
 	if now-p.lastSweep >= sweepEvery {
 		p.lastSweep = now
@@ -256,7 +265,10 @@ func (p *poller) dialQueued() {
 
 // dial opens a non-blocking TCP connection to the request's target.
 func (p *poller) dial(r dialReq) {
-	c := &conn{ch: r.ch, idx: r.idx, target: r.target, flags: r.flags, attempt: r.attempt, since: r.since, pub: r.pub, t0: p.e.now()}
+	c := &conn{ch: r.ch, idx: r.idx, target: r.target, flags: r.flags, attempt: r.attempt, since: r.since, pub: r.pub, rs: r.rs, t0: p.e.now()}
+	if r.rs != nil {
+		r.rs.c = c
+	}
 	p.dialing++
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -501,7 +513,7 @@ func (p *poller) opened(c *conn) {
 	c.t0 = now
 	switch {
 	case c.has(fSub):
-		p.wbuf = appendSubscribe(p.wbuf[:0], p.e.chanNames[c.ch], p.rng.Uint32())
+		p.wbuf = p.subscribeCmd(p.wbuf[:0], c)
 		p.write(c, p.wbuf)
 	default:
 		p.ready(c)
@@ -526,7 +538,7 @@ func (p *poller) ready(c *conn) {
 	if c.pub != nil {
 		c.pub.c = c
 	}
-	if c.has(fSub) && !c.has(fSlow) {
+	if c.paces() {
 		p.e.liveSubs[c.ch].Add(1)
 	}
 	if c.has(fChurn) {
@@ -637,6 +649,9 @@ func (p *poller) message(c *conn, b []byte) {
 		p.publication(c, &r)
 	case replyOK:
 		if c.has(fSub) && !c.has(fReady) && r.id == 1 {
+			if c.rs != nil {
+				p.recoverOK(c, &r)
+			}
 			p.ready(c)
 		} else if c.pub != nil && r.id > 0 {
 			c.pub.ack(p, r.id, true)
@@ -656,6 +671,10 @@ func (p *poller) message(c *conn, b []byte) {
 
 // publication accounts for one received publication.
 func (p *poller) publication(c *conn, r *reply) {
+	if c.rs != nil {
+		p.recoverMessage(c, r)
+		return
+	}
 	ch := p.e.channelOf(r.channel)
 	seq, ts, ok := parsePayload(r.data)
 	before := c.trk.max
@@ -743,7 +762,7 @@ func (p *poller) release(c *conn, abort bool) {
 	p.putBuf(c.in)
 	p.putBuf(c.out)
 	c.in, c.out, c.frag, c.accept = nil, nil, nil, nil
-	if c.has(fSub) && c.has(fReady) && !c.has(fSlow) {
+	if c.has(fReady) && c.paces() {
 		p.flushMax()
 		p.e.liveSubs[c.ch].Add(-1)
 		p.e.maxSum[c.ch].Add(-c.trk.max)
@@ -761,6 +780,9 @@ func (p *poller) release(c *conn, abort bool) {
 
 // afterClose counts a setup failure and schedules a storm reconnect.
 func (p *poller) afterClose(c *conn) {
+	if c.rs != nil && c.rs.c == c {
+		c.rs.c = nil // away until its next connection
+	}
 	if !c.has(fReady) && !c.has(fFailed) {
 		c.flags |= fFailed
 		p.ctr.failed.Add(1)
@@ -769,14 +791,16 @@ func (p *poller) afterClose(c *conn) {
 		return
 	}
 	since := c.since
-	if since == 0 {
+	if since == 0 && c.rs == nil { // recover times its reconnects from the subscribe instead
 		since = p.e.now()
 	}
-	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fReconnect), target: p.e.subTarget(c.target + 1), since: since}
+	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fReconnect), target: p.e.subTarget(c.target + 1), since: since, rs: c.rs}
 	if c.has(fReady) {
 		p.lostReady.Add(1)
 		p.ctr.ready.Add(-1) // it must become ready again
-		p.dialq = append(p.dialq, r)
+		if c.rs == nil || !p.recoverLost(c, r) {
+			p.dialq = append(p.dialq, r)
+		}
 		return
 	}
 	p.ctr.failed.Add(-1) // retried, not given up
@@ -829,13 +853,34 @@ func (p *poller) putBuf(b []byte) {
 	}
 }
 
-// appendSubscribe appends a masked subscribe command with id 1.
-func appendSubscribe(dst, channel []byte, key uint32) []byte {
+// appendSubscribe appends a masked subscribe command with id 1, and with
+// since unless it is negative, and epoch unless it is empty (a channel
+// without a stream yet has none).
+func appendSubscribe(dst, channel []byte, since int64, epoch string, key uint32) []byte {
+	var num [20]byte
+	var sinceNum []byte
 	n := len(`{"op":"subscribe","channel":"","id":1}`) + len(channel)
+	if since >= 0 {
+		sinceNum = strconv.AppendInt(num[:0], since, 10)
+		n += len(`,"since":`) + len(sinceNum)
+		if epoch != "" {
+			n += len(`,"epoch":""`) + len(epoch)
+		}
+	}
 	dst, start := beginClientFrame(dst, opText, n, key)
 	dst = append(dst, `{"op":"subscribe","channel":"`...)
 	dst = append(dst, channel...)
-	dst = append(dst, `","id":1}`...)
+	dst = append(dst, `","id":1`...)
+	if since >= 0 {
+		dst = append(dst, `,"since":`...)
+		dst = append(dst, sinceNum...)
+		if epoch != "" {
+			dst = append(dst, `,"epoch":"`...)
+			dst = append(dst, epoch...)
+			dst = append(dst, '"')
+		}
+	}
+	dst = append(dst, '}')
 	maskBytes(dst[start:], key)
 	return dst
 }

@@ -46,6 +46,8 @@ type Raw struct {
 	StormLast    int64 `json:"storm_last"`    // unix ns the last one was subscribed again
 	StormMissing int64 `json:"storm_missing"` // connections not subscribed again by the end
 
+	Recover *RecoverRaw `json:"recover,omitempty"`
+
 	SelfCPU  float64 `json:"self_cpu_s"` // CPU seconds spent in the main phase
 	SelfRSS  int64   `json:"self_rss"`   // bytes, at the end of setup
 	SelfHWM  int64   `json:"self_hwm"`   // peak RSS, bytes
@@ -98,6 +100,12 @@ func (r *Raw) Merge(o *Raw) {
 	r.StormDropped += o.StormDropped
 	r.StormLast = max(r.StormLast, o.StormLast)
 	r.StormMissing += o.StormMissing
+	if o.Recover != nil {
+		if r.Recover == nil {
+			r.Recover = &RecoverRaw{}
+		}
+		r.Recover.merge(o.Recover)
+	}
 	r.SelfCPU += o.SelfCPU
 	r.SelfRSS += o.SelfRSS
 	r.SelfHWM += o.SelfHWM

@@ -27,14 +27,29 @@ type reply struct {
 	code    int64
 	channel []byte
 	data    []byte // raw JSON value
+
+	// History (PROTOCOL.md, "Ordering and delivery"): a message's offset,
+	// or a subscribe ok's latest offset, epoch, whether the since it was
+	// given was recovered and how many messages it replays.
+	offset    int64 // -1 when absent or not an integer
+	epoch     []byte
+	recovered int8  // recNone, recFalse or recTrue
+	replayed  int64 // -1 when absent
 }
+
+// What a subscribe ok's "recovered" said.
+const (
+	recNone  int8 = iota // absent: no since was given, or the gateway has no history
+	recFalse             // the gap is not in history: nothing replayed
+	recTrue              // the gap is replayed before live messages
+)
 
 var errBadJSON = errors.New("malformed JSON reply")
 
 // parseReply scans one reply object without allocating. It only needs to
 // be as strict as finding the fields; it is not a validating JSON parser.
 func parseReply(b []byte, r *reply) error {
-	*r = reply{id: -1}
+	*r = reply{id: -1, offset: -1, replayed: -1}
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errBadJSON
@@ -72,6 +87,21 @@ func parseReply(b []byte, r *reply) error {
 			}
 		case "data":
 			r.data = val
+		case "offset":
+			r.offset = parseInt(val, -1)
+		case "epoch":
+			if len(val) >= 2 && val[0] == '"' {
+				r.epoch = val[1 : len(val)-1]
+			}
+		case "recovered":
+			switch string(val) {
+			case "true":
+				r.recovered = recTrue
+			case "false":
+				r.recovered = recFalse
+			}
+		case "replayed":
+			r.replayed = parseInt(val, -1)
 		}
 		i = skipSpace(b, i)
 		if i < len(b) && b[i] == ',' {

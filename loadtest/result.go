@@ -47,9 +47,10 @@ type Result struct {
 	// and during it; nil when none was.
 	Tokens *TokenStats `json:"tokens,omitempty"`
 
-	Churn *ChurnResult `json:"churn,omitempty"`
-	Storm *StormResult `json:"storm,omitempty"`
-	Slow  *SlowResult  `json:"slow,omitempty"`
+	Churn   *ChurnResult   `json:"churn,omitempty"`
+	Storm   *StormResult   `json:"storm,omitempty"`
+	Slow    *SlowResult    `json:"slow,omitempty"`
+	Recover *RecoverResult `json:"recover,omitempty"`
 
 	Server *ServerStats `json:"server,omitempty"`
 	Self   SelfStats    `json:"self"`
@@ -143,7 +144,7 @@ func Finalize(r *Raw) *Result {
 		}
 	}
 	res.Rejected = r.Published - accepted
-	if r.Scenario == ScenarioFanout || r.Scenario == ScenarioSlow {
+	if r.Scenario == ScenarioFanout || r.Scenario == ScenarioSlow || r.Scenario == ScenarioRecover {
 		res.Rejected = max(0, res.Rejected)
 	} else {
 		res.Rejected = 0
@@ -151,6 +152,9 @@ func Finalize(r *Raw) *Result {
 	res.Lost = max(0, res.Expected-res.Delivered)
 	if res.Expected > 0 {
 		res.LossRatio = float64(res.Lost) / float64(res.Expected)
+	}
+	if r.Scenario == ScenarioRecover {
+		finalizeRecover(res, r)
 	}
 	if r.MainEnd > r.MainStart {
 		res.DurationS = secs(r.MainEnd - r.MainStart)

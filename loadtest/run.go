@@ -135,20 +135,31 @@ func (ru *runner) setup(ctx context.Context) error {
 	cfg, e := ru.cfg, ru.e
 	perPoller := make([][]dialReq, len(e.pollers))
 	pubsOf := make([][]*publisher, len(e.pollers))
+	rsubsOf := make([][]*recoverSub, len(e.pollers))
 	add := func(r dialReq) {
 		i := int(r.idx) % len(e.pollers)
 		perPoller[i] = append(perPoller[i], r)
+		if r.rs != nil {
+			rsubsOf[i] = append(rsubsOf[i], r.rs)
+		}
 	}
 	switch cfg.Scenario {
-	case ScenarioIdle, ScenarioStorm:
+	case ScenarioIdle, ScenarioStorm, ScenarioRecover:
 		flags := fSub
-		if cfg.Scenario == ScenarioStorm {
+		if cfg.Scenario != ScenarioIdle {
 			flags |= fReconnect
 		}
 		for i := 0; i < cfg.Conns; i++ {
 			if cfg.mine(i) {
-				add(dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: e.subTarget(int32(i))})
+				r := dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: e.subTarget(int32(i))}
+				if cfg.Scenario == ScenarioRecover {
+					r.rs = &recoverSub{trk: newOffsetTrack(), ch: r.ch}
+				}
+				add(r)
 			}
+		}
+		if cfg.Scenario == ScenarioRecover {
+			ru.addPublishers(cfg.Conns, add, pubsOf)
 		}
 	case ScenarioFanout, ScenarioSlow:
 		for i := 0; i < cfg.Subs; i++ {
@@ -164,16 +175,7 @@ func (ru *runner) setup(ctx context.Context) error {
 			}
 			add(dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: e.subTarget(int32(i))})
 		}
-		for k, pb := range ru.makePublishers() {
-			ru.pubs = append(ru.pubs, pb)
-			if cfg.PublishHTTP != "" {
-				continue
-			}
-			idx := int32(cfg.Subs + k)
-			pi := int(idx) % len(e.pollers)
-			pubsOf[pi] = append(pubsOf[pi], pb)
-			add(dialReq{idx: idx, ch: -1, flags: fPub, target: e.pubTarget(int32(k*cfg.Workers+cfg.Worker), idx), pub: pb})
-		}
+		ru.addPublishers(cfg.Subs, add, pubsOf)
 	}
 	var planned int64
 	for _, reqs := range perPoller {
@@ -190,8 +192,11 @@ func (ru *runner) setup(ctx context.Context) error {
 		}
 	}
 	for i, p := range e.pollers {
-		reqs, pubs := perPoller[i], pubsOf[i]
+		reqs, pubs, rsubs := perPoller[i], pubsOf[i], rsubsOf[i]
 		p.post(func() {
+			if p.rec != nil {
+				p.rec.addSubs(cfg, rsubs)
+			}
 			p.pubs = append(p.pubs, pubs...)
 			p.dialq = append(p.dialq, reqs...)
 			p.dialQueued()
@@ -210,6 +215,22 @@ func (ru *runner) setup(ctx context.Context) error {
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
+	}
+}
+
+// addPublishers plans this worker's publishers, numbered after the subs
+// subscribers: their connections, or with PublishHTTP their goroutines.
+func (ru *runner) addPublishers(subs int, add func(dialReq), pubsOf [][]*publisher) {
+	cfg, e := ru.cfg, ru.e
+	for k, pb := range ru.makePublishers() {
+		ru.pubs = append(ru.pubs, pb)
+		if cfg.PublishHTTP != "" {
+			continue
+		}
+		idx := int32(subs + k)
+		pi := int(idx) % len(e.pollers)
+		pubsOf[pi] = append(pubsOf[pi], pb)
+		add(dialReq{idx: idx, ch: -1, flags: fPub, target: e.pubTarget(int32(k*cfg.Workers+cfg.Worker), idx), pub: pb})
 	}
 }
 
@@ -270,6 +291,8 @@ func (ru *runner) main(ctx context.Context) error {
 		return ru.churn(ctx)
 	case ScenarioStorm:
 		return ru.storm(ctx)
+	case ScenarioRecover:
+		return ru.recover(ctx)
 	}
 	return nil
 }
@@ -295,6 +318,9 @@ func (ru *runner) collect() {
 		hs.Merge(p.hsLat)
 		sub.Merge(p.subLat)
 		rec.Merge(p.reconnLat)
+		if p.rec != nil {
+			r.addRecover(p.rec, ru.cfg.Channels)
+		}
 		for i := range p.agg {
 			r.Chans[i].add(p.agg[i])
 			r.SlowChans[i].add(p.slowAgg[i])

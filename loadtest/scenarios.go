@@ -12,11 +12,23 @@ const drainQuiet = 300 * time.Millisecond
 // publish runs the fanout and slow main phase: publish until the budget
 // is spent or the duration passes, then wait for stragglers.
 func (ru *runner) publish(ctx context.Context) error {
-	e, cfg := ru.e, ru.cfg
-	slow := cfg.Scenario == ScenarioSlow
+	slow := ru.cfg.Scenario == ScenarioSlow
 	if slow {
 		ru.pauseSlow(true)
 	}
+	if err := ru.publishAll(ctx); err != nil {
+		return err
+	}
+	if slow {
+		ru.pauseSlow(false)
+	}
+	return ru.drain(ctx)
+}
+
+// publishAll runs the publishers until the budget is spent or the
+// duration passes, and notes when they stopped.
+func (ru *runner) publishAll(ctx context.Context) error {
+	e, cfg := ru.e, ru.cfg
 	var budget int64
 	for _, pb := range ru.pubs {
 		budget += pb.budget
@@ -45,10 +57,7 @@ func (ru *runner) publish(ctx context.Context) error {
 	wg.Wait()
 	e.each(func(*poller) {}) // every pump has returned: the sequences are final
 	ru.r.PublishEnd = time.Now().UnixNano()
-	if slow {
-		ru.pauseSlow(false)
-	}
-	return ru.drain(ctx)
+	return nil
 }
 
 // drain waits until deliveries stop for drainQuiet, at most cfg.Drain.

@@ -169,6 +169,9 @@ func (c *Config) tokensFor(planned int64) int64 {
 	switch c.Scenario {
 	case ScenarioStorm:
 		n += planned
+	case ScenarioRecover:
+		// every drop is a reconnect
+		n += int64(math.Min(c.Duration.Seconds()*c.DisconnectRate/float64(c.Workers), maxStock)) + 1
 	case ScenarioChurn:
 		rate := c.Rate / float64(c.Workers)
 		if rate <= 0 {

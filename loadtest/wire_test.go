@@ -35,6 +35,17 @@ func TestParseReply(t *testing.T) {
 			t.Errorf("%s: got op %d id %d channel %q data %q", c.in, r.op, r.id, r.channel, r.data)
 		}
 	}
+	var r reply
+	if err := parseReply([]byte(`{"op":"ok","id":1,"offset":42,"epoch":"ab\"c","recovered":true,"replayed":25}`), &r); err != nil ||
+		r.offset != 42 || string(r.epoch) != `ab\"c` || r.recovered != recTrue || r.replayed != 25 {
+		t.Errorf("history ok: %+v %v", r, err)
+	}
+	if err := parseReply([]byte(`{"op":"ok","id":1,"recovered":false}`), &r); err != nil || r.recovered != recFalse || r.offset != -1 || r.replayed != -1 {
+		t.Errorf("ok recovered:false without offset: %+v %v", r, err)
+	}
+	if err := parseReply([]byte(`{"op":"message","channel":"h:1","offset":18,"data":1}`), &r); err != nil || r.offset != 18 || r.recovered != recNone {
+		t.Errorf("message with offset: %+v %v", r, err)
+	}
 	for _, bad := range []string{``, `[]`, `{"op":"ok"`, `{"op" "ok"}`, `{"op":}`, `{"p":"unterminated}`} {
 		var r reply
 		if parseReply([]byte(bad), &r) == nil {
@@ -237,6 +248,34 @@ func TestUpgradeRequestPresentsToken(t *testing.T) {
 		read := map[bool]string{false: req.URL.Query().Get("token"), true: strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")}
 		if read[c.bearer] != c.token || read[!c.bearer] != "" {
 			t.Errorf("uri %q bearer %v: a server reads %q where the token should be, %q in the other place", c.uri, c.bearer, read[c.bearer], read[!c.bearer])
+		}
+	}
+}
+
+// TestSubscribeCommand: a first subscribe has no since; a reconnect's
+// carries since and the epoch (raw, as the ok's JSON had it), and the
+// frame's length covers both.
+func TestSubscribeCommand(t *testing.T) {
+	for _, c := range []struct {
+		since int64
+		epoch string
+		want  string
+	}{
+		{-1, "", `{"op":"subscribe","channel":"hist:a.1","id":1}`},
+		{0, "x", `{"op":"subscribe","channel":"hist:a.1","id":1,"since":0,"epoch":"x"}`},
+		{5, "", `{"op":"subscribe","channel":"hist:a.1","id":1,"since":5}`},
+		{17, `ab\"c`, `{"op":"subscribe","channel":"hist:a.1","id":1,"since":17,"epoch":"ab\"c"}`},
+	} {
+		key := uint32(0x01020304)
+		f := appendSubscribe(nil, []byte("hist:a.1"), c.since, c.epoch, key)
+		if int(f[1]&0x7f) != len(c.want) || len(f) != 6+len(c.want) {
+			t.Errorf("since %d: length byte %d, frame %d bytes, for %d bytes of JSON", c.since, f[1]&0x7f, len(f), len(c.want))
+			continue
+		}
+		body := bytes.Clone(f[6:])
+		maskBytes(body, key)
+		if string(body) != c.want {
+			t.Errorf("got %s, want %s", body, c.want)
 		}
 	}
 }

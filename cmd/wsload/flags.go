@@ -84,6 +84,11 @@ Scenarios:
   churn   connect, subscribe, close at --rate/s, at most --conns at once
   storm   --conns connections drop at once (--storm-trigger client|server) and reconnect
   slow    like fanout, with --slow-fraction of subscribers not reading
+  recover --conns subscribers over --channels of a history namespace (--namespace, default hist),
+          --publishers publishing --rate/s for --duration; --disconnect-rate/s of the subscribers
+          drop at random, stay away for --away, reconnect (round robin over --target) and
+          subscribe with since; every offset after a subscriber's first ok must arrive once,
+          in order, unless an ok says "recovered":false (counted apart as unrecovered)
 
 Targets (--target, --publish-target):
   ws://host[:port][/path][?query]  port 80 when omitted, path /ws (--path) when omitted or "/",
@@ -105,27 +110,30 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	}
 	fs.StringVar(&c.Scenario, "scenario", "", "scenario (also the first argument)")
 	fs.Var(listFlag{&c.Targets}, "target", "gateway `URL`, ws://host[:port][/path][?query] or host:port, repeatable or comma-separated (default 127.0.0.1:8080)")
-	fs.Var(listFlag{&c.PublishTargets}, "publish-target", "fanout, slow: gateway `URL`(s) the publishers connect to, same forms as --target (repeatable or comma-separated, round robin) while subscribers stay on --target: cross-instance delivery (default: publishers on --target too)")
+	fs.Var(listFlag{&c.PublishTargets}, "publish-target", "fanout, slow, recover: gateway `URL`(s) the publishers connect to, same forms as --target (repeatable or comma-separated, round robin) while subscribers stay on --target: cross-instance delivery (default: publishers on --target too)")
 	fs.StringVar(&c.Path, "path", loadtest.DefaultPath, "WebSocket path of host:port targets and of ws:// URLs without a path")
 	fs.IntVar(&o.procs, "procs", 1, "worker processes (each holds at most ~19,900 sockets under a 20,000 open-file limit)")
 	var srcs []string
 	fs.Var(listFlag{&srcs}, "source-ips", "local IPv4 addresses to spread connections over: list or range (127.0.0.2-127.0.0.9)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "main phase length (publishing, holding, churning, waiting for recovery)")
 	fs.StringVar(&o.jsonFile, "json", "", "write the result as JSON to this file (- for stdout)")
-	fs.IntVar(&c.Conns, "conns", 0, "connections (idle, storm) or concurrent cap (churn)")
+	fs.IntVar(&c.Conns, "conns", 0, "connections (idle, storm), concurrent cap (churn) or subscribers (recover)")
 	fs.IntVar(&c.Subs, "subs", 0, "subscribers (fanout, slow)")
 	fs.IntVar(&c.Channels, "channels", 1, "channels; subscriber i is on channel i % channels")
 	fs.IntVar(&c.Publishers, "publishers", 1, "publishers; each owns whole channels (so at most --channels)")
 	fs.Int64Var(&c.Msgs, "msgs", 0, "publications in total (0: publish until --duration)")
-	fs.Float64Var(&c.Rate, "rate", 0, "publications/s in total (churn: connections/s); 0 = as fast as --window allows")
+	fs.Float64Var(&c.Rate, "rate", 0, "publications/s in total (churn: connections/s); 0 = as fast as --window allows (recover needs a rate)")
 	fs.IntVar(&c.Size, "size", 64, "bytes of each publication's data (it carries a sequence number and the send time)")
 	fs.StringVar(&c.Padding, "padding", loadtest.PaddingX, "what fills each publication's data past its sequence and time: x (a run of x, which deflate shrinks ~100x) or text (feed-like text, shrunk ~3x as JSON is: for --compression runs)")
 	fs.IntVar(&c.Window, "window", 0, "publications in flight per publisher: unacknowledged, or not yet reached by the channel's subscribers on average (default 32 at max rate, 4096 with --rate)")
 	fs.StringVar(&c.PublishHTTP, "publish-http", "", "publish with POST /api/publish on this admin host:port instead of over WebSocket")
+	fs.StringVar(&c.Namespace, "namespace", "", "put the channels in this namespace: NAMESPACE:wsload.RUN.N (default none; recover: "+loadtest.DefaultRecoverNamespace+", which the gateway must give history)")
+	fs.Float64Var(&c.DisconnectRate, "disconnect-rate", 0, "recover: subscribers dropped per second in total, at random (default --conns/4)")
+	fs.Var(awayFlag{&c.AwayMin, &c.AwayMax}, "away", "recover: how long a dropped subscriber stays away: `MIN-MAX`, uniformly at random, or one duration (default 100ms-2s)")
 	fs.Float64Var(&c.SlowFraction, "slow-fraction", 0.1, "slow: share of subscribers that stop reading")
 	fs.StringVar(&c.StormTrigger, "storm-trigger", "client", "storm: client = wsload drops every connection; server = wait for the gateway to (drain, kill)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "present an HS256 token minted with this secret on every connection, one sub each (wsload-N, unique in the run), minted before the run as far as its plan says how many")
-	fs.Var(listFlag{&c.JWTChannels}, "jwt-channels", "the minted tokens' channels claim: `patterns` (names, prefix:*, *), comma-separated (default no claim); wsload's channels are wsload.RUN.N, which only * matches")
+	fs.Var(listFlag{&c.JWTChannels}, "jwt-channels", "the minted tokens' channels claim: `patterns` (names, prefix:*, *), comma-separated (default no claim); wsload's channels are wsload.RUN.N, which only * matches (with --namespace NS, NS:* does)")
 	fs.DurationVar(&c.JWTTTL, "jwt-ttl", time.Hour, "the minted tokens' lifetime (exp), counted from when they are minted, before the run")
 	fs.StringVar(&c.Token, "token", "", "present this token, minted elsewhere, on every connection")
 	fs.BoolVar(&c.TokenHeader, "jwt-header", false, "present the token (--jwt-secret, --token) in Authorization: Bearer instead of ?token=")
@@ -204,6 +212,30 @@ func checkTTLFlag(fs *flag.FlagSet, c *loadtest.Config) error {
 		}
 	})
 	return err
+}
+
+// awayFlag parses --away: "MIN-MAX" or one duration for both.
+type awayFlag struct{ lo, hi *time.Duration }
+
+func (a awayFlag) String() string {
+	if a.lo == nil || *a.lo == 0 && *a.hi == 0 {
+		return ""
+	}
+	return a.lo.String() + "-" + a.hi.String()
+}
+
+func (a awayFlag) Set(s string) error {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	l, err1 := time.ParseDuration(lo)
+	h, err2 := time.ParseDuration(hi)
+	if err1 != nil || err2 != nil || l < 0 || h < l {
+		return fmt.Errorf("want MIN-MAX like 100ms-2s (0 <= MIN <= MAX), or one duration")
+	}
+	*a.lo, *a.hi = l, h
+	return nil
 }
 
 // expandIPs turns "a.b.c.d" and "a.b.c.d-a.b.c.e" items into a list.

@@ -34,7 +34,7 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		row("subscribe", "%s", pcts(r.Subscribe))
 	}
 	switch r.Scenario {
-	case loadtest.ScenarioFanout, loadtest.ScenarioSlow:
+	case loadtest.ScenarioFanout, loadtest.ScenarioSlow, loadtest.ScenarioRecover:
 		row("published", "%d (%.0f/s), %d rejected; %d B payloads, %d channels", r.Published, r.PublishesPerS, r.Rejected, c.Size, c.Channels)
 		pct := 100.0
 		if r.Expected > 0 {
@@ -44,6 +44,9 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		row("lost/dup/ooo", "%d lost, %d duplicates, %d out of order", r.Lost, r.Duplicates, r.Reordered)
 		row("deliveries/s", "%.0f", r.DeliveriesPerS)
 		row("latency", "%s", pcts(r.Latency))
+		if s := r.Recover; s != nil {
+			printRecover(row, s)
+		}
 	case loadtest.ScenarioChurn:
 		row("churn", "%d cycles, %.0f handshakes/s", r.Churn.Completed, r.Churn.HandshakesPerS)
 	case loadtest.ScenarioStorm:
@@ -98,6 +101,24 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		self += fmt.Sprintf(" (%.3f µs/msg)", r.Self.CPUPerMsgUs)
 	}
 	row("wsload", "%s, RSS %s (%s/conn)", self, fmtBytes(float64(r.Self.RSS)), fmtBytes(r.Self.RSSPerConn))
+}
+
+// printRecover adds the recover scenario's rows: how the reconnects were
+// answered and how long recovering took.
+func printRecover(row func(k, format string, a ...any), s *loadtest.RecoverResult) {
+	row("reconnects", "%d subscribers dropped; %d recovered (%d messages replayed), %d not (%d offsets unrecovered)",
+		s.Disconnects, s.Recoveries, s.Replayed, s.NotRecovered, s.Unrecovered)
+	if s.EpochChanges > 0 {
+		row("epochs", "%d reconnects found another epoch: their gaps are not counted", s.EpochChanges)
+	}
+	if s.LostInGaps > 0 || s.Unfinished > 0 {
+		row("lost where", "%d in gaps (later offsets arrived), the rest after subscribers' last message; %d replays unfinished", s.LostInGaps, s.Unfinished)
+	}
+	if s.AwayAtEnd > 0 {
+		row("away at end", "%d subscribers not subscribed again, %d offsets published after their last not counted lost", s.AwayAtEnd, s.AwayTail)
+	}
+	row("recovery ok", "%s", pcts(s.OK))
+	row("caught up", "%s", pcts(s.CaughtUp))
 }
 
 // tokensLine says what the upgrades presented, "" for nothing. Tokens
