@@ -145,8 +145,9 @@ func (r *streamRead) finish() {
 		}
 	}
 	m.wait = 0
-	if ls.epoch != at.Epoch || ls.seen < at.Offset {
-		// Live frames up to at may still be on their way to this loop.
+	if len(r.frames) > 0 || ls.epoch != at.Epoch || ls.seen < at.Offset {
+		// Live frames up to at may still be on their way to this loop, and
+		// later ones must wait behind the replay (pass).
 		m.flags |= mCatchup
 		h.table.catch[cs.loop][key] = catchup{offset: at.Offset, epoch: at.Epoch}
 	}

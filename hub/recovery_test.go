@@ -255,7 +255,13 @@ func TestHistoryRecoveryRefusals(t *testing.T) {
 // channel wait behind it.
 func TestHistoryReplayIsPaced(t *testing.T) {
 	p := newStreamProto(t, 0)
+	// A subscriber on the same loop: the loop has handed out up to the
+	// read's end, so only the replay queue keeps live frames behind it.
+	a := p.open(0)
+	p.send(a, `{"op":"subscribe","channel":"hist:a"}`)
+	p.answerReads()
 	p.publish("hist:a", 1, 6)
+	a.take()
 	c := p.open(0)
 	c.room = 4 // two frames per step
 	p.send(c, `{"op":"subscribe","channel":"hist:a","id":1,"since":0}`)
