@@ -14,8 +14,8 @@ import (
 
 // History streams (see the package doc): a channel's stream is a Redis
 // Stream whose entry ids are "<offset>-0", its meta a hash {o: latest offset,
-// e: epoch}. One script appends and publishes, another reads; both keys and
-// the (S)PUBLISH channel share one cluster slot.
+// e: epoch, s: history_size}. One script appends and publishes, another
+// reads; both keys and the (S)PUBLISH channel share one cluster slot.
 
 const (
 	histStreamPrefix = "ws:hist:"
@@ -71,25 +71,45 @@ func isNoScript(err error) bool {
 	return ok && rerr.IsNoScript()
 }
 
-// appendScript assigns the next offset, appends data (exact MAXLEN: a
-// stream keeps exactly history_size entries, which is what a reader may
-// recover), refreshes both keys' TTL and publishes, atomically: no
-// publication can come between the offset and the PUBLISH, so every
-// subscriber sees offsets in order. A missing meta, or a meta without its
-// stream, means the past was lost (first publication, expiry, eviction, a
-// restart without persistence): the stream is reset and a new epoch starts
-// at offset 1. So does an offset beyond history.MaxOffset. The epoch is the
-// server's time in microseconds plus the publishing instance's nonce.
+// appendScript assigns the next offset, appends data, refreshes both keys'
+// TTL and publishes, atomically: no publication can come between the offset
+// and the PUBLISH, so every subscriber sees offsets in order. A missing
+// meta, or a meta without its stream, means the past was lost (first
+// publication, expiry, eviction, a restart without persistence): the stream
+// is reset and a new epoch starts at offset 1. So does an offset beyond
+// history.MaxOffset, and an append Redis refuses (a stream whose ids ran
+// ahead of its meta: no offset is ever reused under an epoch). The epoch is
+// the server's time in microseconds plus the publishing instance's nonce.
+//
+// Trimming is approximate (MAXLEN ~): Redis then drops whole nodes of the
+// stream (up to 100 entries or 4 KB), where an exact MAXLEN rewrites the
+// oldest node on every append, which made the script twice as slow
+// (BenchmarkPublishHistory). The stream may so hold up to a node more than
+// history_size entries; the size kept in the meta lets readScript return
+// the newest history_size only, so that what a client may recover is
+// exactly what history_size says.
 //
 // KEYS: stream, meta. ARGV: channel, data, size, ttl ms ("0": none), nonce,
 // publish command. Answer: {offset, epoch}.
 var appendScript = newScript(`
-local epoch = redis.call('HGET', KEYS[2], 'e')
-local off
-if epoch and redis.call('EXISTS', KEYS[1]) == 1 then
-	off = redis.call('HINCRBY', KEYS[2], 'o', 1)
+local m = redis.call('HMGET', KEYS[2], 'e', 's')
+local epoch, id = m[1], nil
+if epoch then
+	local off = redis.call('HINCRBY', KEYS[2], 'o', 1)
+	if off <= ` + strconv.FormatUint(history.MaxOffset, 10) + ` then
+		id = string.format('%d', off)
+		-- Not made when missing: the past was lost with it.
+		local r = redis.pcall('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[3], id .. '-0', 'd', ARGV[2])
+		if type(r) ~= 'string' then
+			id = nil
+		end
+	end
 end
-if not off or off > ` + strconv.FormatUint(history.MaxOffset, 10) + ` then
+if id then
+	if m[2] ~= ARGV[3] then
+		redis.call('HSET', KEYS[2], 's', ARGV[3])
+	end
+else
 	local t = redis.call('TIME')
 	local n, s = t[1] * 1000000 + t[2], ''
 	repeat
@@ -97,13 +117,11 @@ if not off or off > ` + strconv.FormatUint(history.MaxOffset, 10) + ` then
 		s = string.sub('0123456789abcdefghijklmnopqrstuvwxyz', d + 1, d + 1) .. s
 		n = math.floor(n / 36)
 	until n == 0
-	epoch = s .. '.' .. ARGV[5]
+	epoch, id = s .. '.' .. ARGV[5], '1'
 	redis.call('DEL', KEYS[1])
-	redis.call('HSET', KEYS[2], 'o', 1, 'e', epoch)
-	off = 1
+	redis.call('HSET', KEYS[2], 'o', 1, 'e', epoch, 's', ARGV[3])
+	redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '1-0', 'd', ARGV[2])
 end
-local id = string.format('%d', off)
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], id .. '-0', 'd', ARGV[2])
 if ARGV[4] == '0' then
 	redis.call('PERSIST', KEYS[1])
 	redis.call('PERSIST', KEYS[2])
@@ -112,24 +130,27 @@ else
 	redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 redis.call(ARGV[6], ARGV[1], '!' .. id .. ':' .. epoch .. ':' .. ARGV[2])
-return {off, epoch}
+return {id, epoch}
 `)
 
-// readScript reads the position and the entries after since in one atomic
-// step. A stream without its meta, or a meta without its stream, reads as
-// no stream: offset 0, epoch "" (nothing is created by a read).
+// readScript reads the position and the entries after since, of the newest
+// history_size, in one atomic step. A stream without its meta, or a meta
+// without its stream, reads as no stream: offset 0, epoch "" (nothing is
+// created by a read).
 //
 // KEYS: stream, meta. ARGV: since, limit ("0": the position only). Answer:
 // {offset, epoch[, entries]}, entries as XRANGE gives them.
 var readScript = newScript(`
-local m = redis.call('HMGET', KEYS[2], 'o', 'e')
+local m = redis.call('HMGET', KEYS[2], 'o', 'e', 's')
 if not m[1] or not m[2] or redis.call('EXISTS', KEYS[1]) == 0 then
 	return {0, ''}
 end
-if ARGV[2] == '0' or tonumber(ARGV[1]) >= tonumber(m[1]) then
+local top = tonumber(m[1])
+if ARGV[2] == '0' or tonumber(ARGV[1]) >= top then
 	return {m[1], m[2]}
 end
-return {m[1], m[2], redis.call('XRANGE', KEYS[1], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])}
+local from = math.max(tonumber(ARGV[1]), top - (tonumber(m[3]) or top))
+return {m[1], m[2], redis.call('XRANGE', KEYS[1], '(' .. string.format('%d', from) .. '-0', '+', 'COUNT', ARGV[2])}
 `)
 
 var errHistAnswer = errors.New("redis: malformed history answer")

@@ -157,22 +157,44 @@ func TestHistoryReadSinceAndLimit(t *testing.T) {
 	}
 }
 
-// Exact MAXLEN: after 2*size publications the stream holds the newest size.
+// A read sees the newest history_size entries, exactly, though the stream
+// is trimmed approximately (whole nodes, at most 100 entries each); a
+// smaller history_size applies from the next publication on.
 func TestHistoryTrim(t *testing.T) {
 	srv := redistest.Start(t)
 	b, _ := startHistBroker(t, Config{URL: srv.URL()})
 	const ch, size = "h:trim", 10
+	newest := func(top uint64, n int) (want []uint64) {
+		for off := top - uint64(n) + 1; off <= top; off++ {
+			want = append(want, off)
+		}
+		return want
+	}
+	check := func(top uint64, n int) {
+		t.Helper()
+		rd := readHist(t, b, ch, 0, 1000)
+		if rd.Pos.Offset != top || !slices.Equal(offsets(rd), newest(top, n)) {
+			t.Fatalf("read since 0: %+v %v, want %v", rd.Pos, offsets(rd), newest(top, n))
+		}
+		if rd := readHist(t, b, ch, top-uint64(n)-5, 3); !slices.Equal(offsets(rd), newest(top, n)[:3]) {
+			t.Fatalf("read since %d: %v", top-uint64(n)-5, offsets(rd))
+		}
+	}
+	opt := history.Options{Size: size, TTL: time.Minute}
 	for i := 1; i <= 2*size; i++ {
-		publishHist(t, b, ch, strconv.Itoa(i), history.Options{Size: size, TTL: time.Minute})
+		publishHist(t, b, ch, strconv.Itoa(i), opt)
 	}
-	rd := readHist(t, b, ch, 0, 1000)
-	want := []uint64{11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
-	if rd.Pos.Offset != 2*size || !slices.Equal(offsets(rd), want) {
-		t.Fatalf("read since 0: %+v %v, want %v", rd.Pos, offsets(rd), want)
+	check(2*size, size)
+	for i := 2*size + 1; i <= 500; i++ {
+		publishHist(t, b, ch, strconv.Itoa(i), opt)
 	}
-	if n, err := srv.Do("XLEN", "ws:hist:{h:trim}").AsInt64(); err != nil || n != size {
-		t.Fatalf("XLEN %d %v", n, err)
+	check(500, size)
+	if n, err := srv.Do("XLEN", "ws:hist:{h:trim}").AsInt64(); err != nil || n < size || n > size+100 {
+		t.Fatalf("XLEN %d %v, want %d to %d", n, err, size, size+100)
 	}
+	opt.Size = 4
+	publishHist(t, b, ch, "501", opt)
+	check(501, 4)
 }
 
 // Both keys expire history_ttl after the last publication; the next
