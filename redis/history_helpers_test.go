@@ -16,6 +16,9 @@ type histSink struct {
 	resub   map[string]int
 	overlap bool // a call came while another for the same channel ran
 	busy    map[string]bool
+	// onResub, when set, runs at each Resubscribed (outside the lock), as
+	// the hub's recovery read would.
+	onResub func(ch string)
 }
 
 type histMsg struct {
@@ -53,8 +56,12 @@ func (s *histSink) DeliverAt(ch string, pos history.Position, data []byte) {
 
 func (s *histSink) Resubscribed(ch string) {
 	s.enter(ch)
-	defer s.leave(ch)
 	s.resub[ch]++
+	fn := s.onResub
+	s.leave(ch)
+	if fn != nil {
+		fn(ch)
+	}
 }
 
 func (s *histSink) msgs(ch string) []histMsg {
