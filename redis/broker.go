@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -15,8 +17,9 @@ import (
 )
 
 var (
-	_ hub.Broker = (*Broker)(nil)
-	_ shardOwner = (*Broker)(nil)
+	_ hub.Broker    = (*Broker)(nil)
+	_ hub.Historian = (*Broker)(nil)
+	_ shardOwner    = (*Broker)(nil)
 )
 
 // DirectHandler receives an addressed send for a connection of this instance
@@ -37,6 +40,7 @@ type Broker struct {
 	pub      *publisher                    // set once
 	router   *router                       // cluster only; set once
 	sink     hub.Sink                      // set once by Start, before any message is read
+	stream   hub.StreamSink                // sink, when it is one; set with sink
 	direct   atomic.Pointer[DirectHandler] // stored by SetDirectHandler, loaded by deliver
 	ready    atomic.Bool                   // stored by updateReadyLocked, loaded anywhere
 
@@ -117,7 +121,7 @@ func New(cfg Config) (*Broker, error) {
 		b.slots = newSlotPlan(cfg.InstanceID)
 		b.router = newRouter(client, cfg, b.log)
 	}
-	b.pub = newPublisher(client, b.cluster, &b.cfg, b.log, &b.stats)
+	b.pub = newPublisher(client, b.cluster, strconv.FormatUint(rand.Uint64()&0xffffffff, 36), &b.cfg, b.log, &b.stats)
 	if cfg.Metrics != nil {
 		if err := b.stats.register(cfg.Metrics, b.Ready); err != nil {
 			b.pub.close()
@@ -156,6 +160,7 @@ func (b *Broker) Start(sink hub.Sink) error {
 		return errors.New("redis: Start called twice or after Close")
 	}
 	b.sink = sink
+	b.stream, _ = sink.(hub.StreamSink)
 	b.started = true
 	if !b.cluster {
 		s := b.newShardLocked("", b.client)
@@ -208,7 +213,7 @@ func (b *Broker) Publish(channel string, data []byte, done func(error)) {
 		done(hub.ErrUnavailable)
 		return
 	}
-	b.pub.submit(channel, string(data), done)
+	b.pub.submit(pubReq{kind: reqPublish, channel: channel, msg: string(data), done: done})
 }
 
 // Subscribe asks Redis for channel. done(nil) comes once Redis confirmed the
@@ -397,6 +402,9 @@ func (b *Broker) moveLocked(channel string, st *chanState, to string) {
 	if from == dst {
 		return
 	}
+	if from != nil && from.plan.confirmed(channel) && !st.internal {
+		st.lost = true
+	}
 	st.shard = dst
 	if from != nil {
 		from.markDirtyLocked(channel)
@@ -531,7 +539,19 @@ func (b *Broker) dropProbeLocked(s *shard) {
 // sink never blocks.
 func (b *Broker) deliver(m rueidis.PubSubMessage) {
 	if !strings.HasPrefix(m.Channel, internalPrefix) {
-		b.sink.Deliver(m.Channel, stringBytes(m.Message))
+		if len(m.Message) == 0 || m.Message[0] != histMark {
+			b.sink.Deliver(m.Channel, stringBytes(m.Message))
+			return
+		}
+		pos, data, ok := parseHistMessage(m.Message)
+		switch {
+		case !ok:
+			b.stats.dropped.Add(1)
+		case b.stream != nil:
+			b.stream.DeliverAt(m.Channel, pos, data)
+		default:
+			b.sink.Deliver(m.Channel, data)
+		}
 		return
 	}
 	if seq, ok := parseProbe(m.Message); ok {
@@ -548,6 +568,13 @@ func (b *Broker) deliver(m rueidis.PubSubMessage) {
 		}
 	}
 	b.stats.dropped.Add(1)
+}
+
+// resubscribed tells a StreamSink that ch was subscribed again after a loss.
+func (b *Broker) resubscribed(ch string) {
+	if b.stream != nil {
+		b.stream.Resubscribed(ch)
+	}
 }
 
 func (b *Broker) lost() {
@@ -569,11 +596,12 @@ func (b *Broker) restored() {
 // droppedLocked: standalone, the channel is subscribed again on the same
 // connection; on a cluster it waits for a slot refresh (see slotPlan.dropped).
 func (b *Broker) droppedLocked(s *shard, ch string) {
+	st := b.chans[ch]
 	if b.slots == nil {
-		st := b.chans[ch]
 		if st == nil || st.shard != s || !st.wanted {
 			return
 		}
+		st.lost = !st.internal
 		s.markDirtyLocked(ch)
 	} else {
 		if b.shards[s.addr] != s {
@@ -583,6 +611,7 @@ func (b *Broker) droppedLocked(s *shard, ch string) {
 		if !ok {
 			return
 		}
+		st.lost = !st.internal
 		b.applyMovesLocked([]move{mv})
 		b.router.poke()
 	}

@@ -81,6 +81,10 @@ type Config struct {
 	// PublishBatch is the maximum number of PUBLISH commands a worker
 	// pipelines in one round trip. Default 256.
 	PublishBatch int
+	// ReadWorkers is the number of goroutines issuing history reads, on
+	// queues of their own of PublishQueue each, pipelined like publications.
+	// Default 2.
+	ReadWorkers int
 	// ClusterRefresh is how often the cluster slot map is re-read even without
 	// a reason to. Default 5s.
 	ClusterRefresh time.Duration
@@ -163,6 +167,7 @@ func (c *Config) setDefaults() error {
 		{&c.PublishWorkers, 4},
 		{&c.PublishQueue, 4096},
 		{&c.PublishBatch, 256},
+		{&c.ReadWorkers, 2},
 	}
 	for _, n := range ints {
 		if *n.p < 0 {

@@ -1,7 +1,8 @@
 // Package redis is wshub's Redis backend: a hub.Broker on rueidis that shares
 // one pub/sub connection per instance (one per shard on a Redis Cluster) among
-// all event loops, survives Redis restarts, stalls and slot moves, plus a
-// connection registry with fenced instance heartbeats and addressed sends.
+// all event loops, survives Redis restarts, stalls and slot moves, keeps
+// channel history in Redis Streams (a hub.Historian), plus a connection
+// registry with fenced instance heartbeats and addressed sends.
 //
 // # Wiring
 //
@@ -29,6 +30,16 @@
 //	ws:user:<user>            set of "<instance>|<conn>", TTL
 //	ws:instance:<instance>    heartbeat, JSON {"conns":n,"ts":unix ms}, short TTL
 //	ws:instances              sorted set: instance -> heartbeat expiry (unix ms)
+//	ws:hist:{<channel>}       history channel's stream: entry id <offset>-0,
+//	                          field d = the data; trimmed with MAXLEN ~ size;
+//	                          TTL history_ttl, renewed by every publication
+//	ws:hmeta:{<channel>}      its meta: hash {o: latest offset, e: epoch,
+//	                          s: history_size}, same TTL
+//
+// The braces make the channel name the keys' hash tag: on a cluster a
+// channel's stream, meta and shard channel share one slot, so one script
+// appends and SPUBLISHes (client channel names have no braces; see
+// histKeys for a name that has).
 //
 // Internal channels contain '#', which is not allowed in client channel names
 // (PROTOCOL.md), so no client can subscribe to or forge them.
@@ -45,6 +56,25 @@
 // data is the JSON value exactly as the sender gave it. Unknown types and
 // malformed envelopes are counted as dropped.
 //
+// # History payloads
+//
+// A plain publication's payload on <channel> is its data, verbatim. A
+// history publication's is
+//
+//	!<offset>:<epoch>:<data>
+//
+// which no JSON text can be mistaken for ('!' starts none). Every instance
+// decodes it and hands on data at Position{offset, epoch}; a malformed one
+// is counted as dropped. An instance of a wshub without history would pass
+// such payloads to clients as they are: enable history once every instance
+// runs a version that has it.
+//
+// Epochs ("<server time in µs, base 36>.<instance nonce>") start whenever a
+// publication finds no meta, or a meta without its stream: the first
+// publication, after expiry or eviction of either key, after a restart
+// without persistence. A read creates nothing: a channel without both keys
+// reads as offset 0 and epoch "" (so a since above 0 is not recoverable).
+//
 // # Files
 //
 // The files stack in layers: a file refers only to names defined in the
@@ -55,13 +85,16 @@
 //	doc.go config.go names.go     settings, Redis names
 //	envelope.go metrics.go        instance channel payloads, counters
 //	slots.go                      cluster slots: key hash, CLUSTER SLOTS answers
+//	history.go                    history streams: key names, the Lua scripts, their
+//	                              answers and the history payload
 //	plan.go slotplan.go           the cores: what to (UN)SUBSCRIBE on one connection
 //	                              (subPlan); which master's connection each channel
 //	                              belongs on as slots move (slotPlan)
-//	publish.go router.go probe.go PUBLISH workers, slot map reads, liveness probes
+//	publish.go router.go probe.go PUBLISH, history append and read workers, slot map
+//	                              reads, liveness probes
 //	shard.go                      one pub/sub connection and its goroutine
 //	registry_writer.go            the registry's writer goroutine
-//	broker.go                     Broker: the hub.Broker over the shards; carries
-//	                              out the slot plan's moves
+//	broker.go broker_history.go   Broker: the hub.Broker over the shards; carries
+//	                              out the slot plan's moves; the hub.Historian
 //	registry.go                   Registry: presence, lookups, addressed sends
 package redis

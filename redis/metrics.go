@@ -13,6 +13,7 @@ type Stats struct {
 	ProbeFailures        uint64 // probes that did not come back within ProbeTimeout
 	DroppedMessages      uint64 // incoming messages that could not be handed on (malformed, no handler)
 	PublishErrors        uint64 // publications that failed (Redis error, timeout, full queue, down)
+	ReadErrors           uint64 // history reads that failed (Redis error, timeout, full queue, down)
 	SubscribeCommands    uint64 // SUBSCRIBE/SSUBSCRIBE commands sent (batching shows as channels >> commands)
 	RegistryCommands     uint64 // Redis commands issued by the registry
 	SubscribedChannels   int64  // channels currently confirmed by Redis on live connections
@@ -22,7 +23,7 @@ type Stats struct {
 // broker and read by snapshot and the metrics.
 type stats struct {
 	reconnects, resubscribed, probeFailures, dropped, publishErrors atomic.Uint64
-	subscribeCmds, registryCmds                                     atomic.Uint64
+	readErrors, subscribeCmds, registryCmds                         atomic.Uint64
 	subscribed                                                      atomic.Int64
 }
 
@@ -33,6 +34,7 @@ func (s *stats) snapshot() Stats {
 		ProbeFailures:        s.probeFailures.Load(),
 		DroppedMessages:      s.dropped.Load(),
 		PublishErrors:        s.publishErrors.Load(),
+		ReadErrors:           s.readErrors.Load(),
 		SubscribeCommands:    s.subscribeCmds.Load(),
 		RegistryCommands:     s.registryCmds.Load(),
 		SubscribedChannels:   s.subscribed.Load(),
@@ -52,6 +54,7 @@ func (s *stats) register(reg prometheus.Registerer, ready func() bool) error {
 		counter("probe_failures_total", "Liveness probes that did not come back in time.", &s.probeFailures),
 		counter("dropped_messages_total", "Incoming messages that could not be handed on.", &s.dropped),
 		counter("publish_errors_total", "Publications that failed.", &s.publishErrors),
+		counter("history_read_errors_total", "History reads that failed.", &s.readErrors),
 		counter("subscribe_commands_total", "SUBSCRIBE/SSUBSCRIBE commands sent.", &s.subscribeCmds),
 		counter("registry_commands_total", "Redis commands issued by the connection registry.", &s.registryCmds),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wshub", Subsystem: "redis", Name: "subscribed_channels", Help: "Channels confirmed by Redis on live connections."},

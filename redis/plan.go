@@ -54,6 +54,13 @@ func (p *subPlan) has(ch string) bool {
 	return ok && p.unsubWait[ch] == 0
 }
 
+// confirmed reports whether Redis confirmed ch on the connection (and has
+// not taken it away since), an UNSUBSCRIBE of it in flight or not.
+func (p *subPlan) confirmed(ch string) bool {
+	_, ok := p.active[ch]
+	return ok
+}
+
 // next turns the marked channels into commands: SUBSCRIBE groups first, then
 // UNSUBSCRIBE, each at most batch channels (and one slot when bySlot), in
 // channel order so a plan is reproducible. A channel whose UNSUBSCRIBE is

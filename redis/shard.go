@@ -19,10 +19,14 @@ var errStopped = errors.New("redis: shard stopped")
 // broker creates, routes and deletes it; the shard it is on answers its
 // waiters (and deletes it once answered and unwanted).
 type chanState struct {
-	shard    *shard        // connection it belongs on; nil while a cluster route is unknown
-	wanted   bool          // the hub (or the broker itself, for internal channels) wants it
-	internal bool          // instance or probe channel: never unsubscribed by the hub
-	waiters  []func(error) // Subscribe callbacks waiting for Redis' answer
+	shard    *shard // connection it belongs on; nil while a cluster route is unknown
+	wanted   bool   // the hub (or the broker itself, for internal channels) wants it
+	internal bool   // instance or probe channel: never unsubscribed by the hub
+	// lost: Redis had confirmed the channel, then it lost the subscription
+	// (the connection ended, Redis dropped it, its slot moved): the next
+	// confirmation is a resubscription the sink is told of.
+	lost    bool
+	waiters []func(error) // Subscribe callbacks waiting for Redis' answer
 }
 
 func (st *chanState) needed() bool { return st.wanted || len(st.waiters) > 0 }
@@ -39,6 +43,9 @@ func (st *chanState) takeWaiters(fire []func(error)) []func(error) {
 type shardOwner interface {
 	// deliver hands on a message read on a live connection.
 	deliver(m rueidis.PubSubMessage)
+	// resubscribed: Redis confirmed ch again after a loss (see
+	// chanState.lost). Called on the connection's reader, like deliver.
+	resubscribed(ch string)
 	// updateReadyLocked re-evaluates readiness after a shard went up or down.
 	updateReadyLocked()
 	// restored: a connection is back after a loss, and Redis may have
@@ -335,6 +342,11 @@ func (s *shard) endSession() {
 	s.sess.live.Store(false)
 	s.sess = nil
 	s.up = false
+	for ch, st := range b.chans {
+		if st.shard == s && !st.internal && s.plan.confirmed(ch) {
+			st.lost = true
+		}
+	}
 	b.stats.subscribed.Add(-int64(s.plan.sessionEnded()))
 	for ch, st := range b.chans {
 		if st.shard != s || len(st.waiters) == 0 {
@@ -354,12 +366,28 @@ func (s *shard) endSession() {
 
 // onSubscription sees every (un)subscribe notice. An unsubscribe we did not
 // ask for is Redis dropping the channel (a cluster slot moved away): the
-// broker decides where it goes next.
+// broker decides where it goes next. A subscribe notice is where a
+// resubscription is told: on the connection's reader, before any message
+// Redis sends on the channel after it.
 func (s *shard) onSubscription(sess *session, x rueidis.PubSubSubscription) {
-	if x.Kind != "unsubscribe" && x.Kind != "sunsubscribe" {
+	b := s.b
+	switch x.Kind {
+	case "subscribe", "ssubscribe":
+		b.mu.Lock()
+		st := b.chans[x.Channel]
+		again := s.sess == sess && st != nil && st.shard == s && st.lost && st.wanted
+		if again {
+			st.lost = false
+		}
+		b.mu.Unlock()
+		if again {
+			b.owner.resubscribed(x.Channel)
+		}
+		return
+	case "unsubscribe", "sunsubscribe":
+	default:
 		return
 	}
-	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s.sess != sess {
