@@ -60,9 +60,7 @@
 //	                              belongs on as slots move (slotPlan)
 //	publish.go router.go probe.go PUBLISH workers, slot map reads, liveness probes
 //	shard.go                      one pub/sub connection and its goroutine
-//	registry_local.go             the writer's compact record of local connections
-//	registry_writer.go            the registry's writer goroutine and (the two use
-//	registry_adds.go              each other) its entries' commands, in chunks
+//	registry_writer.go            the registry's writer goroutine
 //	broker.go                     Broker: the hub.Broker over the shards; carries
 //	                              out the slot plan's moves
 //	registry.go                   Registry: presence, lookups, addressed sends

@@ -296,12 +296,10 @@ func TestRegistryHubIDs(t *testing.T) {
 	}
 }
 
-// Adds are written in chunks whose arguments share one string
-// (registry_adds.go): with a pipeline of 5 commands every chunk is one entry
-// and pipelines end inside an entry's commands. Each entry must still get
-// its own hash, TTLs and set member, for both id forms, with and without a
-// user, in a batch that also removes and re-adds.
-func TestRegistryChunkedAdds(t *testing.T) {
+// With a pipeline of 5 commands, pipelines end inside an entry's commands.
+// Each entry must still get its own hash, TTLs and set member, for both id
+// forms, with and without a user, in a batch that also removes and re-adds.
+func TestRegistrySmallPipelines(t *testing.T) {
 	srv := redistest.Start(t)
 	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "gw.1"})
 	cfg := fastRegistry

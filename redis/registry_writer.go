@@ -46,7 +46,6 @@ type regWriter struct {
 	unremoved map[string]string
 	buf       []byte           // scratch for key names
 	cmds      rueidis.Commands // the pipeline being filled (pipe); at most MaxPipeline+1
-	adds      addChunk         // entries queued by pipe.addEntry, not yet in cmds
 	fresh     []uint64         // flush: keys added by the batch
 	removed   []removedConn    // flush: removes of the batch, kept for a retry if it fails
 }
@@ -193,10 +192,11 @@ type pipe struct {
 
 func (r *regWriter) pipe(ctx context.Context) pipe { return pipe{r: r, ctx: ctx} }
 
-// add appends commands to the pipeline after any queued entries' (addEntry).
 func (p *pipe) add(cmds ...rueidis.Completed) {
-	p.writeAdds()
-	p.queue(cmds...)
+	p.r.cmds = append(p.r.cmds, cmds...)
+	if len(p.r.cmds) >= p.r.cfg.MaxPipeline {
+		p.send()
+	}
 }
 
 func (p *pipe) send() {
@@ -222,7 +222,6 @@ func (p *pipe) send() {
 
 // finish sends what is left and returns the first failure.
 func (p *pipe) finish() error {
-	p.writeAdds()
 	p.send()
 	return p.err
 }
@@ -241,6 +240,26 @@ func (r *regWriter) execResults(ctx context.Context, cmds ...rueidis.Completed) 
 
 func (r *regWriter) bg() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.timeout)
+}
+
+// addCmds writes one entry: the hash, its TTL, and the user's set.
+func (r *regWriter) addCmds(p *pipe, e *regEntry) {
+	// The key and connected_at share one allocation.
+	r.buf = r.keys.appendID(append(r.buf[:0], "ws:conn:"...), e.key)
+	n := len(r.buf)
+	r.buf = strconv.AppendInt(r.buf, e.connectedAt(), 10)
+	both := string(r.buf)
+	key, at, id := both[:n], both[n:], both[len("ws:conn:"):n]
+	c := r.client
+	ttl := r.cfg.TTL.Milliseconds()
+	p.add(c.B().Hset().Key(key).FieldValue().FieldValue("instance", r.id).FieldValue("user", e.user).
+		FieldValue("connected_at", at).Build(),
+		c.B().Pexpire().Key(key).Milliseconds(ttl).Build())
+	if e.user != "" {
+		uk := userKey(e.user)
+		p.add(c.B().Sadd().Key(uk).Member(userMember(r.id, id)).Build(),
+			c.B().Pexpire().Key(uk).Milliseconds(ttl).Build())
+	}
 }
 
 // flush writes the queued operations. An Add whose Remove is in the same
@@ -286,7 +305,7 @@ func (r *regWriter) flush() {
 	for _, key := range fresh {
 		if e := r.local.get(key); e != nil && !e.written() {
 			e.at = ^e.at
-			p.addEntry(e)
+			r.addCmds(&p, e)
 		}
 	}
 	if err := p.finish(); err != nil {
@@ -378,7 +397,7 @@ func (r *regWriter) heartbeat() {
 		p := r.pipe(ctx)
 		r.unremovedCmds(&p)
 		for i := range r.local.len() {
-			p.addEntry(r.local.at(i))
+			r.addCmds(&p, r.local.at(i))
 		}
 		if p.finish() != nil {
 			r.resync = true
