@@ -295,3 +295,42 @@ func TestRegistryHubIDs(t *testing.T) {
 		t.Fatalf("u6's set after Close: %v", members)
 	}
 }
+
+// With a pipeline of 5 commands, pipelines end inside an entry's commands.
+// Each entry must still get its own hash, TTLs and set member, for both id
+// forms, with and without a user, in a batch that also removes and re-adds.
+func TestRegistrySmallPipelines(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := startBroker(t, Config{URL: srv.URL(), InstanceID: "gw.1"})
+	cfg := fastRegistry
+	cfg.MaxPipeline = 5
+	r := startRegistry(t, a, cfg)
+	ids := []string{"gw.1.1", "x-2", "gw.1.3", "x-4", "gw.1.5"}
+	users := []string{"amy", "", "bo", "amy", ""}
+	for i, id := range ids {
+		r.Add(id, users[i])
+	}
+	syncReg(t, r)
+	r.Remove("gw.1.3")
+	r.Add("gw.1.3", "cy") // same id, another user, in the batch of its remove
+	users[2] = "cy"
+	syncReg(t, r)
+	for i, id := range ids {
+		m, err := srv.Do("HGETALL", "ws:conn:"+id).AsStrMap()
+		must(t, err)
+		if m["instance"] != "gw.1" || m["user"] != users[i] || m["connected_at"] == "" {
+			t.Fatalf("ws:conn:%s = %v", id, m)
+		}
+		if ttl, _ := srv.Do("PTTL", "ws:conn:"+id).AsInt64(); ttl <= 0 {
+			t.Fatalf("ws:conn:%s PTTL %d", id, ttl)
+		}
+	}
+	for user, want := range map[string][]string{"amy": {"gw.1/gw.1.1", "gw.1/x-4"}, "bo": nil, "cy": {"gw.1/gw.1.3"}} {
+		if got := userConnIDs(t, r, user); !slices.Equal(got, want) {
+			t.Fatalf("%s's connections %v, want %v", user, got, want)
+		}
+		if ttl, _ := srv.Do("PTTL", "ws:user:"+user).AsInt64(); want != nil && ttl <= 0 {
+			t.Fatalf("ws:user:%s PTTL %d", user, ttl)
+		}
+	}
+}
