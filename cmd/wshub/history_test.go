@@ -50,6 +50,17 @@ func TestHistoryRecoveryEndToEnd(t *testing.T) {
 		t.Fatalf("live publish: %v", got)
 	}
 
+	// The admin API reads the stream too.
+	if code, body := g.get("/api/history/hist:room?since=5&limit=1"); code != 200 ||
+		strings.TrimSpace(body) != `{"offset":7,"epoch":"`+epoch+`","publications":[{"offset":6,"data":{"n":6}}]}` {
+		t.Fatalf("GET /api/history: %d %s", code, body)
+	}
+	for path, want := range map[string]int{"/api/history/plain": 404, "/api/history/hist:room?since=-1": 400, "/api/history/hist:room?limit=0": 400} {
+		if code, body := g.get(path); code != want {
+			t.Errorf("GET %s: %d %s, want %d", path, code, body, want)
+		}
+	}
+
 	// Another epoch, a since past the end, a bad since.
 	c := dial(t, g.addr)
 	c.sendText(`{"op":"subscribe","channel":"hist:room","id":4,"since":2,"epoch":"other"}`)
