@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // historyConfig is the issue's example: every hist:* channel keeps history.
@@ -108,5 +109,38 @@ func TestHistoryLongReplay(t *testing.T) {
 		if m := c.next(); m["offset"] != float64(i) {
 			t.Fatalf("message %d: %v", i, m)
 		}
+	}
+}
+
+// TestHistoryTTL: a stream with no publication for history_ttl is gone; a
+// recovery into it is refused and the next publication opens a new epoch.
+func TestHistoryTTL(t *testing.T) {
+	g := startGateway(t, "--config", writeConfig(t, "namespaces: {hist: {history_size: 10, history_ttl: 300ms}}\n"))
+	for i := 0; i < 3; i++ {
+		g.post("/api/publish", `{"channel":"hist:t","data":1}`)
+	}
+	c := dial(t, g.addr)
+	c.sendText(`{"op":"subscribe","channel":"hist:t","id":1}`)
+	old := c.next()
+	if old["offset"] != 3.0 {
+		t.Fatalf("ok %v", old)
+	}
+	c.sendText(`{"op":"unsubscribe","channel":"hist:t","id":2}`)
+	c.next()
+	eventually(t, 5*time.Second, func() bool {
+		_, body := g.get("/api/history/hist:t")
+		return strings.HasPrefix(body, `{"offset":0,"epoch":""`)
+	}, "the stream to expire")
+	c.sendText(fmt.Sprintf(`{"op":"subscribe","channel":"hist:t","id":3,"since":3,"epoch":%q}`, old["epoch"]))
+	if m := c.next(); m["recovered"] != false || m["offset"] != 0.0 {
+		t.Fatalf("after expiry: %v", m)
+	}
+	g.post("/api/publish", `{"channel":"hist:t","data":"new"}`)
+	if m := c.next(); m["offset"] != 1.0 {
+		t.Fatalf("first publication of the new stream: %v", m)
+	}
+	c.sendText(`{"op":"subscribe","channel":"hist:t","id":4}`)
+	if m := c.next(); m["epoch"] == old["epoch"] || m["epoch"] == "" {
+		t.Fatalf("new stream's epoch %v, old %v", m["epoch"], old["epoch"])
 	}
 }
