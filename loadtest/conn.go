@@ -42,9 +42,9 @@ type conn struct {
 	accept  []byte // expected Sec-WebSocket-Accept while upgrading
 	trk     tracker
 	pub     *publisher
-	rs      *recoverSub // recover: the subscriber this connection serves
-	lastT   int64       // publish time (unix ns) of the newest message received
-	dropped int64       // when the gateway's close was first seen (monotonic ns)
+	rs      *awaySub // recover, presence-churn: the subscriber this connection serves
+	lastT   int64    // publish time (unix ns) of the newest message received
+	dropped int64    // when the gateway's close was first seen (monotonic ns)
 }
 
 func (c *conn) has(f uint16) bool { return c.flags&f != 0 }
@@ -63,7 +63,7 @@ type dialReq struct {
 	attempt int32
 	since   int64
 	pub     *publisher
-	rs      *recoverSub
+	rs      *awaySub
 }
 
 // chanAgg sums the trackers of one channel's subscribers on one poller.

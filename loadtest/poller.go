@@ -65,6 +65,7 @@ type poller struct {
 	spare      [][]byte
 	z          inflater       // --compression: inflates every connection's compressed messages
 	rec        *pollerRecover // recover scenario only
+	drop       *dropper       // recover, presence-churn: the scenario's drops
 }
 
 // slowDrop is what a slow subscriber saw before the gateway dropped it.
@@ -112,6 +113,7 @@ func newPoller(e *engine, id int) (*poller, error) {
 	}
 	if e.cfg.Scenario == ScenarioRecover {
 		p.rec = newPollerRecover(e.cfg)
+		p.drop = &p.rec.dropper
 	}
 	return p, nil
 }
@@ -187,7 +189,7 @@ func (p *poller) timeout() int {
 		d := (p.timers[0].at - p.e.now()) / int64(time.Millisecond)
 		ms = int(max(0, min(d, 100)))
 	}
-	return p.recoverTimeout(ms)
+	return p.dropTimeout(ms)
 }
 
 func (p *poller) tick() {
@@ -202,8 +204,8 @@ func (p *poller) tick() {
 			pb.pump(p, now)
 		}
 	}
-	if p.rec != nil {
-		p.recoverTick(now)
+	if p.drop != nil {
+		p.dropTick(now)
 	}
 	if now-p.lastSweep >= sweepEvery {
 		p.lastSweep = now
@@ -798,7 +800,7 @@ func (p *poller) afterClose(c *conn) {
 	if c.has(fReady) {
 		p.lostReady.Add(1)
 		p.ctr.ready.Add(-1) // it must become ready again
-		if c.rs == nil || !p.recoverLost(c, r) {
+		if c.rs == nil || !p.comeBack(c, r) {
 			p.dialq = append(p.dialq, r)
 		}
 		return

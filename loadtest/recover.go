@@ -1,50 +1,22 @@
 package loadtest
 
-import (
-	"container/heap"
-	"time"
-)
-
-// recoverSub is one recover subscriber: it outlives its connections, which
-// come and go, and lives on one poller (reconnects dial from the poller
-// that lost the connection).
-type recoverSub struct {
-	trk    offsetTrack
-	ch     int32 // its channel
-	c      *conn // the current connection, nil while away
-	sentAt int64 // monotonic ns the current subscribe was sent, for a pending replay
-	away   bool  // wsload dropped it: it reconnects after a random time away
-}
-
-// pollerRecover is one poller's recover state: its subscribers, when it
-// drops the next one, and what their reconnects measured.
+// pollerRecover is one poller's recover state: its subscribers and their
+// drops, and what their reconnects measured.
 type pollerRecover struct {
-	subs     []*recoverSub
-	perSec   float64 // this poller's share of Config.DisconnectRate
-	nextDrop int64   // monotonic ns of the next drop; 0 while not dropping
-	awayMin  int64
-	awaySpan int64      // AwayMax - AwayMin, ns
+	dropper
 	epochs   []string   // per channel, the latest epoch an ok gave (shared by its subscribers' tracks)
 	base     []int64    // per channel, the highest first ok offset: where publishing started
 	okLat    *Histogram // a recovering reconnect's subscribe to its ok
 	caughtUp *Histogram // ... to the last replayed message (or the ok, when there was nothing to replay)
-	drops    int64
-	replayed int64 // messages the recovering oks said they replay
+	replayed int64      // messages the recovering oks said they replay
 }
 
 func newPollerRecover(cfg *Config) *pollerRecover {
 	return &pollerRecover{
-		awayMin: int64(cfg.AwayMin), awaySpan: int64(cfg.AwayMax - cfg.AwayMin),
-		epochs: make([]string, cfg.Channels), base: make([]int64, cfg.Channels),
+		dropper: newDropper(cfg),
+		epochs:  make([]string, cfg.Channels), base: make([]int64, cfg.Channels),
 		okLat: NewHistogram(), caughtUp: NewHistogram(),
 	}
-}
-
-// addSubs takes over subscribers dialled on this poller and sets its
-// share of the disconnect rate by how many it holds.
-func (rc *pollerRecover) addSubs(cfg *Config, subs []*recoverSub) {
-	rc.subs = append(rc.subs, subs...)
-	rc.perSec = cfg.DisconnectRate * float64(len(rc.subs)) / float64(cfg.Conns)
 }
 
 // epochOf interns an ok's epoch per channel: every subscriber of a
@@ -54,67 +26,6 @@ func (rc *pollerRecover) epochOf(ch int32, b []byte) string {
 		rc.epochs[ch] = string(b)
 	}
 	return rc.epochs[ch]
-}
-
-// recoverTick drops subscribers at random while the engine says so, as a
-// Poisson process at this poller's rate.
-func (p *poller) recoverTick(now int64) {
-	rc := p.rec
-	if !p.e.dropping.Load() || rc.perSec <= 0 {
-		rc.nextDrop = 0
-		return
-	}
-	gap := func() int64 { return int64(p.rng.ExpFloat64() / rc.perSec * 1e9) }
-	if rc.nextDrop == 0 {
-		rc.nextDrop = now + gap()
-	}
-	for rc.nextDrop <= now {
-		rc.nextDrop += gap()
-		p.dropOne()
-	}
-}
-
-// dropOne resets a random subscribed connection. A few picks that land on
-// subscribers away or still subscribing are retried, then the drop is
-// skipped: at high rates most subscribers may be away at once.
-func (p *poller) dropOne() {
-	rc := p.rec
-	for try := 0; try < 8 && len(rc.subs) > 0; try++ {
-		rs := rc.subs[p.rng.IntN(len(rc.subs))]
-		if c := rs.c; c != nil && c.st == stOpen && c.has(fReady) && !c.has(fClosing) {
-			rs.away = true
-			rc.drops++
-			p.release(c, true)
-			return
-		}
-	}
-}
-
-// recoverTimeout caps how long epoll may sleep before the next drop is due.
-func (p *poller) recoverTimeout(ms int) int {
-	if p.rec == nil || p.rec.nextDrop == 0 {
-		return ms
-	}
-	d := (p.rec.nextDrop - p.e.now()) / int64(time.Millisecond)
-	return int(max(0, min(int64(ms), d)))
-}
-
-// recoverLost schedules a recover subscriber's next connection: after a
-// random time away when wsload dropped it, else at once (the gateway
-// dropped it, or a dial failed: those take afterClose's backoff).
-func (p *poller) recoverLost(c *conn, r dialReq) (scheduled bool) {
-	rs := c.rs
-	if !rs.away {
-		return false
-	}
-	rs.away = false
-	rc := p.rec
-	at := p.e.now() + rc.awayMin
-	if rc.awaySpan > 0 {
-		at += p.rng.Int64N(rc.awaySpan + 1)
-	}
-	heap.Push(&p.timers, timer{at: at, req: r})
-	return true
 }
 
 // subscribeCmd appends c's subscribe: with since and the epoch once its

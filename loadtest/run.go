@@ -135,7 +135,7 @@ func (ru *runner) setup(ctx context.Context) error {
 	cfg, e := ru.cfg, ru.e
 	perPoller := make([][]dialReq, len(e.pollers))
 	pubsOf := make([][]*publisher, len(e.pollers))
-	rsubsOf := make([][]*recoverSub, len(e.pollers))
+	rsubsOf := make([][]*awaySub, len(e.pollers))
 	add := func(r dialReq) {
 		i := int(r.idx) % len(e.pollers)
 		perPoller[i] = append(perPoller[i], r)
@@ -153,7 +153,7 @@ func (ru *runner) setup(ctx context.Context) error {
 			if cfg.mine(i) {
 				r := dialReq{idx: int32(i), ch: int32(i % cfg.Channels), flags: flags, target: e.subTarget(int32(i))}
 				if cfg.Scenario == ScenarioRecover {
-					r.rs = &recoverSub{trk: newOffsetTrack(), ch: r.ch}
+					r.rs = &awaySub{trk: newOffsetTrack(), ch: r.ch}
 				}
 				add(r)
 			}
@@ -195,7 +195,7 @@ func (ru *runner) setup(ctx context.Context) error {
 		reqs, pubs, rsubs := perPoller[i], pubsOf[i], rsubsOf[i]
 		p.post(func() {
 			if p.rec != nil {
-				p.rec.addSubs(cfg, rsubs)
+				p.rec.addSubs(rsubs, cfg.DisconnectRate, cfg.Conns)
 			}
 			p.pubs = append(p.pubs, pubs...)
 			p.dialq = append(p.dialq, reqs...)
