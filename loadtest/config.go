@@ -14,12 +14,21 @@ const (
 	ScenarioStorm   = "storm"
 	ScenarioSlow    = "slow"
 	ScenarioRecover = "recover"
+	// ScenarioPresence churns the members of presence channels and
+	// accounts for the joins and leaves watchers see (presence.go).
+	ScenarioPresence = "presence-churn"
 )
 
 // DefaultRecoverNamespace is the namespace of the recover scenario's
 // channels unless Config.Namespace says otherwise: the one a gateway's
 // configuration gives history (namespaces: {hist: {history_size: ...}}).
 const DefaultRecoverNamespace = "hist"
+
+// DefaultPresenceNamespace is presence-churn's namespace unless
+// Config.Namespace says otherwise: one the gateway gives presence, and
+// join_leave for the watchers (namespaces: {pres: {presence: true,
+// join_leave: true, presence_for: anyone}}).
+const DefaultPresenceNamespace = "pres"
 
 // Config describes one load-generator run (or one worker's share of it).
 type Config struct {
@@ -56,6 +65,20 @@ type Config struct {
 	DisconnectRate float64
 	AwayMin        time.Duration
 	AwayMax        time.Duration
+
+	// presence-churn: Conns members over Channels (member i is user
+	// i % Users, Users 0 meaning Conns: one each), plus Watchers (total,
+	// watcher j on channel j % Channels, its own user) that only count
+	// joins and leaves. ChurnRate members per second are dropped (away
+	// AwayMin-AwayMax, then back as the same user); Linger is the
+	// namespace's join_leave_linger, which the accounting expects; one
+	// querier asks presence_stats (and every tenth time presence) at
+	// QueryRate per second.
+	Users     int
+	Watchers  int
+	ChurnRate float64
+	Linger    time.Duration
+	QueryRate float64
 
 	// What every upgrade presents (PROTOCOL.md, "Authentication"): nothing,
 	// a token minted for the connection, or one fixed token.
@@ -132,6 +155,9 @@ func (c *Config) Defaults() {
 	if c.JWTTTL == 0 {
 		c.JWTTTL = time.Hour
 	}
+	if c.Scenario == ScenarioPresence {
+		c.presenceDefaults()
+	}
 	if c.Scenario == ScenarioRecover {
 		if c.Namespace == "" {
 			c.Namespace = DefaultRecoverNamespace
@@ -164,6 +190,10 @@ func (c *Config) Validate() error {
 		}
 	case ScenarioRecover:
 		if err := c.validateRecover(); err != nil {
+			return err
+		}
+	case ScenarioPresence:
+		if err := c.validatePresence(); err != nil {
 			return err
 		}
 	case "":
@@ -218,7 +248,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-const scenarioList = "idle, fanout, churn, storm, slow, recover"
+const scenarioList = "idle, fanout, churn, storm, slow, recover, presence-churn"
 
 // validateRecover checks the recover scenario's own settings.
 func (c *Config) validateRecover() error {

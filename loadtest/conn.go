@@ -23,6 +23,8 @@ const (
 	fWantOut                      // EPOLLOUT registered
 	fDeflate                      // permessage-deflate negotiated
 	fZFrag                        // the message in frag is compressed
+	fWatch                        // presence-churn: a watcher, whose joins and leaves are accounted
+	fQuery                        // presence-churn: the querier
 )
 
 // conn is one client connection; only its poller touches it.
@@ -43,6 +45,7 @@ type conn struct {
 	trk     tracker
 	pub     *publisher
 	rs      *awaySub // recover, presence-churn: the subscriber this connection serves
+	user    int32    // presence-churn: 1 + the index of the user whose token it presents; 0: the next token
 	lastT   int64    // publish time (unix ns) of the newest message received
 	dropped int64    // when the gateway's close was first seen (monotonic ns)
 }
@@ -64,6 +67,7 @@ type dialReq struct {
 	since   int64
 	pub     *publisher
 	rs      *awaySub
+	user    int32
 }
 
 // chanAgg sums the trackers of one channel's subscribers on one poller.

@@ -39,8 +39,9 @@ type engine struct {
 	liveSubs []atomic.Int64
 	maxSum   []atomic.Int64
 
-	httpCtr counters     // HTTP publishers' counters
-	tokens  *tokenSource // what each upgrade presents; nil: no token
+	httpCtr counters        // HTTP publishers' counters
+	tokens  *tokenSource    // what each upgrade presents; nil: no token
+	pres    *presenceShared // presence-churn only
 
 	publishing atomic.Bool // publishers pump while set
 	dropping   atomic.Bool // recover: pollers drop subscribers at random while set
@@ -99,6 +100,9 @@ func newEngine(cfg *Config) (*engine, error) {
 	e.rejected = make([]atomic.Int64, cfg.Channels)
 	e.liveSubs = make([]atomic.Int64, cfg.Channels)
 	e.maxSum = make([]atomic.Int64, cfg.Channels)
+	if cfg.Scenario == ScenarioPresence {
+		e.pres = newPresenceShared(cfg)
+	}
 	n := cfg.Pollers
 	if n <= 0 {
 		n = 1

@@ -63,9 +63,10 @@ type poller struct {
 	lastRecv   int64        // unix ns of the latest read that brought a publication
 	lostReady  atomic.Int64 // storm: ready connections lost
 	spare      [][]byte
-	z          inflater       // --compression: inflates every connection's compressed messages
-	rec        *pollerRecover // recover scenario only
-	drop       *dropper       // recover, presence-churn: the scenario's drops
+	z          inflater        // --compression: inflates every connection's compressed messages
+	rec        *pollerRecover  // recover scenario only
+	drop       *dropper        // recover, presence-churn: the scenario's drops
+	pres       *pollerPresence // presence-churn only
 }
 
 // slowDrop is what a slow subscriber saw before the gateway dropped it.
@@ -114,6 +115,10 @@ func newPoller(e *engine, id int) (*poller, error) {
 	if e.cfg.Scenario == ScenarioRecover {
 		p.rec = newPollerRecover(e.cfg)
 		p.drop = &p.rec.dropper
+	}
+	if e.cfg.Scenario == ScenarioPresence {
+		p.pres = newPollerPresence(p)
+		p.drop = &p.pres.dropper
 	}
 	return p, nil
 }
@@ -189,7 +194,7 @@ func (p *poller) timeout() int {
 		d := (p.timers[0].at - p.e.now()) / int64(time.Millisecond)
 		ms = int(max(0, min(d, 100)))
 	}
-	return p.dropTimeout(ms)
+	return p.queryTimeout(p.dropTimeout(ms))
 }
 
 func (p *poller) tick() {
@@ -206,6 +211,9 @@ func (p *poller) tick() {
 	}
 	if p.drop != nil {
 		p.dropTick(now)
+	}
+	if p.pres != nil && p.pres.q != nil {
+		p.queryTick(now)
 	}
 	if now-p.lastSweep >= sweepEvery {
 		p.lastSweep = now
@@ -267,7 +275,7 @@ func (p *poller) dialQueued() {
 
 // dial opens a non-blocking TCP connection to the request's target.
 func (p *poller) dial(r dialReq) {
-	c := &conn{ch: r.ch, idx: r.idx, target: r.target, flags: r.flags, attempt: r.attempt, since: r.since, pub: r.pub, rs: r.rs, t0: p.e.now()}
+	c := &conn{ch: r.ch, idx: r.idx, target: r.target, flags: r.flags, attempt: r.attempt, since: r.since, pub: r.pub, rs: r.rs, user: r.user, t0: p.e.now()}
 	if r.rs != nil {
 		r.rs.c = c
 	}
@@ -322,7 +330,7 @@ func (p *poller) connected(c *conn) {
 	key := randomKey()
 	c.accept = acceptFor(key)
 	t := p.e.targets[int(c.target)%len(p.e.targets)]
-	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key, p.e.tokens.take(), p.e.cfg.TokenHeader, p.e.cfg.Compression)
+	p.wbuf = appendUpgradeRequest(p.wbuf[:0], t.host, t.uri, key, p.e.tokens.forConn(c.user), p.e.cfg.TokenHeader, p.e.cfg.Compression)
 	p.setOut(c, false)
 	p.write(c, p.wbuf)
 }
@@ -540,6 +548,9 @@ func (p *poller) ready(c *conn) {
 	if c.pub != nil {
 		c.pub.c = c
 	}
+	if c.has(fQuery) {
+		p.pres.q.c = c
+	}
 	if c.paces() {
 		p.e.liveSubs[c.ch].Add(1)
 	}
@@ -650,13 +661,18 @@ func (p *poller) message(c *conn, b []byte) {
 	case replyMessage:
 		p.publication(c, &r)
 	case replyOK:
-		if c.has(fSub) && !c.has(fReady) && r.id == 1 {
-			if c.rs != nil {
+		switch {
+		case c.has(fSub) && !c.has(fReady) && r.id == 1:
+			if c.rs != nil && p.rec != nil {
 				p.recoverOK(c, &r)
+			} else if c.rs != nil {
+				p.presenceBack(c.rs)
 			}
 			p.ready(c)
-		} else if c.pub != nil && r.id > 0 {
+		case c.pub != nil && r.id > 0:
 			c.pub.ack(p, r.id, true)
+		case c.has(fQuery):
+			p.answered(&r)
 		}
 	case replyError:
 		p.ctr.errs[errReply].Add(1)
@@ -664,7 +680,11 @@ func (p *poller) message(c *conn, b []byte) {
 			p.fail(c, -1)
 		} else if c.pub != nil && r.id > 0 {
 			c.pub.ack(p, r.id, false)
+		} else if c.has(fQuery) {
+			p.queryFailed(&r)
 		}
+	case replyJoin, replyLeave:
+		p.presencePush(c, &r)
 	case replyPong:
 	default:
 		p.ctr.errs[errProtocol].Add(1)
@@ -796,7 +816,7 @@ func (p *poller) afterClose(c *conn) {
 	if since == 0 && c.rs == nil { // recover times its reconnects from the subscribe instead
 		since = p.e.now()
 	}
-	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fReconnect), target: p.e.subTarget(c.target + 1), since: since, rs: c.rs}
+	r := dialReq{idx: c.idx, ch: c.ch, flags: c.flags & (fSub | fReconnect | fWatch | fQuery), target: p.e.subTarget(c.target + 1), since: since, rs: c.rs, user: c.user}
 	if c.has(fReady) {
 		p.lostReady.Add(1)
 		p.ctr.ready.Add(-1) // it must become ready again

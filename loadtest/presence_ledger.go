@@ -83,10 +83,10 @@ func (l *presenceLedger) push(t int64, w, ch, user int32, leave bool) {
 	}
 }
 
-// presenceTally is what the ledger found, churn by churn (per churn, not
+// PresenceTally is what the ledger found, churn by churn (per churn, not
 // per watcher: a churn is announced only if every watcher of its channel
 // saw exactly a leave then a join, suppressed only if none saw anything).
-type presenceTally struct {
+type PresenceTally struct {
 	Churns     int64 `json:"churns"`     // members dropped and subscribed again
 	Unfinished int64 `json:"unfinished"` // dropped and not back by the end: not judged
 	// Churns away shorter than the linger: with no push at all, and with
@@ -110,8 +110,8 @@ type presenceTally struct {
 }
 
 // tally judges every churn.
-func (l *presenceLedger) tally() presenceTally {
-	var t presenceTally
+func (l *presenceLedger) tally() PresenceTally {
+	var t PresenceTally
 	t.Stray = l.stray
 	var pairs int64
 	for _, c := range l.churns {

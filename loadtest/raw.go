@@ -47,6 +47,8 @@ type Raw struct {
 	StormMissing int64 `json:"storm_missing"` // connections not subscribed again by the end
 
 	Recover *RecoverRaw `json:"recover,omitempty"`
+	// presence-churn runs in one process: its figures are final here.
+	Presence *PresenceResult `json:"presence,omitempty"`
 
 	SelfCPU  float64 `json:"self_cpu_s"` // CPU seconds spent in the main phase
 	SelfRSS  int64   `json:"self_rss"`   // bytes, at the end of setup
@@ -105,6 +107,9 @@ func (r *Raw) Merge(o *Raw) {
 			r.Recover = &RecoverRaw{}
 		}
 		r.Recover.merge(o.Recover)
+	}
+	if r.Presence == nil {
+		r.Presence = o.Presence
 	}
 	r.SelfCPU += o.SelfCPU
 	r.SelfRSS += o.SelfRSS

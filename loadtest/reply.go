@@ -17,6 +17,8 @@ const (
 	replyOK
 	replyError
 	replyPong
+	replyJoin  // presence: a connection joined the channel
+	replyLeave // ... or left it
 )
 
 // reply is the part of a gateway reply the load generator looks at. Slices
@@ -35,6 +37,14 @@ type reply struct {
 	epoch     []byte
 	recovered int8  // recNone, recFalse or recTrue
 	replayed  int64 // -1 when absent
+
+	// Presence (PROTOCOL.md, "Presence"): a join's or leave's user, a
+	// presence_stats ok's counts, a presence ok's members (how many) and
+	// whether it said "truncated":true.
+	user         []byte
+	conns, users int64 // -1 when absent
+	members      int64 // -1 when absent
+	truncated    bool
 }
 
 // What a subscribe ok's "recovered" said.
@@ -49,7 +59,7 @@ var errBadJSON = errors.New("malformed JSON reply")
 // parseReply scans one reply object without allocating. It only needs to
 // be as strict as finding the fields; it is not a validating JSON parser.
 func parseReply(b []byte, r *reply) error {
-	*r = reply{id: -1, offset: -1, replayed: -1}
+	*r = reply{id: -1, offset: -1, replayed: -1, conns: -1, users: -1, members: -1}
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errBadJSON
@@ -102,6 +112,18 @@ func parseReply(b []byte, r *reply) error {
 			}
 		case "replayed":
 			r.replayed = parseInt(val, -1)
+		case "user":
+			if len(val) >= 2 && val[0] == '"' {
+				r.user = val[1 : len(val)-1]
+			}
+		case "conns":
+			r.conns = parseInt(val, -1)
+		case "users":
+			r.users = parseInt(val, -1)
+		case "members":
+			r.members = countElems(val)
+		case "truncated":
+			r.truncated = string(val) == "true"
 		}
 		i = skipSpace(b, i)
 		if i < len(b) && b[i] == ',' {
@@ -126,6 +148,10 @@ func opOf(v []byte) replyOp {
 		return replyError
 	case `"pong"`:
 		return replyPong
+	case `"join"`:
+		return replyJoin
+	case `"leave"`:
+		return replyLeave
 	}
 	return replyUnknown
 }
@@ -169,6 +195,25 @@ func parsePayload(b []byte) (seq, ts int64, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// countElems is how many values the JSON array v holds, -1 when v is not
+// an array.
+func countElems(v []byte) int64 {
+	if len(v) < 2 || v[0] != '[' {
+		return -1
+	}
+	var n int64
+	for i := skipSpace(v, 1); i < len(v) && v[i] != ']'; n++ {
+		j, ok := skipValue(v, i)
+		if !ok {
+			return -1
+		}
+		if i = skipSpace(v, j); i < len(v) && v[i] == ',' {
+			i = skipSpace(v, i+1)
+		}
+	}
+	return n
 }
 
 func skipSpace(b []byte, i int) int {

@@ -47,10 +47,11 @@ type Result struct {
 	// and during it; nil when none was.
 	Tokens *TokenStats `json:"tokens,omitempty"`
 
-	Churn   *ChurnResult   `json:"churn,omitempty"`
-	Storm   *StormResult   `json:"storm,omitempty"`
-	Slow    *SlowResult    `json:"slow,omitempty"`
-	Recover *RecoverResult `json:"recover,omitempty"`
+	Churn    *ChurnResult    `json:"churn,omitempty"`
+	Storm    *StormResult    `json:"storm,omitempty"`
+	Slow     *SlowResult     `json:"slow,omitempty"`
+	Recover  *RecoverResult  `json:"recover,omitempty"`
+	Presence *PresenceResult `json:"presence,omitempty"`
 
 	Server *ServerStats `json:"server,omitempty"`
 	Self   SelfStats    `json:"self"`
@@ -156,6 +157,7 @@ func Finalize(r *Raw) *Result {
 	if r.Scenario == ScenarioRecover {
 		finalizeRecover(res, r)
 	}
+	res.Presence = r.Presence
 	if r.MainEnd > r.MainStart {
 		res.DurationS = secs(r.MainEnd - r.MainStart)
 	}

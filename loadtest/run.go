@@ -161,6 +161,8 @@ func (ru *runner) setup(ctx context.Context) error {
 		if cfg.Scenario == ScenarioRecover {
 			ru.addPublishers(cfg.Conns, add, pubsOf)
 		}
+	case ScenarioPresence:
+		ru.planPresence(add)
 	case ScenarioFanout, ScenarioSlow:
 		for i := 0; i < cfg.Subs; i++ {
 			if !cfg.mine(i) {
@@ -196,6 +198,12 @@ func (ru *runner) setup(ctx context.Context) error {
 		p.post(func() {
 			if p.rec != nil {
 				p.rec.addSubs(rsubs, cfg.DisconnectRate, cfg.Conns)
+			}
+			if p.pres != nil {
+				p.pres.addSubs(rsubs, cfg.ChurnRate, cfg.Conns)
+				if i == ru.querierPoller() {
+					p.pres.q = newQuerier(cfg.Channels)
+				}
 			}
 			p.pubs = append(p.pubs, pubs...)
 			p.dialq = append(p.dialq, reqs...)
@@ -293,6 +301,8 @@ func (ru *runner) main(ctx context.Context) error {
 		return ru.storm(ctx)
 	case ScenarioRecover:
 		return ru.recover(ctx)
+	case ScenarioPresence:
+		return ru.presence(ctx)
 	}
 	return nil
 }

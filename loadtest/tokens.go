@@ -134,7 +134,21 @@ func (s *tokenSource) take() []byte {
 	if s.fixed != nil {
 		return s.fixed
 	}
-	k := s.next.Add(1) - 1
+	return s.at(s.next.Add(1) - 1)
+}
+
+// forConn is the token of a connection whose user is 1 + k (the k-th
+// token, sub wsload-k when alone: presence-churn reconnects a member as
+// its user), or with user 0 the next one.
+func (s *tokenSource) forConn(user int32) []byte {
+	if user == 0 || s == nil || s.fixed != nil {
+		return s.take()
+	}
+	return s.at(int64(user) - 1)
+}
+
+// at is the k-th token, minted ahead or now.
+func (s *tokenSource) at(k int64) []byte {
 	if k < int64(len(s.ends)) {
 		start := uint32(0)
 		if k > 0 {
@@ -172,6 +186,8 @@ func (c *Config) tokensFor(planned int64) int64 {
 	case ScenarioRecover:
 		// every drop is a reconnect
 		n += int64(math.Min(c.Duration.Seconds()*c.DisconnectRate/float64(c.Workers), maxStock)) + 1
+	case ScenarioPresence:
+		return int64(c.presenceUsers()) // by user, not by connection: a member reconnects with its own
 	case ScenarioChurn:
 		rate := c.Rate / float64(c.Workers)
 		if rate <= 0 {
