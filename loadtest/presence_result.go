@@ -6,9 +6,10 @@ type PresenceResult struct {
 	Users    int     `json:"users"` // distinct users among the members
 	Watchers int     `json:"watchers"`
 	Channels int     `json:"channels"`
-	LingerMs float64 `json:"linger_ms"` // the join_leave_linger the accounting expected
-	Drops    int64   `json:"drops"`     // members wsload dropped
-	Skipped  int64   `json:"skipped"`   // drops not made: every pick's user was away or back within the linger
+	LingerMs float64 `json:"linger_ms"`    // the join_leave_linger the accounting expected
+	TolMs    float64 `json:"tolerance_ms"` // churns away within this of the linger are borderline
+	Drops    int64   `json:"drops"`        // members wsload dropped
+	Skipped  int64   `json:"skipped"`      // drops not made: every pick's user was away or back within the linger
 	// Accounting is the ledger's verdict on the joins and leaves the
 	// watchers saw; nil without watchers.
 	Accounting   *PresenceTally  `json:"accounting,omitempty"`

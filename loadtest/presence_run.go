@@ -41,7 +41,7 @@ func (ru *runner) querierPoller() int {
 func (ru *runner) presence(ctx context.Context) error {
 	e, cfg, ps := ru.e, ru.cfg, ru.e.pres
 	res := &PresenceResult{Members: cfg.Conns, Users: cfg.Users, Watchers: cfg.Watchers, Channels: cfg.Channels,
-		LingerMs: float64(cfg.Linger) / 1e6, ExpConns: ps.expConns, ExpUsers: ps.expUsers}
+		LingerMs: float64(cfg.Linger) / 1e6, TolMs: float64(presenceTol) / 1e6, ExpConns: ps.expConns, ExpUsers: ps.expUsers}
 	ru.r.Presence = res
 	ps.querying.Store(true)
 	defer ps.querying.Store(false)

@@ -89,6 +89,13 @@ Scenarios:
           drop at random, stay away for --away, reconnect (round robin over --target) and
           subscribe with since; every offset after a subscriber's first ok must arrive once,
           in order, unless an ok says "recovered":false (counted apart as unrecovered)
+  presence-churn
+          --conns members (user i % --users) over --channels of a presence namespace with join_leave
+          (--namespace, default pres; --jwt-secret needed: users are tokens' subs), --watchers that
+          count joins and leaves; --churn-rate/s members drop, stay away for --away and come back as
+          themselves; a querier times presence_stats and presence at --query-rate/s. Each churn is
+          judged against --linger (the namespace's join_leave_linger): away shorter, no push at all
+          (suppressed, else leaked); longer, one leave then one join (announced, else wrong)
 
 Targets (--target, --publish-target):
   ws://host[:port][/path][?query]  port 80 when omitted, path /ws (--path) when omitted or "/",
@@ -117,7 +124,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.Var(listFlag{&srcs}, "source-ips", "local IPv4 addresses to spread connections over: list or range (127.0.0.2-127.0.0.9)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "main phase length (publishing, holding, churning, waiting for recovery)")
 	fs.StringVar(&o.jsonFile, "json", "", "write the result as JSON to this file (- for stdout)")
-	fs.IntVar(&c.Conns, "conns", 0, "connections (idle, storm), concurrent cap (churn) or subscribers (recover)")
+	fs.IntVar(&c.Conns, "conns", 0, "connections (idle, storm), concurrent cap (churn), subscribers (recover) or members (presence-churn)")
 	fs.IntVar(&c.Subs, "subs", 0, "subscribers (fanout, slow)")
 	fs.IntVar(&c.Channels, "channels", 1, "channels; subscriber i is on channel i % channels")
 	fs.IntVar(&c.Publishers, "publishers", 1, "publishers; each owns whole channels (so at most --channels)")
@@ -127,9 +134,14 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&c.Padding, "padding", loadtest.PaddingX, "what fills each publication's data past its sequence and time: x (a run of x, which deflate shrinks ~100x) or text (feed-like text, shrunk ~3x as JSON is: for --compression runs)")
 	fs.IntVar(&c.Window, "window", 0, "publications in flight per publisher: unacknowledged, or not yet reached by the channel's subscribers on average (default 32 at max rate, 4096 with --rate)")
 	fs.StringVar(&c.PublishHTTP, "publish-http", "", "publish with POST /api/publish on this admin host:port instead of over WebSocket")
-	fs.StringVar(&c.Namespace, "namespace", "", "put the channels in this namespace: NAMESPACE:wsload.RUN.N (default none; recover: "+loadtest.DefaultRecoverNamespace+", which the gateway must give history)")
+	fs.StringVar(&c.Namespace, "namespace", "", "put the channels in this namespace: NAMESPACE:wsload.RUN.N (default none; recover: "+loadtest.DefaultRecoverNamespace+", which the gateway must give history; presence-churn: "+loadtest.DefaultPresenceNamespace+", with presence and join_leave)")
 	fs.Float64Var(&c.DisconnectRate, "disconnect-rate", 0, "recover: subscribers dropped per second in total, at random (default --conns/4)")
-	fs.Var(awayFlag{&c.AwayMin, &c.AwayMax}, "away", "recover: how long a dropped subscriber stays away: `MIN-MAX`, uniformly at random, or one duration (default 100ms-2s)")
+	fs.Var(awayFlag{&c.AwayMin, &c.AwayMax}, "away", "recover, presence-churn: how long a dropped subscriber stays away: `MIN-MAX`, uniformly at random, or one duration (default 100ms-2s; presence-churn 100ms-1s)")
+	fs.IntVar(&c.Users, "users", 0, "presence-churn: distinct users among the members, member i being user i % users (default --conns: one each)")
+	fs.IntVar(&c.Watchers, "watchers", 0, "presence-churn: connections that only count joins and leaves, watcher j on channel j % channels (default one per channel; at least --channels)")
+	fs.Float64Var(&c.ChurnRate, "churn-rate", 0, "presence-churn: members dropped per second in total (0: none, presence at rest)")
+	fs.DurationVar(&c.Linger, "linger", 0, "presence-churn: the namespace's join_leave_linger, which the accounting expects (0: a leave and a join for every churn)")
+	fs.Float64Var(&c.QueryRate, "query-rate", 10, "presence-churn: presence_stats queries per second, every tenth a presence (the members) instead")
 	fs.Float64Var(&c.SlowFraction, "slow-fraction", 0.1, "slow: share of subscribers that stop reading")
 	fs.StringVar(&c.StormTrigger, "storm-trigger", "client", "storm: client = wsload drops every connection; server = wait for the gateway to (drain, kill)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "present an HS256 token minted with this secret on every connection, one sub each (wsload-N, unique in the run), minted before the run as far as its plan says how many")
@@ -186,6 +198,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	c.SourceIPs = ips
 	if o.procs < 1 {
 		return nil, fmt.Errorf("--procs must be at least 1")
+	}
+	if o.procs > 1 && c.Scenario == loadtest.ScenarioPresence {
+		return nil, fmt.Errorf("presence-churn runs in one process (--procs 1): its accounting matches every watcher's pushes against every churn on one clock")
 	}
 	if o.workerCount > 0 {
 		c.Worker, c.Workers = o.workerIndex, o.workerCount

@@ -47,6 +47,10 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		if s := r.Recover; s != nil {
 			printRecover(row, s)
 		}
+	case loadtest.ScenarioPresence:
+		if s := r.Presence; s != nil {
+			printPresence(row, s)
+		}
 	case loadtest.ScenarioChurn:
 		row("churn", "%d cycles, %.0f handshakes/s", r.Churn.Completed, r.Churn.HandshakesPerS)
 	case loadtest.ScenarioStorm:
