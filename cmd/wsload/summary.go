@@ -141,7 +141,11 @@ func tokensLine(r *loadtest.Result, c *loadtest.Config) string {
 		if r.Tokens != nil {
 			t = *r.Tokens
 		}
-		return fmt.Sprintf("HS256, one per connection, in %s; %d minted before the run, %d during it", in, t.Preminted, t.DuringRun)
+		per := "connection"
+		if c.Scenario == loadtest.ScenarioPresence {
+			per = "user (a member reconnects as itself)"
+		}
+		return fmt.Sprintf("HS256, one per "+per+", in %s; %d minted before the run, %d during it", in, t.Preminted, t.DuringRun)
 	}
 	return ""
 }
