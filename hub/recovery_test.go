@@ -75,26 +75,21 @@ func (b *streamBroker) ReadHistory(ch string, since uint64, limit int, done func
 }
 
 // release answers the held reads, oldest first.
-func (b *streamBroker) release() int {
-	b.smu.Lock()
-	r := b.reads
-	b.reads = nil
-	b.smu.Unlock()
-	for _, f := range r {
-		f()
-	}
-	return len(r)
-}
+func (b *streamBroker) release() int { return b.take(&b.reads) }
 
 // flush delivers the deferred publications.
-func (b *streamBroker) flush() {
+func (b *streamBroker) flush() { b.take(&b.pending) }
+
+// take runs and empties one of the held queues, returning its length.
+func (b *streamBroker) take(q *[]func()) int {
 	b.smu.Lock()
-	p := b.pending
-	b.pending = nil
+	fs := *q
+	*q = nil
 	b.smu.Unlock()
-	for _, f := range p {
+	for _, f := range fs {
 		f()
 	}
+	return len(fs)
 }
 
 type streamFixture struct {

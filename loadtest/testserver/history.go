@@ -1,7 +1,6 @@
 package testserver
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
@@ -73,19 +72,8 @@ func (h *History) serve(c *websocket.Conn) {
 		c.Close()
 	}()
 	for {
-		_, msg, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		var in struct {
-			Op      string          `json:"op"`
-			Channel string          `json:"channel"`
-			ID      int64           `json:"id"`
-			Data    json.RawMessage `json:"data"`
-			Since   *int64          `json:"since"`
-			Epoch   string          `json:"epoch"`
-		}
-		if json.Unmarshal(msg, &in) != nil {
+		in, ok := readCommand(c)
+		if !ok {
 			return
 		}
 		h.mu.Lock()
