@@ -21,6 +21,9 @@ type RoundResult struct {
 	// subscriber settled, and per replayed message.
 	GatewayCPUS        float64 `json:"gateway_cpu_s,omitempty"`
 	GatewayPerReplayUs float64 `json:"gateway_cpu_per_replayed_us,omitempty"`
+	// How much the gateways' RSS grew over the same span: the replays
+	// queued at once.
+	GatewayRSSGrowth int64 `json:"gateway_rss_growth,omitempty"`
 }
 
 // RoundMedian is the median over the rounds of each figure on its own.
@@ -88,6 +91,7 @@ func (res *Result) AddRoundServer(sample func(phase string) (ProcSample, bool)) 
 			continue
 		}
 		r.GatewayCPUS = round3(b.CPUSec - a.CPUSec)
+		r.GatewayRSSGrowth = b.RSS - a.RSS
 		if r.Replayed > 0 {
 			r.GatewayPerReplayUs = round3(r.GatewayCPUS * 1e6 / float64(r.Replayed))
 		}
