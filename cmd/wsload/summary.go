@@ -144,10 +144,14 @@ func printRounds(row func(k, format string, a ...any), s *loadtest.RecoverResult
 	}
 }
 
-// gatewayCPU is ", gateway CPU 1.234 s (0.567 µs/replayed)", "" unsampled.
+// gatewayCPU is ", gateway CPU 1.234 s (0.567 µs/replayed)", without
+// the part in parentheses when nothing was replayed, "" unsampled.
 func gatewayCPU(sec, perReplay float64) string {
-	if sec == 0 && perReplay == 0 {
+	switch {
+	case sec == 0 && perReplay == 0:
 		return ""
+	case perReplay == 0:
+		return fmt.Sprintf(", gateway CPU %.3f s", sec)
 	}
 	return fmt.Sprintf(", gateway CPU %.3f s (%.3f µs/replayed)", sec, perReplay)
 }
