@@ -237,18 +237,17 @@ const scenarioList = "idle, fanout, churn, storm, slow, recover"
 
 // validateRecover checks the recover scenario's own settings.
 func (c *Config) validateRecover() error {
-	if c.Missed != 0 || c.Rounds != 0 {
-		return c.validateRounds()
-	}
 	switch {
 	case c.Conns <= 0:
 		return fmt.Errorf("recover needs --conns > 0 (subscribers)")
+	case c.Publishers > c.Channels:
+		return fmt.Errorf("--publishers %d > --channels %d: each channel has exactly one publisher", c.Publishers, c.Channels)
+	case c.Missed != 0 || c.Rounds != 0:
+		return c.validateRounds()
 	case c.Rate <= 0:
 		// At max rate the publishers would pace on the subscribers, and
 		// away ones would make the rate anything but steady.
 		return fmt.Errorf("recover needs --rate > 0: publications/s in total, steady through the run")
-	case c.Publishers > c.Channels:
-		return fmt.Errorf("--publishers %d > --channels %d: each channel has exactly one publisher", c.Publishers, c.Channels)
 	case c.DisconnectRate < 0:
 		return fmt.Errorf("--disconnect-rate must not be negative")
 	case c.AwayMin < 0 || c.AwayMax < c.AwayMin:
@@ -263,12 +262,8 @@ func (c *Config) validateRounds() error {
 	switch {
 	case c.Missed <= 0:
 		return fmt.Errorf("--missed must be positive (--rounds applies to recover --missed)")
-	case c.Conns <= 0:
-		return fmt.Errorf("recover needs --conns > 0 (subscribers)")
 	case c.Rounds <= 0:
 		return fmt.Errorf("--rounds must be positive")
-	case c.Publishers > c.Channels:
-		return fmt.Errorf("--publishers %d > --channels %d: each channel has exactly one publisher", c.Publishers, c.Channels)
 	case c.DisconnectRate != 0 || c.AwayMin != 0 || c.AwayMax != 0:
 		return fmt.Errorf("--disconnect-rate and --away are for random drops; --missed drops every subscriber at once")
 	case c.Msgs != 0:
