@@ -14,6 +14,9 @@ type recoverSub struct {
 	c      *conn // the current connection, nil while away
 	sentAt int64 // monotonic ns the current subscribe was sent, for a pending replay
 	away   bool  // wsload dropped it: it reconnects after a random time away
+	// inRound: dropped in the current round of recover --missed and not
+	// settled since (caught up, or answered not recovered).
+	inRound bool
 }
 
 // pollerRecover is one poller's recover state: its subscribers, when it
@@ -29,7 +32,8 @@ type pollerRecover struct {
 	okLat    *Histogram // a recovering reconnect's subscribe to its ok
 	caughtUp *Histogram // ... to the last replayed message (or the ok, when there was nothing to replay)
 	drops    int64
-	replayed int64 // messages the recovering oks said they replay
+	replayed int64       // messages the recovering oks said they replay
+	burst    pollerBurst // recover --missed: the current round
 }
 
 func newPollerRecover(cfg *Config) *pollerRecover {
@@ -109,6 +113,10 @@ func (p *poller) recoverLost(c *conn, r dialReq) (scheduled bool) {
 	}
 	rs.away = false
 	rc := p.rec
+	if p.e.cfg.Missed > 0 {
+		rc.burst.held = append(rc.burst.held, r) // back all at once, at the burst
+		return true
+	}
 	at := p.e.now() + rc.awayMin
 	if rc.awaySpan > 0 {
 		at += p.rng.Int64N(rc.awaySpan + 1)
@@ -143,13 +151,16 @@ func (p *poller) recoverOK(c *conn, r *reply) {
 		return
 	}
 	if rs.trk.recoveries == recs {
-		return // not recovered: no replay to time
+		p.settle(rs, false) // not recovered: no replay to time
+		return
 	}
 	now := p.e.now()
 	rc.okLat.Record((now - c.t0) / 1000)
 	rc.replayed += max(0, r.replayed)
+	p.announced(rs, r.replayed)
 	if caught {
 		rc.caughtUp.Record((now - c.t0) / 1000)
+		p.settle(rs, true)
 	}
 }
 
@@ -172,6 +183,7 @@ func (p *poller) recoverMessage(c *conn, r *reply) {
 	}
 	if caught {
 		p.rec.caughtUp.Record((p.e.now() - rs.sentAt) / 1000)
+		p.settle(rs, true)
 	}
 	p.ctr.received.Add(1)
 	p.lastRecv = p.wall

@@ -88,7 +88,9 @@ Scenarios:
           --publishers publishing --rate/s for --duration; --disconnect-rate/s of the subscribers
           drop at random, stay away for --away, reconnect (round robin over --target) and
           subscribe with since; every offset after a subscriber's first ok must arrive once,
-          in order, unless an ok says "recovered":false (counted apart as unrecovered)
+          in order, unless an ok says "recovered":false (counted apart as unrecovered);
+          with --missed N instead: all drop at once, N are published per channel, all
+          reconnect at once, --rounds times: time until all caught up, gateway CPU for it
 
 Targets (--target, --publish-target):
   ws://host[:port][/path][?query]  port 80 when omitted, path /ws (--path) when omitted or "/",
@@ -130,6 +132,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&c.Namespace, "namespace", "", "put the channels in this namespace: NAMESPACE:wsload.RUN.N (default none; recover: "+loadtest.DefaultRecoverNamespace+", which the gateway must give history)")
 	fs.Float64Var(&c.DisconnectRate, "disconnect-rate", 0, "recover: subscribers dropped per second in total, at random (default --conns/4)")
 	fs.Var(awayFlag{&c.AwayMin, &c.AwayMax}, "away", "recover: how long a dropped subscriber stays away: `MIN-MAX`, uniformly at random, or one duration (default 100ms-2s)")
+	fs.Int64Var(&c.Missed, "missed", 0, "recover in rounds instead of random drops: every subscriber drops at once, this many publications are made on each channel (at --rate, or as fast as --window allows), then all reconnect at once with since; reports the time until all caught up and the gateway's CPU for it (--server-pid)")
+	fs.IntVar(&c.Rounds, "rounds", 0, "recover --missed: rounds to measure, each reported and their median (default 1)")
 	fs.Float64Var(&c.SlowFraction, "slow-fraction", 0.1, "slow: share of subscribers that stop reading")
 	fs.StringVar(&c.StormTrigger, "storm-trigger", "client", "storm: client = wsload drops every connection; server = wait for the gateway to (drain, kill)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "present an HS256 token minted with this secret on every connection, one sub each (wsload-N, unique in the run), minted before the run as far as its plan says how many")

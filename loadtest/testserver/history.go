@@ -16,6 +16,7 @@ const (
 	ReplayExact   ReplayFault = iota // what PROTOCOL.md says: since+1 to the latest, in order
 	ReplayOverlap                    // from since itself: one duplicate per recovery
 	ReplayGap                        // without since+1: one loss per recovery (still "recovered":true)
+	ReplayShort                      // without the latest: a replay never finishes (live ones would finish it)
 )
 
 // History is a minimal PROTOCOL.md server in which every channel keeps
@@ -129,8 +130,13 @@ func (h *History) subscribe(c *websocket.Conn, ch string, st *stream, id int64, 
 		h.damaged++
 	}
 	n := max(0, st.last-from+1)
+	to := st.last
+	if h.fault == ReplayShort && n > 0 {
+		to--
+		h.damaged++
+	}
 	_ = c.WriteMessage(websocket.TextMessage, []byte(ok+`,"recovered":true,"replayed":`+strconv.FormatInt(n, 10)+`}`))
-	for o := from; o <= st.last; o++ {
+	for o := from; o <= to; o++ {
 		_ = c.WriteMessage(websocket.TextMessage, message(ch, o, st.kept[o-oldest]))
 	}
 }
