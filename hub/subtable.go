@@ -64,6 +64,7 @@ type channel struct {
 	hist        history.Options // zero: no history (or a broker without it)
 	recoveryMax int
 	stream      *streamState // with hist: where the stream stands here (gaprepair.go)
+	replays     *replayCache // with hist: frames shared by concurrent replays (replaycache.go)
 }
 
 func (ch *channel) state() (brokerState, uint32) {
@@ -307,7 +308,7 @@ func (r *subTable) subscribe(cs *connData, name []byte, id uint64, flags uint8) 
 			if r.namespace != nil {
 				ch.hist, ch.recoveryMax = r.namespace(ch.name)
 				if ch.hist.On() {
-					ch.stream = &streamState{}
+					ch.stream, ch.replays = &streamState{}, &replayCache{}
 				}
 			}
 			sh.m[ch.name] = ch
