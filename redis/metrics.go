@@ -15,6 +15,7 @@ type Stats struct {
 	PublishErrors        uint64 // publications that failed (Redis error, timeout, full queue, down)
 	SubscribeCommands    uint64 // SUBSCRIBE/SSUBSCRIBE commands sent (batching shows as channels >> commands)
 	RegistryCommands     uint64 // Redis commands issued by the registry
+	PresenceCommands     uint64 // Redis commands issued by the presence store (writes and queries)
 	SubscribedChannels   int64  // channels currently confirmed by Redis on live connections
 }
 
@@ -22,7 +23,7 @@ type Stats struct {
 // broker and read by snapshot and the metrics.
 type stats struct {
 	reconnects, resubscribed, probeFailures, dropped, publishErrors atomic.Uint64
-	subscribeCmds, registryCmds                                     atomic.Uint64
+	subscribeCmds, registryCmds, presenceCmds                       atomic.Uint64
 	subscribed                                                      atomic.Int64
 }
 
@@ -35,6 +36,7 @@ func (s *stats) snapshot() Stats {
 		PublishErrors:        s.publishErrors.Load(),
 		SubscribeCommands:    s.subscribeCmds.Load(),
 		RegistryCommands:     s.registryCmds.Load(),
+		PresenceCommands:     s.presenceCmds.Load(),
 		SubscribedChannels:   s.subscribed.Load(),
 	}
 }
@@ -54,6 +56,7 @@ func (s *stats) register(reg prometheus.Registerer, ready func() bool) error {
 		counter("publish_errors_total", "Publications that failed.", &s.publishErrors),
 		counter("subscribe_commands_total", "SUBSCRIBE/SSUBSCRIBE commands sent.", &s.subscribeCmds),
 		counter("registry_commands_total", "Redis commands issued by the connection registry.", &s.registryCmds),
+		counter("presence_commands_total", "Redis commands issued by the presence store.", &s.presenceCmds),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wshub", Subsystem: "redis", Name: "subscribed_channels", Help: "Channels confirmed by Redis on live connections."},
 			func() float64 { return float64(s.subscribed.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wshub", Subsystem: "redis", Name: "ready", Help: "1 while every pub/sub connection is up and resubscribed."},
