@@ -328,7 +328,7 @@ func (b *Broker) attach(kind string, w writer) error {
 
 // env is what the broker's writers share of it.
 func (b *Broker) env() writerEnv {
-	return writerEnv{client: b.client, id: b.cfg.InstanceID, timeout: b.cfg.CommandTimeout, log: b.log, stats: &b.stats}
+	return writerEnv{client: b.client, id: b.cfg.InstanceID, timeout: b.cfg.CommandTimeout, log: b.log, stats: &b.stats, cluster: b.cluster}
 }
 
 // ---- the channel table

@@ -37,6 +37,7 @@ type presWriter struct {
 	local  presLocal
 	lapses uint64      // reg.lapses when last looked at
 	dirty  []*presChan // channels marked dirty, for resync
+	credit float64     // refresh: channels due but not renewed yet
 	change presChange
 	buf    []byte
 }
@@ -351,11 +352,18 @@ func (w *presWriter) addAll(p *presPipe, c *presChan) {
 func (w *presWriter) refresh() {
 	n := len(w.local.ring)
 	if n == 0 {
+		w.credit = 0
 		return
 	}
-	period := w.cfg.TTL / 3
-	chunk := int((int64(n)*int64(w.cfg.RefreshTick) + int64(period) - 1) / int64(period))
-	chunk = min(max(chunk, 1), n)
+	// credit accrues n channels per TTL/3: with few channels a tick renews
+	// none, rather than one a tick (which would renew a lone channel every
+	// RefreshTick).
+	w.credit = min(w.credit+float64(n)*float64(w.cfg.RefreshTick)/float64(w.cfg.TTL/3), float64(n))
+	chunk := min(int(w.credit), n)
+	if chunk == 0 {
+		return
+	}
+	w.credit -= float64(chunk)
 	ctx, cancel := w.bg()
 	defer cancel()
 	p := w.pipe(ctx, func(c *presChan, _, ok, zero bool) {
@@ -467,7 +475,12 @@ func (p *presPipe) send() {
 		return
 	}
 	p.w.stats.presenceCmds.Add(uint64(len(p.cmds)))
-	res := p.w.client.DoMulti(p.ctx, p.cmds...)
+	var res []rueidis.RedisResult
+	if p.w.cluster {
+		res = p.doBySlot()
+	} else {
+		res = p.w.client.DoMulti(p.ctx, p.cmds...)
+	}
 	start := 0
 	for _, g := range p.groups {
 		ok, zero := true, false
@@ -487,6 +500,43 @@ func (p *presPipe) send() {
 	}
 	clear(p.cmds) // rueidis recycled them
 	p.cmds, p.groups = p.cmds[:0], p.groups[:0]
+}
+
+// doBySlot sends the groups one DoMulti per cluster slot, all at once:
+// rueidis refuses MULTI and EXEC (which have no slot) in a DoMulti whose
+// other commands span slots. A channel's keys share one slot, so each
+// transaction stays whole on its master.
+func (p *presPipe) doBySlot() []rueidis.RedisResult {
+	res := make([]rueidis.RedisResult, len(p.cmds))
+	bySlot := make(map[uint16][]int) // slot -> its groups' indexes
+	for i, g := range p.groups {
+		sl := slotOf(g.c.keys.insts)
+		bySlot[sl] = append(bySlot[sl], i)
+	}
+	var wg sync.WaitGroup
+	for _, gs := range bySlot {
+		wg.Go(func() {
+			var cmds rueidis.Commands
+			for _, i := range gs {
+				cmds = append(cmds, p.cmds[p.start(i):p.groups[i].end]...)
+			}
+			out := p.w.client.DoMulti(p.ctx, cmds...)
+			for _, i := range gs {
+				n := copy(res[p.start(i):p.groups[i].end], out)
+				out = out[n:]
+			}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// start is the index of group i's first command.
+func (p *presPipe) start(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return p.groups[i-1].end
 }
 
 // replyErr is a reply's failure, or that of a step of an EXEC's answer.

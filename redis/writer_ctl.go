@@ -18,6 +18,7 @@ type writerEnv struct {
 	timeout time.Duration  // Config.CommandTimeout; set once
 	log     *slog.Logger   // set once
 	stats   *stats         // the broker's counters
+	cluster bool           // the client is a cluster client; set once
 }
 
 // bg bounds one batch of commands.
