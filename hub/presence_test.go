@@ -195,8 +195,8 @@ func TestPresencePermissions(t *testing.T) {
 // test says, from another goroutine.
 type heldStore struct {
 	presence.MemoryStore
-	mu    sync.Mutex
-	held  []func(error)
+	mu   sync.Mutex
+	held []func(error)
 }
 
 func (s *heldStore) Members(ch string, done func([]presence.Member, error)) {
