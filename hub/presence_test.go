@@ -194,7 +194,7 @@ func TestPresencePermissions(t *testing.T) {
 // heldStore is a PresenceStore whose Members and Stats answer when the
 // test says, from another goroutine.
 type heldStore struct {
-	presence.MemoryStore
+	*presence.MemoryStore
 	mu   sync.Mutex
 	held []func(error)
 }
@@ -225,7 +225,7 @@ func (s *heldStore) answer(err error) {
 }
 
 func TestPresenceAnswersAsync(t *testing.T) {
-	store := &heldStore{MemoryStore: *presence.NewMemoryStore()}
+	store := &heldStore{MemoryStore: presence.NewMemoryStore()}
 	f := newPresenceFixture(t, store, Config{})
 	a, b := f.connect("alice", nil), f.connect("bob", nil)
 	f.send(a, `{"op":"subscribe","channel":"open:1","id":1}`)
@@ -308,7 +308,7 @@ func TestPresenceAdmin(t *testing.T) {
 		}
 	}
 	// A store that does not answer in time: 503.
-	g := newPresenceFixture(t, &heldStore{MemoryStore: *presence.NewMemoryStore()}, Config{PublishTimeout: 10 * time.Millisecond})
+	g := newPresenceFixture(t, &heldStore{MemoryStore: presence.NewMemoryStore()}, Config{PublishTimeout: 10 * time.Millisecond})
 	srv2 := httptest.NewServer(AdminHandler(g.h, nil, nil))
 	defer srv2.Close()
 	if code, body := apiClient(t, srv2)("GET", "/api/presence/open:1/stats", ""); code != 503 {
