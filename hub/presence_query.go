@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/wshub/wshub/hub/access"
@@ -139,10 +140,25 @@ func appendStats(b []byte, st presence.Stats) []byte {
 	return strconv.AppendInt(append(b, `,"users":`...), int64(st.Users), 10)
 }
 
+// membersSize estimates what appendMembers writes (escapes aside), at most
+// maxBytes when it is positive: one allocation instead of a dozen growths
+// for a large answer.
+func membersSize(ms []presence.Member, maxBytes int) int {
+	n := 2
+	for i := range ms {
+		n += len(`{"conn":"","user":"","info":},`) + len(ms[i].Conn) + len(ms[i].User) + len(ms[i].Info)
+		if maxBytes > 0 && n >= maxBytes {
+			return maxBytes
+		}
+	}
+	return n
+}
+
 // appendMembers writes ms as a JSON array of {"conn","user"[,"info"]},
 // at most maxN of them and, with maxBytes > 0, only as many as keep b
 // within maxBytes; cut tells that some were left out.
 func appendMembers(b []byte, ms []presence.Member, maxN, maxBytes int) (_ []byte, cut bool) {
+	b = slices.Grow(b, membersSize(ms[:min(len(ms), maxN)], maxBytes))
 	b = append(b, '[')
 	for i := range ms {
 		if i == maxN {

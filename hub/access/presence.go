@@ -69,12 +69,9 @@ func ParseAudience(s string) (Audience, error) {
 // is a ceiling here too, and a user-limited channel's members are its
 // users' business only, whatever the audience.
 func (p *Policy) CanQueryPresence(id *Identity, channel string, subscribed bool) Verdict {
-	ns := p.Lookup(channel)
-	if ns == nil {
-		return UnknownNamespace
-	}
-	if !ceiling(id, channel) {
-		return NotListed
+	ns, v := p.scope(id, channel)
+	if v != Allowed {
+		return v
 	}
 	a := ns.Presence.For
 	if a >= numAudiences {
