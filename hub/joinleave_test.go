@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/wshub/wshub/hub/access"
+	"github.com/wshub/wshub/hub/presence"
 )
 
 func TestEventPayloadRoundTrip(t *testing.T) {
@@ -128,4 +131,32 @@ func TestJoinLeaveFromAnotherInstance(t *testing.T) {
 	if got := w.take(); len(got) != 3 {
 		t.Fatalf("held leaves sent: %q", got)
 	}
+}
+
+// TestJoinLeaveOnAHistoryChannel: joins and leaves are not stream
+// publications: no offset, not replayed by a recovery, delivered to a
+// member that is catching up, and the publications it replayed are still
+// not delivered twice.
+func TestJoinLeaveOnAHistoryChannel(t *testing.T) {
+	p := newStreamProtoWith(t, access.Presence{On: true, JoinLeave: true}, 0, Config{Presence: presence.NewMemoryStore()})
+	p.publish("hist:a", 1, 2)
+	p.sb.deferred = true
+	p.publish("hist:a", 3, 4) // in the stream, not yet delivered
+	c := p.open(0)
+	p.send(c, `{"op":"subscribe","channel":"hist:a","id":1,"since":0}`)
+	p.answerReads()
+	p.expect(c, append([]string{`{"op":"ok","id":1,"offset":4,"epoch":"e1","recovered":true,"replayed":4}`}, msgs("hist:a", 1, 4)...)...)
+	// c joined when the broker confirmed, while its read was out: it missed
+	// its own join. d's join comes to c while c is still catching up.
+	d := p.open(1)
+	p.send(d, `{"op":"subscribe","channel":"hist:a","id":2}`)
+	p.answerReads()
+	p.expect(d, `{"op":"ok","id":2,"offset":4,"epoch":"e1"}`)
+	p.expect(c, `{"op":"join","channel":"hist:a","user":"","conn":"local.1"}`)
+	p.sb.flush()
+	runAll(p.loops)
+	p.expect(c) // 3 and 4 are its already
+	p.sb.deferred = false
+	p.publish("hist:a", 5, 5)
+	p.expect(c, msgs("hist:a", 5, 5)...)
 }

@@ -105,14 +105,21 @@ type streamFixture struct {
 // newStreamProto is a hub whose "hist" namespace keeps history (recovery_max
 // as given), over a streamBroker, on two loops.
 func newStreamProto(t *testing.T, recoveryMax int) *streamFixture {
+	return newStreamProtoWith(t, access.Presence{}, recoveryMax, Config{})
+}
+
+// newStreamProtoWith is newStreamProto with presence options for "hist"
+// and the rest of the hub's configuration.
+func newStreamProtoWith(t *testing.T, pres access.Presence, recoveryMax int, cfg Config) *streamFixture {
 	ns := access.Namespace{Name: "hist", Subscribe: access.Anyone, Publish: access.Anyone,
-		History: history.Options{Size: 100, TTL: time.Minute}, RecoveryMax: recoveryMax}
+		History: history.Options{Size: 100, TTL: time.Minute}, RecoveryMax: recoveryMax, Presence: pres}
 	pol, err := access.NewPolicy(access.Namespace{Subscribe: access.Anyone, Publish: access.Anyone}, []access.Namespace{ns}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sb := newStreamBroker()
-	h, loops := testHub(t, sb, 2, Config{Policy: pol})
+	cfg.Policy = pol
+	h, loops := testHub(t, sb, 2, cfg)
 	return &streamFixture{&protoFixture{t: t, h: h, b: sb.fakeBroker, loops: loops}, sb}
 }
 
