@@ -211,6 +211,26 @@ func TestHistoryRecoveryRereadsWhenLiveWentPast(t *testing.T) {
 // skips them when they arrive.
 func TestHistoryRecoverySkipsWhatItReplayed(t *testing.T) {
 	p := newStreamProto(t, 0)
+	p.flushSkipsReplayed(p.recoverAhead())
+}
+
+// flushSkipsReplayed delivers what recoverAhead held back: c gets none of
+// it (it replayed 3 and 4), then a live 5.
+func (p *streamFixture) flushSkipsReplayed(c *fakeConn) {
+	p.t.Helper()
+	p.sb.flush()
+	runAll(p.loops)
+	p.expect(c) // 3 and 4 are its already
+	p.sb.deferred = false
+	p.publish("hist:a", 5, 5)
+	p.expect(c, msgs("hist:a", 5, 5)...)
+}
+
+// recoverAhead publishes 1 to 4 on hist:a, 3 and 4 held back by the
+// broker, and subscribes a connection on loop 0 that recovers all four:
+// its read is ahead of what its loop has handed out.
+func (p *streamFixture) recoverAhead() *fakeConn {
+	p.t.Helper()
 	p.publish("hist:a", 1, 2)
 	p.sb.deferred = true
 	p.publish("hist:a", 3, 4) // in the stream, not yet delivered
@@ -218,12 +238,7 @@ func TestHistoryRecoverySkipsWhatItReplayed(t *testing.T) {
 	p.send(c, `{"op":"subscribe","channel":"hist:a","id":1,"since":0}`)
 	p.answerReads()
 	p.expect(c, append([]string{`{"op":"ok","id":1,"offset":4,"epoch":"e1","recovered":true,"replayed":4}`}, msgs("hist:a", 1, 4)...)...)
-	p.sb.flush()
-	runAll(p.loops)
-	p.expect(c) // 3 and 4 are its already
-	p.sb.deferred = false
-	p.publish("hist:a", 5, 5)
-	p.expect(c, msgs("hist:a", 5, 5)...)
+	return c
 }
 
 func TestHistoryRecoveryRefusals(t *testing.T) {
