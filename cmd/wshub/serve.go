@@ -100,7 +100,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		return 1
 	}
 	hcfg := hub.Config{MaxPublish: cfg.MaxPublish, MaxSubscriptions: cfg.MaxSubs, Metrics: reg, Logger: log, InstanceID: cfg.InstanceID,
-		Auth: acc.auth, Policy: acc.policy, Limits: acc.limits}
+		Auth: acc.auth, Policy: acc.policy, Limits: acc.limits,
+		// Half of max_pending: a presence answer alone never makes its
+		// client a slow consumer.
+		MaxPresenceAnswer: cfg.MaxPending / 2}
+	if hcfg.Presence, err = presenceStore(acc.policy, rb); err != nil {
+		log.Error("presence", "err", err)
+		broker.Close()
+		return 1
+	}
 	if cfg.Registry {
 		// The registry exists before the hub so that every connection is
 		// recorded; it writes to Redis in batches from its own goroutine.
