@@ -35,8 +35,8 @@ func (c *config) checkPresence(key string, o namespaceOptions) []error {
 			bad("presence_for", "needs presence: true")
 		}
 	}
-	if o.Presence && c.redisEnabled() {
-		bad("presence", "is not available with Redis yet: the Redis presence store is not wired")
+	if o.Presence && c.redisEnabled() && !c.Registry {
+		bad("presence", "needs the connection registry with Redis (redis.registry: its heartbeats fence a dead instance's members)")
 	}
 	return errs
 }
@@ -54,20 +54,17 @@ func (o namespaceOptions) presence() (access.Presence, error) {
 	return p, nil
 }
 
-// errNoRedisPresence: checkPresence refuses presence with Redis until its
-// store is wired in presenceStore.
-var errNoRedisPresence = errors.New("presence with Redis needs the Redis presence store")
-
 // presenceStore is the store for the hub's presence namespaces: the
-// in-process one with the memory broker. This is the seam for the Redis
-// store (redis/): return it here for rb != nil and drop the Redis check
-// in checkPresence.
-func presenceStore(policy *access.Policy, rb *redis.Broker) (hub.PresenceStore, error) {
+// in-process one with the memory broker, the Redis one (on the registry,
+// whose heartbeats fence a dead instance's members) with Redis.
+func presenceStore(policy *access.Policy, reg *redis.Registry, redisOn bool) (hub.PresenceStore, error) {
 	switch {
 	case !policy.HasPresence():
 		return nil, nil
-	case rb != nil:
-		return nil, errNoRedisPresence
+	case reg != nil:
+		return redis.NewPresence(reg, redis.PresenceConfig{})
+	case redisOn:
+		return nil, errors.New("presence with Redis needs the connection registry")
 	}
 	return presence.NewMemoryStore(), nil
 }

@@ -130,7 +130,7 @@ func TestPresenceConfigErrors(t *testing.T) {
 		{"namespaces: {chat: {presence: true, presence_for: token}}", `namespaces.chat.presence_for: "token" is not one of subscribers, authenticated, anyone, nobody`},
 		{"namespaces: {chat: {presence_for: anyone}}", "namespaces.chat.presence_for: needs presence: true"},
 		{"default_namespace: {join_leave: true}", "default_namespace.join_leave: needs presence: true"},
-		{"redis: {url: 'redis://127.0.0.1:1'}\nnamespaces: {chat: {presence: true}}", "namespaces.chat.presence: is not available with Redis yet"},
+		{"redis: {url: 'redis://127.0.0.1:1', registry: false}\nnamespaces: {chat: {presence: true}}", "namespaces.chat.presence: needs the connection registry"},
 	})
 }
 

@@ -104,11 +104,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		// Half of max_pending: a presence answer alone never makes its
 		// client a slow consumer.
 		MaxPresenceAnswer: cfg.MaxPending / 2}
-	if hcfg.Presence, err = presenceStore(acc.policy, rb); err != nil {
-		log.Error("presence", "err", err)
-		broker.Close()
-		return 1
-	}
+	var registry *redis.Registry
 	if cfg.Registry {
 		// The registry exists before the hub so that every connection is
 		// recorded; it writes to Redis in batches from its own goroutine.
@@ -119,6 +115,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 			return 1
 		}
 		hcfg.Registrar, hcfg.Directory = r, r
+		registry = r
+	}
+	if hcfg.Presence, err = presenceStore(acc.policy, registry, rb != nil); err != nil {
+		log.Error("presence", "err", err)
+		broker.Close()
+		return 1
 	}
 	loops := srv.Loops()
 	posters := make([]hub.Poster, len(loops))
