@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/wshub/wshub/hub"
 	"github.com/wshub/wshub/hub/access"
@@ -57,12 +58,12 @@ func (o namespaceOptions) presence() (access.Presence, error) {
 // presenceStore is the store for the hub's presence namespaces: the
 // in-process one with the memory broker, the Redis one (on the registry,
 // whose heartbeats fence a dead instance's members) with Redis.
-func presenceStore(policy *access.Policy, reg *redis.Registry, redisOn bool) (hub.PresenceStore, error) {
+func presenceStore(policy *access.Policy, reg *redis.Registry, redisOn bool, ttl time.Duration) (hub.PresenceStore, error) {
 	switch {
 	case !policy.HasPresence():
 		return nil, nil
 	case reg != nil:
-		return redis.NewPresence(reg, redis.PresenceConfig{})
+		return redis.NewPresence(reg, redis.PresenceConfig{TTL: ttl}) // the registry's: one knob for what a crash leaves
 	case redisOn:
 		return nil, errors.New("presence with Redis needs the connection registry")
 	}

@@ -117,7 +117,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		hcfg.Registrar, hcfg.Directory = r, r
 		registry = r
 	}
-	if hcfg.Presence, err = presenceStore(acc.policy, registry, rb != nil); err != nil {
+	if hcfg.Presence, err = presenceStore(acc.policy, registry, rb != nil, cfg.RegistryTTL); err != nil {
 		log.Error("presence", "err", err)
 		broker.Close()
 		return 1
