@@ -79,13 +79,15 @@ func (p *poller) recoverTick(now int64) {
 }
 
 // dropOne resets a random subscribed connection. A few picks that land on
-// subscribers away or still subscribing are retried, then the drop is
-// skipped: at high rates most subscribers may be away at once.
+// subscribers away, still subscribing or still receiving a replay are
+// retried, then the drop is skipped: at high rates most subscribers may be
+// away at once. Sparing replays gives every recovery its caught-up time
+// (a slow machine stretches replays, and a drop in one left it unmeasured).
 func (p *poller) dropOne() {
 	rc := p.rec
 	for try := 0; try < 8 && len(rc.subs) > 0; try++ {
 		rs := rc.subs[p.rng.IntN(len(rc.subs))]
-		if c := rs.c; c != nil && c.st == stOpen && c.has(fReady) && !c.has(fClosing) {
+		if c := rs.c; c != nil && c.st == stOpen && c.has(fReady) && !c.has(fClosing) && rs.trk.catchUp == 0 {
 			rs.away = true
 			rc.drops++
 			p.release(c, true)
