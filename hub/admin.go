@@ -14,13 +14,15 @@ import (
 // AdminHandler serves the admin API: POST /api/publish, GET /healthz,
 // GET /readyz (200 while ready() is true, else 503), GET /metrics from g,
 // the directory routes POST /api/send, GET /api/connections/{id} and
-// GET /api/instances (501 without Config.Directory), and GET
-// /api/history/{channel}.
+// GET /api/instances (501 without Config.Directory), GET
+// /api/history/{channel}, and the presence routes GET
+// /api/presence/{channel} and GET /api/presence/{channel}/stats.
 func AdminHandler(h *Hub, ready func() bool, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/publish", h.servePublish)
 	h.addDirectoryRoutes(mux)
 	h.addHistoryRoutes(mux)
+	h.addPresenceRoutes(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !getOnly(w, r) {
 			return

@@ -18,12 +18,14 @@ const (
 	opUnsubscribe
 	opPublish
 	opPing
-	opInfo    // extension: the connection's own ids
-	opRefresh // extension: replace the connection's token
+	opInfo          // extension: the connection's own ids
+	opRefresh       // extension: replace the connection's token
+	opPresence      // extension: a presence channel's members
+	opPresenceStats // extension: a presence channel's counts
 	numOps
 )
 
-var opNames = [numOps]string{"invalid", "subscribe", "unsubscribe", "publish", "ping", "info", "refresh"}
+var opNames = [numOps]string{"invalid", "subscribe", "unsubscribe", "publish", "ping", "info", "refresh", "presence", "presence_stats"}
 
 // command is one parsed client command. Its slices point into the message
 // (or, for the rare escaped channel name, into a fresh copy).
@@ -202,6 +204,10 @@ func parseCommand(msg []byte, cmd *command) *Error {
 	case "info":
 		cmd.op = opInfo
 		return nil
+	case "presence":
+		cmd.op = opPresence
+	case "presence_stats":
+		cmd.op = opPresenceStats
 	case "refresh":
 		cmd.op = opRefresh
 		switch {

@@ -120,7 +120,7 @@ type StreamSink interface {
 }
 
 // PresenceStore keeps the members of presence channels across instances
-// (redis: per channel, refreshed per instance in batches; MemoryPresence
+// (redis: per channel, refreshed per instance in batches; presence.MemoryStore
 // for one instance). Join and Leave are called from event loops: they
 // return at once and may be applied later, in order per channel. Members
 // and Stats call done exactly once, from any goroutine (possibly inside

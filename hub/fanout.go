@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"strconv"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type loopState struct {
 	freePub []*pendingPub
 	reads   map[dupKey]*streamRead     // history reads out, by member (recovery.go)
 	replays map[*connData]*replayQueue // paced replays (replay.go)
+	// infos holds the info claims of its connections that have one, only
+	// when some namespace has presence (presence.go).
+	infos map[*connData]json.RawMessage
 
 	stats loopCounters
 	_     cpu.CacheLinePad
@@ -71,6 +75,10 @@ const (
 // for one channel never overlap (Sink contract), and every loop's inbox is
 // FIFO, so all subscribers see one order.
 func (h *Hub) Deliver(channel string, data []byte) {
+	if len(data) > 0 && data[0] == eventMark {
+		h.deliverEvent(channel, data) // a join or leave (joinleave.go)
+		return
+	}
 	h.deliver(channel, history.Position{}, data)
 }
 
@@ -100,7 +108,12 @@ func (h *Hub) deliver(channel string, pos history.Position, data []byte) {
 // fanout encodes one message frame and queues it on every loop holding
 // members of ch; the caller holds ch.sh.mu (read).
 func (h *Hub) fanout(ch *channel, pos history.Position, data []byte) {
-	f := buildMessage(ch.name, pos.Offset, data)
+	h.fanoutFrame(ch, pos, buildMessage(ch.name, pos.Offset, data))
+}
+
+// fanoutFrame queues f (taking over its reference) on every loop holding
+// members of ch; the caller holds ch.sh.mu (read).
+func (h *Hub) fanoutFrame(ch *channel, pos history.Position, f *wsproto.Frame) {
 	it := inboxItem{f: f, t: nanotime(), off: pos.Offset, epoch: pos.Epoch}
 	for _, ls := range ch.active {
 		f.Retain()
@@ -189,7 +202,9 @@ func (l *loopState) runInbox() {
 			if m.wait != 0 {
 				continue // its subscribe is not confirmed yet
 			}
-			if m.flags&mCatchup != 0 && !l.pass(ls, m, it) {
+			// A frame outside the stream (offset 0: a join or leave) is
+			// not part of a catch-up: it neither waits nor ends one.
+			if m.flags&mCatchup != 0 && it.off != 0 && !l.pass(ls, m, it) {
 				continue
 			}
 			if m.conn.Send(it.f) {

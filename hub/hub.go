@@ -55,6 +55,15 @@ type Config struct {
 	Auth   AuthConfig
 	Policy *access.Policy
 	Limits RateLimits
+	// Presence keeps the members of presence channels (namespaces with
+	// presence). nil: a presence.MemoryStore when the broker is a
+	// *MemoryBroker; with another broker presence queries then answer 503
+	// and no one is tracked (a multi-instance store must be given).
+	Presence PresenceStore
+	// MaxPresenceAnswer bounds, in bytes, the answer to a client's presence
+	// query; members past it (or past MaxPresenceMembers) are left out and
+	// the answer says "truncated":true. 0 means 512 KiB.
+	MaxPresenceAnswer int
 }
 
 // Hub routes commands from connections and publications from the broker.
@@ -79,6 +88,11 @@ type Hub struct {
 	grants  grantsTable // channels claims shared between connections
 
 	verifiers verifiers // workers for slow token signatures (verifylater.go)
+
+	presence  PresenceStore // nil: presence channels answer 503
+	keepInfo  bool          // some namespace has presence: connections keep their info claims
+	joinLeave lingerer      // joins and leaves received, leaves held back (joinleave.go)
+	eventDone func(error)   // cached h.eventPublished
 
 	errTooBig  *Error
 	errTooMany *Error // subscription limit
@@ -107,6 +121,9 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	if cfg.Policy == nil {
 		cfg.Policy = access.Open()
 	}
+	if cfg.MaxPresenceAnswer <= 0 {
+		cfg.MaxPresenceAnswer = DefaultMaxPresenceAnswer
+	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b, idPrefix: cfg.InstanceID + ".", policy: cfg.Policy, limiter: newLimiter(cfg.Limits)}
 	h.stats.refused = make([]atomic.Uint64, len(refusalReasons))
 	if cfg.Registrar != nil {
@@ -120,6 +137,7 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	}
 	h.table = newSubTable(b, loops, h)
 	h.table.maxSubs = cfg.MaxSubscriptions
+	h.initPresence(b)
 	if hb, ok := b.(Historian); ok {
 		h.historian = hb
 		h.table.namespace = h.streamOptions
@@ -163,6 +181,7 @@ func (h *Hub) OnClose(c Conn) {
 	}
 	h.table.closeConn(cs)
 	h.loops[cs.loop].dropReplay(cs)
+	h.forgetInfo(cs)
 	h.unregister(c, cs)
 	if cs.counted {
 		h.users.release(cs.ident.User)
@@ -205,6 +224,8 @@ func (h *Hub) OnText(c Conn, msg []byte) {
 		h.info(l, cs, &cmd)
 	case opRefresh:
 		h.refresh(l, cs, &cmd)
+	case opPresence, opPresenceStats:
+		h.queryPresence(l, cs, &cmd)
 	}
 }
 
@@ -228,11 +249,13 @@ func (h *Hub) subscribe(l *loopState, cs *connData, cmd *command) {
 	case subOK:
 		k := len(cs.subs) - 1 // subscribe appended it
 		ls := cs.subs[k].ls
+		m := &ls.members[cs.subs[k].idx]
 		if ls.ch.hist.On() {
-			h.subscribeStream(l, cs, ls, &ls.members[cs.subs[k].idx], cmd.since, string(cmd.epoch))
+			h.subscribeStream(l, cs, ls, m, cmd.since, string(cmd.epoch))
 		} else if cmd.hasID {
 			l.reply(cs.conn, appendOK(l.scratch[:0], cmd.id, cmd.hasSince))
 		}
+		h.joinPresence(ls, m)
 	case subPending:
 		if ls := cs.subs[len(cs.subs)-1].ls; cmd.hasSince && ls.ch.hist.On() {
 			h.table.holdSince(cs, ls, cmd.since, string(cmd.epoch))
@@ -284,10 +307,11 @@ func (h *Hub) confirmed(ls *loopSubs, m *member) {
 	if ls != nil && ls.ch.hist.On() {
 		since, epoch := h.table.takeSince(m.cs, ls, m)
 		h.subscribeStream(l, m.cs, ls, m, since, epoch)
-		return
-	}
-	if m.flags&mHasID != 0 {
+	} else if m.flags&mHasID != 0 {
 		l.reply(m.conn, appendOK(l.scratch[:0], m.id, m.flags&mSince != 0))
+	}
+	if ls != nil && m.flags&mRepeat == 0 {
+		h.joinPresence(ls, m)
 	}
 }
 

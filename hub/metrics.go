@@ -37,6 +37,12 @@ type hubStats struct {
 	lost             atomic.Uint64 // offsets a repair could not find
 	repairsAbandoned atomic.Uint64 // repairs given up: too much live traffic held behind them
 	streamDuplicates atomic.Uint64 // publications at or before the position already handed out
+
+	// Joins and leaves (joinleave.go).
+	eventsSent       atomic.Uint64 // join and leave frames handed to local subscribers
+	eventsSuppressed atomic.Uint64 // joins and leaves not sent: a reconnect within the linger
+	eventsDropped    atomic.Uint64 // received for a channel without join_leave here, or malformed
+	eventsFailed     atomic.Uint64 // joins and leaves the broker did not take
 }
 
 // upgradeRefused counts a refused upgrade by reason (rare enough for a scan).
@@ -121,6 +127,10 @@ var (
 		"History publications dropped because this instance had handed them out already.", nil, nil)
 	descReplayed = prometheus.NewDesc("wshub_hub_history_replayed_total",
 		"Publications replayed to recovering subscribers.", nil, nil)
+	descEvents = prometheus.NewDesc("wshub_hub_presence_events_total",
+		"Joins and leaves of presence channels received, by outcome: sent to local subscribers, suppressed (a reconnect within the linger), dropped (malformed, or no join_leave here), failed (the broker did not take one this instance published).", []string{"outcome"}, nil)
+	descHeldLeaves = prometheus.NewDesc("wshub_hub_presence_held_leaves",
+		"Leaves held back by join_leave_linger.", nil, nil)
 	descLatency = prometheus.NewDesc("wshub_hub_fanout_latency_seconds",
 		"Time from Deliver to the loop handing the frame to its subscribers.", nil, nil)
 )
@@ -132,7 +142,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descErrors, descPublications, descAPIPublishes,
 		descDeliveries, descDropped, descDirects, descDirectMissed, descChannels, descSubscriptions, descBrokerSubs, descLatency,
 		descRefused, descRefreshes, descRateClosed, descResubscribed,
-		descRepairs, descRepaired, descLost, descAbandoned, descStreamDups, descReplayed} {
+		descRepairs, descRepaired, descLost, descAbandoned, descStreamDups, descReplayed, descEvents, descHeldLeaves} {
 		ch <- d
 	}
 }
@@ -199,6 +209,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		{descAbandoned, h.stats.repairsAbandoned.Load()}, {descStreamDups, h.stats.streamDuplicates.Load() + dups}, {descReplayed, replayed}} {
 		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
 	}
+	for _, e := range []struct {
+		outcome string
+		v       uint64
+	}{{"sent", h.stats.eventsSent.Load()}, {"suppressed", h.stats.eventsSuppressed.Load()},
+		{"dropped", h.stats.eventsDropped.Load()}, {"failed", h.stats.eventsFailed.Load()}} {
+		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(e.v), e.outcome)
+	}
+	ch <- prometheus.MustNewConstMetric(descHeldLeaves, prometheus.GaugeValue, float64(h.joinLeave.heldLeaves()))
 
 	cum := make(map[float64]uint64, len(latencyBounds))
 	var total uint64

@@ -64,6 +64,7 @@ func (h *Hub) readHistory(l *loopState, cs *connData, ls *loopSubs, m *member, s
 		l.reads = make(map[dupKey]*streamRead)
 	}
 	l.reads[dupKey{cs, ls}] = r
+	ls.ch.replays.join()
 	r.start()
 }
 
@@ -94,7 +95,7 @@ func (r *streamRead) answer(rd history.Read, err error) {
 			r.covered = history.Recovered(r.next, r.epoch, r.epoch != "", rd, r.ls.ch.recoveryMax-len(r.frames))
 			if r.covered {
 				for _, e := range rd.Entries {
-					r.frames = append(r.frames, buildMessage(r.ls.ch.name, e.Offset, e.Data))
+					r.frames = append(r.frames, r.ls.ch.replays.frame(r.ls.ch.name, rd.Pos.Epoch, e))
 				}
 				r.next = rd.Pos.Offset
 			}
@@ -110,13 +111,18 @@ func (r *streamRead) finish() {
 	key := dupKey{cs, ls}
 	k := cs.index(ls)
 	if l.reads[key] != r || k < 0 || ls.members[cs.subs[k].idx].wait != waitRead {
+		if l.reads[key] == r {
+			delete(l.reads, key)
+		}
 		r.release() // the member left while its read was out
+		ls.ch.replays.leave()
 		return
 	}
 	m := &ls.members[cs.subs[k].idx]
 	if r.err != nil {
 		delete(l.reads, key)
 		r.release()
+		ls.ch.replays.leave()
 		gone, ds := h.table.remove(cs, k)
 		withRepeats(&gone, ds, h.failed)
 		return
@@ -128,6 +134,7 @@ func (r *streamRead) finish() {
 		return
 	}
 	delete(l.reads, key)
+	ls.ch.replays.leave() // the frames it took are its own references
 	at := r.pos
 	recovered := recovering && r.covered && !behind
 	if !recovered {

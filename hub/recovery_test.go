@@ -75,26 +75,21 @@ func (b *streamBroker) ReadHistory(ch string, since uint64, limit int, done func
 }
 
 // release answers the held reads, oldest first.
-func (b *streamBroker) release() int {
-	b.smu.Lock()
-	r := b.reads
-	b.reads = nil
-	b.smu.Unlock()
-	for _, f := range r {
-		f()
-	}
-	return len(r)
-}
+func (b *streamBroker) release() int { return b.take(&b.reads) }
 
 // flush delivers the deferred publications.
-func (b *streamBroker) flush() {
+func (b *streamBroker) flush() { b.take(&b.pending) }
+
+// take runs and empties one of the held queues, returning its length.
+func (b *streamBroker) take(q *[]func()) int {
 	b.smu.Lock()
-	p := b.pending
-	b.pending = nil
+	fs := *q
+	*q = nil
 	b.smu.Unlock()
-	for _, f := range p {
+	for _, f := range fs {
 		f()
 	}
+	return len(fs)
 }
 
 type streamFixture struct {
@@ -105,14 +100,21 @@ type streamFixture struct {
 // newStreamProto is a hub whose "hist" namespace keeps history (recovery_max
 // as given), over a streamBroker, on two loops.
 func newStreamProto(t *testing.T, recoveryMax int) *streamFixture {
+	return newStreamProtoWith(t, access.Presence{}, recoveryMax, Config{})
+}
+
+// newStreamProtoWith is newStreamProto with presence options for "hist"
+// and the rest of the hub's configuration.
+func newStreamProtoWith(t *testing.T, pres access.Presence, recoveryMax int, cfg Config) *streamFixture {
 	ns := access.Namespace{Name: "hist", Subscribe: access.Anyone, Publish: access.Anyone,
-		History: history.Options{Size: 100, TTL: time.Minute}, RecoveryMax: recoveryMax}
+		History: history.Options{Size: 100, TTL: time.Minute}, RecoveryMax: recoveryMax, Presence: pres}
 	pol, err := access.NewPolicy(access.Namespace{Subscribe: access.Anyone, Publish: access.Anyone}, []access.Namespace{ns}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sb := newStreamBroker()
-	h, loops := testHub(t, sb, 2, Config{Policy: pol})
+	cfg.Policy = pol
+	h, loops := testHub(t, sb, 2, cfg)
 	return &streamFixture{&protoFixture{t: t, h: h, b: sb.fakeBroker, loops: loops}, sb}
 }
 
@@ -204,6 +206,26 @@ func TestHistoryRecoveryRereadsWhenLiveWentPast(t *testing.T) {
 // skips them when they arrive.
 func TestHistoryRecoverySkipsWhatItReplayed(t *testing.T) {
 	p := newStreamProto(t, 0)
+	p.flushSkipsReplayed(p.recoverAhead())
+}
+
+// flushSkipsReplayed delivers what recoverAhead held back: c gets none of
+// it (it replayed 3 and 4), then a live 5.
+func (p *streamFixture) flushSkipsReplayed(c *fakeConn) {
+	p.t.Helper()
+	p.sb.flush()
+	runAll(p.loops)
+	p.expect(c) // 3 and 4 are its already
+	p.sb.deferred = false
+	p.publish("hist:a", 5, 5)
+	p.expect(c, msgs("hist:a", 5, 5)...)
+}
+
+// recoverAhead publishes 1 to 4 on hist:a, 3 and 4 held back by the
+// broker, and subscribes a connection on loop 0 that recovers all four:
+// its read is ahead of what its loop has handed out.
+func (p *streamFixture) recoverAhead() *fakeConn {
+	p.t.Helper()
 	p.publish("hist:a", 1, 2)
 	p.sb.deferred = true
 	p.publish("hist:a", 3, 4) // in the stream, not yet delivered
@@ -211,12 +233,7 @@ func TestHistoryRecoverySkipsWhatItReplayed(t *testing.T) {
 	p.send(c, `{"op":"subscribe","channel":"hist:a","id":1,"since":0}`)
 	p.answerReads()
 	p.expect(c, append([]string{`{"op":"ok","id":1,"offset":4,"epoch":"e1","recovered":true,"replayed":4}`}, msgs("hist:a", 1, 4)...)...)
-	p.sb.flush()
-	runAll(p.loops)
-	p.expect(c) // 3 and 4 are its already
-	p.sb.deferred = false
-	p.publish("hist:a", 5, 5)
-	p.expect(c, msgs("hist:a", 5, 5)...)
+	return c
 }
 
 func TestHistoryRecoveryRefusals(t *testing.T) {

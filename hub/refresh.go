@@ -49,6 +49,7 @@ func (h *Hub) refresh(l *loopState, cs *connData, cmd *command) {
 		return
 	}
 	cs.ident.Grants = h.grants.get(claims.Channels, claims.HasChannels)
+	h.setInfo(cs, claims.Info) // for later joins; memberships held keep theirs
 	if claims.Expires.IsZero() {
 		cs.conn.SetExpiry(claims.Expires)
 	} else {

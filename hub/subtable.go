@@ -63,7 +63,9 @@ type channel struct {
 	// Set at creation from the channel's namespace, then read-only.
 	hist        history.Options // zero: no history (or a broker without it)
 	recoveryMax int
-	stream      *streamState // with hist: where the stream stands here (gaprepair.go)
+	stream      *streamState     // with hist: where the stream stands here (gaprepair.go)
+	replays     *replayCache     // with hist: frames shared by concurrent replays (replaycache.go)
+	presence    *access.Presence // the namespace's presence options; nil without presence
 }
 
 func (ch *channel) state() (brokerState, uint32) {
@@ -106,6 +108,8 @@ const (
 	mSince                     // the pending subscribe carried since
 	mDups                      // repeated subscribes wait with it (subTable.dups)
 	mCatchup                   // recovered: skips live frames it already has (subTable.catch)
+	mJoined                    // a member of its presence channel's store (presence.go)
+	mRepeat                    // a repeated subscribe seen as a member (withRepeats), never stored
 )
 
 // waitRead is the wait of a member whose subscribe the broker confirmed but
@@ -141,9 +145,12 @@ type member struct {
 
 // connData is the hub's per-connection state (Conn.SetData).
 type connData struct {
-	conn    Conn
-	loop    int32
-	closed  bool
+	conn   Conn
+	loop   int32
+	closed bool
+	// queries counts its presence queries out (maxPresenceQueries); it
+	// fits in the padding after loop and the flags, so it costs nothing.
+	queries uint8
 	counted bool // holds one of its user's AuthConfig.MaxConnsPerUser (userCounts)
 	listed  bool // registered with the Registrar and the index (register); its id is ConnID, never stored
 	subs    []connSub
@@ -218,6 +225,10 @@ type subTable struct {
 	sinces []map[dupKey]sinceReq
 	// namespace gives a new channel its history options (nil: none).
 	namespace func(channel string) (history.Options, int)
+	// presenceOf gives a new channel its presence options (nil: none);
+	// left is told about every removed member that had joined (mJoined).
+	presenceOf func(channel string) *access.Presence
+	left       func(cs *connData, ls *loopSubs)
 
 	channels   atomic.Int64 // channels in the table (gauge)
 	brokerSubs atomic.Int64 // Subscribe calls minus Unsubscribe calls (gauge)
@@ -307,8 +318,11 @@ func (r *subTable) subscribe(cs *connData, name []byte, id uint64, flags uint8) 
 			if r.namespace != nil {
 				ch.hist, ch.recoveryMax = r.namespace(ch.name)
 				if ch.hist.On() {
-					ch.stream = &streamState{}
+					ch.stream, ch.replays = &streamState{}, &replayCache{}
 				}
+			}
+			if r.presenceOf != nil {
+				ch.presence = r.presenceOf(ch.name)
 			}
 			sh.m[ch.name] = ch
 			r.channels.Add(1)
@@ -378,7 +392,7 @@ func (r *subTable) takeDups(cs *connData, ls *loopSubs, m *member) []dupSub {
 func withRepeats(m *member, ds []dupSub, f func(*member)) {
 	f(m)
 	for _, d := range ds {
-		dm := member{conn: m.conn, cs: m.cs, id: d.id, flags: d.flags}
+		dm := member{conn: m.conn, cs: m.cs, id: d.id, flags: d.flags | mRepeat}
 		f(&dm)
 	}
 }
@@ -457,6 +471,9 @@ func (r *subTable) remove(cs *connData, k int) (member, []dupSub) {
 	}
 	if m.flags&mSince != 0 && m.wait != 0 {
 		delete(r.sinces[cs.loop], dupKey{cs, ls})
+	}
+	if m.flags&mJoined != 0 && r.left != nil {
+		r.left(cs, ls)
 	}
 	last := len(ls.members) - 1
 	if i != last {

@@ -102,6 +102,7 @@ func (h *Hub) admitClaims(c Conn, claims *auth.Claims, err error) int {
 	if !claims.Expires.IsZero() {
 		c.SetExpiry(claims.Expires.Add(a.Leeway))
 	}
+	h.setInfo(cs, claims.Info)
 	return 0
 }
 

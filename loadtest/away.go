@@ -17,6 +17,9 @@ type awaySub struct {
 	// recover
 	trk    offsetTrack
 	sentAt int64 // monotonic ns the current subscribe was sent, for a pending replay
+	// inRound: dropped in the current round of recover --missed and not
+	// settled since (caught up, or answered not recovered).
+	inRound bool
 
 	// presence-churn
 	user   int32 // its user's index: the sub of the token it presents
@@ -39,6 +42,10 @@ type dropper struct {
 	// dropped, when set, hears of each drop.
 	eligible func(*awaySub) bool
 	dropped  func(*awaySub)
+	// hold, when set, takes the reconnects of the subscribers wsload
+	// dropped instead of a timer (recover --missed: all back at once, at
+	// the burst).
+	hold *[]dialReq
 }
 
 func newDropper(cfg *Config) dropper {
@@ -70,23 +77,38 @@ func (p *poller) dropTick(now int64) {
 }
 
 // dropOne resets a random subscribed connection. A few picks that land on
-// subscribers away, still subscribing or not eligible are retried, then
-// the drop is skipped: at high rates most subscribers may be away at once.
+// subscribers away, still subscribing or not eligible (recover: still
+// receiving a replay; presence-churn: its user churned too recently) are
+// retried, then the drop is skipped: at high rates most subscribers may be
+// away at once.
 func (p *poller) dropOne() {
 	d := p.drop
 	for try := 0; try < 8 && len(d.subs) > 0; try++ {
 		s := d.subs[p.rng.IntN(len(d.subs))]
-		if c := s.c; c != nil && c.st == stOpen && c.has(fReady) && !c.has(fClosing) && (d.eligible == nil || d.eligible(s)) {
-			s.away = true
-			d.drops++
-			if d.dropped != nil {
-				d.dropped(s)
-			}
-			p.release(c, true)
+		if s.subscribed() && (d.eligible == nil || d.eligible(s)) {
+			p.dropSub(s)
 			return
 		}
 	}
 	d.skipped++
+}
+
+// subscribed reports whether s has a connection that is subscribed and
+// not closing: one wsload may drop.
+func (s *awaySub) subscribed() bool {
+	c := s.c
+	return c != nil && c.st == stOpen && c.has(fReady) && !c.has(fClosing)
+}
+
+// dropSub resets s's subscribed connection; it comes back by comeBack.
+func (p *poller) dropSub(s *awaySub) {
+	d := p.drop
+	s.away = true
+	d.drops++
+	if d.dropped != nil {
+		d.dropped(s)
+	}
+	p.release(s.c, true)
 }
 
 // dropTimeout caps how long epoll may sleep before the next drop is due.
@@ -99,8 +121,9 @@ func (p *poller) dropTimeout(ms int) int {
 }
 
 // comeBack schedules an away subscriber's next connection: after a random
-// time away when wsload dropped it, else at once (the gateway dropped it,
-// or a dial failed: those take afterClose's backoff).
+// time away when wsload dropped it (or held for the dropper's hold), else
+// at once (the gateway dropped it, or a dial failed: those take
+// afterClose's backoff).
 func (p *poller) comeBack(c *conn, r dialReq) (scheduled bool) {
 	s := c.rs
 	if !s.away {
@@ -108,6 +131,10 @@ func (p *poller) comeBack(c *conn, r dialReq) (scheduled bool) {
 	}
 	s.away = false
 	d := p.drop
+	if d.hold != nil {
+		*d.hold = append(*d.hold, r)
+		return true
+	}
 	at := p.e.now() + d.awayMin
 	if d.awaySpan > 0 {
 		at += p.rng.Int64N(d.awaySpan + 1)

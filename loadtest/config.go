@@ -66,6 +66,14 @@ type Config struct {
 	AwayMin        time.Duration
 	AwayMax        time.Duration
 
+	// recover, in rounds instead of random drops (Missed > 0): every
+	// subscriber drops at once, Missed publications are made on each
+	// channel while they are away, and all reconnect at once with since;
+	// Rounds times (default 1). Duration caps each round's publishing and
+	// its catching up.
+	Missed int64
+	Rounds int
+
 	// presence-churn: Conns members over Channels (member i is user
 	// i % Users, Users 0 meaning Conns: one each), plus Watchers (total,
 	// watcher j on channel j % Channels, its own user) that only count
@@ -162,11 +170,18 @@ func (c *Config) Defaults() {
 		if c.Namespace == "" {
 			c.Namespace = DefaultRecoverNamespace
 		}
-		if c.DisconnectRate == 0 {
-			c.DisconnectRate = float64(c.Conns) / 4
-		}
-		if c.AwayMin == 0 && c.AwayMax == 0 {
-			c.AwayMin, c.AwayMax = 100*time.Millisecond, 2*time.Second
+		switch {
+		case c.Missed > 0: // rounds: no random drops to default
+			if c.Rounds <= 0 {
+				c.Rounds = 1
+			}
+		default:
+			if c.DisconnectRate == 0 {
+				c.DisconnectRate = float64(c.Conns) / 4
+			}
+			if c.AwayMin == 0 && c.AwayMax == 0 {
+				c.AwayMin, c.AwayMax = 100*time.Millisecond, 2*time.Second
+			}
 		}
 	}
 }
@@ -255,16 +270,36 @@ func (c *Config) validateRecover() error {
 	switch {
 	case c.Conns <= 0:
 		return fmt.Errorf("recover needs --conns > 0 (subscribers)")
+	case c.Publishers > c.Channels:
+		return fmt.Errorf("--publishers %d > --channels %d: each channel has exactly one publisher", c.Publishers, c.Channels)
+	case c.Missed != 0 || c.Rounds != 0:
+		return c.validateRounds()
 	case c.Rate <= 0:
 		// At max rate the publishers would pace on the subscribers, and
 		// away ones would make the rate anything but steady.
 		return fmt.Errorf("recover needs --rate > 0: publications/s in total, steady through the run")
-	case c.Publishers > c.Channels:
-		return fmt.Errorf("--publishers %d > --channels %d: each channel has exactly one publisher", c.Publishers, c.Channels)
 	case c.DisconnectRate < 0:
 		return fmt.Errorf("--disconnect-rate must not be negative")
 	case c.AwayMin < 0 || c.AwayMax < c.AwayMin:
 		return fmt.Errorf("--away %v-%v: want 0 <= MIN <= MAX", c.AwayMin, c.AwayMax)
+	}
+	return nil
+}
+
+// validateRounds checks recover's settings in rounds (--missed), where
+// the random drops' settings have no meaning.
+func (c *Config) validateRounds() error {
+	switch {
+	case c.Missed <= 0:
+		return fmt.Errorf("--missed must be positive (--rounds applies to recover --missed)")
+	case c.Rounds <= 0:
+		return fmt.Errorf("--rounds must be positive")
+	case c.DisconnectRate != 0 || c.AwayMin != 0 || c.AwayMax != 0:
+		return fmt.Errorf("--disconnect-rate and --away are for random drops; --missed drops every subscriber at once")
+	case c.Msgs != 0:
+		return fmt.Errorf("--msgs does not apply to --missed: each round publishes --missed per channel")
+	case c.Rate > 0 && float64(c.Missed*int64(c.Channels))/c.Rate > c.Duration.Seconds():
+		return fmt.Errorf("--missed %d on %d channels at --rate %g takes longer than --duration %v, which caps each round's publishing", c.Missed, c.Channels, c.Rate, c.Duration)
 	}
 	return nil
 }

@@ -46,7 +46,14 @@ type engine struct {
 	publishing atomic.Bool // publishers pump while set
 	dropping   atomic.Bool // recover: pollers drop subscribers at random while set
 	stopping   atomic.Bool // teardown: no reconnects
-	stopOnce   sync.Once
+
+	// recover --missed, the current round: when its reconnect burst began
+	// (monotonic ns), how many of its subscribers have not settled, and
+	// closed when the last one has (set by the runner before the burst).
+	burstAt   atomic.Int64
+	burstLeft atomic.Int64
+	burstDone chan struct{}
+	stopOnce  sync.Once
 }
 
 // target is one gateway endpoint.

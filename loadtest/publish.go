@@ -18,7 +18,8 @@ type publisher struct {
 	window int64
 	sent   int64
 	acked  int64 // ok or error replies received
-	start  int64 // monotonic ns of the first pump
+	start  int64 // monotonic ns of the first pump (since rearm)
+	sent0  int64 // sent at the last rearm: the rate paces what was sent since
 	ids    []int32
 	jbuf   []byte // scratch for one command's JSON
 }
@@ -31,6 +32,13 @@ func newPublisher(chans []int32, perSec float64, budget int64, window int) *publ
 // done reports whether the publisher has sent its whole budget.
 func (pb *publisher) done() bool { return pb.budget > 0 && pb.sent >= pb.budget }
 
+// rearm gives a publisher that is not pumping perChannel more
+// publications on each of its channels, paced from the next pump.
+func (pb *publisher) rearm(perChannel int64) {
+	pb.budget = pb.sent + perChannel*int64(len(pb.chans))
+	pb.start, pb.sent0 = 0, pb.sent
+}
+
 // due is how many publications the rate and budget allow now.
 func (pb *publisher) due(now int64) int64 {
 	if pb.start == 0 {
@@ -38,7 +46,7 @@ func (pb *publisher) due(now int64) int64 {
 	}
 	n := int64(1 << 30)
 	if pb.perSec > 0 {
-		n = int64(float64(now-pb.start)*pb.perSec/1e9) + 1 - pb.sent
+		n = int64(float64(now-pb.start)*pb.perSec/1e9) + 1 - (pb.sent - pb.sent0)
 	}
 	if pb.budget > 0 {
 		n = min(n, pb.budget-pb.sent)

@@ -4,19 +4,28 @@ package loadtest
 // drops, and what their reconnects measured.
 type pollerRecover struct {
 	dropper
-	epochs   []string   // per channel, the latest epoch an ok gave (shared by its subscribers' tracks)
-	base     []int64    // per channel, the highest first ok offset: where publishing started
-	okLat    *Histogram // a recovering reconnect's subscribe to its ok
-	caughtUp *Histogram // ... to the last replayed message (or the ok, when there was nothing to replay)
-	replayed int64      // messages the recovering oks said they replay
+	epochs   []string    // per channel, the latest epoch an ok gave (shared by its subscribers' tracks)
+	base     []int64     // per channel, the highest first ok offset: where publishing started
+	okLat    *Histogram  // a recovering reconnect's subscribe to its ok
+	caughtUp *Histogram  // ... to the last replayed message (or the ok, when there was nothing to replay)
+	replayed int64       // messages the recovering oks said they replay
+	burst    pollerBurst // recover --missed: the current round
 }
 
 func newPollerRecover(cfg *Config) *pollerRecover {
-	return &pollerRecover{
+	rc := &pollerRecover{
 		dropper: newDropper(cfg),
 		epochs:  make([]string, cfg.Channels), base: make([]int64, cfg.Channels),
 		okLat: NewHistogram(), caughtUp: NewHistogram(),
 	}
+	// A subscriber still receiving its replay is not dropped. Sparing
+	// replays gives every recovery its caught-up time (a slow machine
+	// stretches replays, and a drop in one left it unmeasured).
+	rc.eligible = func(s *awaySub) bool { return s.trk.catchUp == 0 }
+	if cfg.Missed > 0 {
+		rc.hold = &rc.burst.held // back all at once, at the burst
+	}
+	return rc
 }
 
 // epochOf interns an ok's epoch per channel: every subscriber of a
@@ -54,13 +63,16 @@ func (p *poller) recoverOK(c *conn, r *reply) {
 		return
 	}
 	if rs.trk.recoveries == recs {
-		return // not recovered: no replay to time
+		p.settle(rs, false) // not recovered: no replay to time
+		return
 	}
 	now := p.e.now()
 	rc.okLat.Record((now - c.t0) / 1000)
 	rc.replayed += max(0, r.replayed)
+	p.announced(rs, r.replayed)
 	if caught {
 		rc.caughtUp.Record((now - c.t0) / 1000)
+		p.settle(rs, true)
 	}
 }
 
@@ -83,6 +95,7 @@ func (p *poller) recoverMessage(c *conn, r *reply) {
 	}
 	if caught {
 		p.rec.caughtUp.Record((p.e.now() - rs.sentAt) / 1000)
+		p.settle(rs, true)
 	}
 	p.ctr.received.Add(1)
 	p.lastRecv = p.wall

@@ -71,6 +71,7 @@ type RecoverRaw struct {
 	Replayed    int64        `json:"replayed"`
 	OK          Sparse       `json:"ok"`
 	CaughtUp    Sparse       `json:"caught_up"`
+	Rounds      []roundRaw   `json:"rounds,omitempty"` // recover --missed
 }
 
 func (r *RecoverRaw) merge(o *RecoverRaw) {
@@ -84,6 +85,12 @@ func (r *RecoverRaw) merge(o *RecoverRaw) {
 	r.Replayed += o.Replayed
 	r.OK = mergeSparse(r.OK, o.OK)
 	r.CaughtUp = mergeSparse(r.CaughtUp, o.CaughtUp)
+	if len(r.Rounds) < len(o.Rounds) {
+		r.Rounds = append(r.Rounds, make([]roundRaw, len(o.Rounds)-len(r.Rounds))...)
+	}
+	for i := range o.Rounds {
+		r.Rounds[i].add(o.Rounds[i])
+	}
 }
 
 // addRecover folds one poller's recover subscribers into r (on that
@@ -127,6 +134,10 @@ type RecoverResult struct {
 	// the last replayed message (the ok itself when nothing was missed).
 	OK       Summary `json:"ok_us"`
 	CaughtUp Summary `json:"caught_up_us"`
+	// recover --missed: each measured round, and the median of each figure
+	// over them.
+	Rounds      []RoundResult `json:"rounds,omitempty"`
+	RoundMedian *RoundMedian  `json:"round_median,omitempty"`
 }
 
 // finalizeRecover fills res's delivery figures from the recover
@@ -167,5 +178,7 @@ func finalizeRecover(res *Result, r *Raw) {
 	if res.Expected > 0 {
 		res.LossRatio = float64(res.Lost) / float64(res.Expected)
 	}
+	s.Rounds = finalizeRounds(rr.Rounds)
+	s.medianRounds()
 	res.Recover = s
 }

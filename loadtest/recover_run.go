@@ -9,6 +9,9 @@ import (
 // the pollers drop subscribers at random, then let every subscriber that
 // is away come back and catch up, and wait for stragglers.
 func (ru *runner) recover(ctx context.Context) error {
+	if ru.cfg.Missed > 0 {
+		return ru.rounds(ctx)
+	}
 	ru.e.dropping.Store(true)
 	err := ru.publishAll(ctx)
 	ru.e.dropping.Store(false)

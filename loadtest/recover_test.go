@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,5 +143,92 @@ func TestRecoverFinalizeMergesProcesses(t *testing.T) {
 	}
 	if s.Unrecovered != 40 || s.AwayTail != 5 || s.AwayAtEnd != 1 || s.Disconnects != 7 || s.Subs != 4 {
 		t.Fatalf("recover %+v", s)
+	}
+}
+
+// roundsCfg is a short recover --missed run: 60 subscribers over 3
+// channels, 2 rounds of 50 missed per channel.
+func roundsCfg(ins []*testserver.Instance) Config {
+	cfg := recoverCfg(ins)
+	cfg.DisconnectRate, cfg.AwayMin, cfg.AwayMax, cfg.Rate = 0, 0, 0, 0
+	cfg.Missed, cfg.Rounds, cfg.Duration = 50, 2, 5*time.Second
+	return cfg
+}
+
+// TestRecoverRoundsCatchUpExactly: each round drops all 60 subscribers,
+// publishes 50 per channel while they are away and has them all recover
+// those 50 exactly; the barriers come in order around each burst.
+func TestRecoverRoundsCatchUpExactly(t *testing.T) {
+	_, ins := startHistory(t, 100000, testserver.ReplayExact)
+	var phases []string
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw, err := Run(ctx, roundsCfg(ins), &Local{OnBarrier: func(p string) { phases = append(phases, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Finalize(raw)
+	s := res.Recover
+	// A warm-up round of 1 per channel, then 2 of 50.
+	if res.Published != 303 || res.Expected != 20*res.Published || res.Delivered != res.Expected || res.Lost != 0 || res.Duplicates != 0 || res.Reordered != 0 || res.Errors != 0 {
+		t.Fatalf("published %d expected %d delivered %d lost %d dup %d ooo %d errors %v", res.Published, res.Expected, res.Delivered, res.Lost, res.Duplicates, res.Reordered, res.ErrorsByKind)
+	}
+	if s.Disconnects != 180 || s.Recoveries != 180 || s.NotRecovered != 0 || len(s.Rounds) != 2 {
+		t.Fatalf("recover %+v", s)
+	}
+	for i, r := range s.Rounds {
+		if r.Subs != 60 || r.Missed != 150 || r.CaughtUp != 60 || r.Unsettled != 0 || r.Replayed != 60*50 || r.CatchUp.Count != 60 || r.AllMs <= 0 || float64(r.CatchUp.Max) > 1000*r.AllMs+100 { // AllMs is rounded to 0.1 ms
+			t.Fatalf("round %d: %+v", i+1, r)
+		}
+	}
+	if m := s.RoundMedian; m == nil || m.AllMs <= 0 || m.CatchUpP99Us < m.CatchUpP50Us {
+		t.Fatalf("median %+v", m)
+	}
+	want := []string{PhaseReady, "dropped-warmup", "burst-warmup", "caught-warmup", "dropped-1", "burst-1", "caught-1", "dropped-2", "burst-2", "caught-2", PhaseDone}
+	if !slices.Equal(phases, want) {
+		t.Fatalf("barriers %v, want %v", phases, want)
+	}
+}
+
+// TestRecoverRoundsCountRecoveredFalse: history shorter than the missed
+// publications answers every reconnect recovered:false; the round
+// settles on those oks and their gaps are unrecovered, not lost.
+func TestRecoverRoundsCountRecoveredFalse(t *testing.T) {
+	_, ins := startHistory(t, 20, testserver.ReplayExact)
+	res := runLocal(t, roundsCfg(ins))
+	s := res.Recover
+	if res.Lost != 0 || res.Duplicates != 0 || s.Unrecovered != 2*60*50 || res.Delivered+s.Unrecovered != res.Expected {
+		t.Fatalf("expected %d delivered %d unrecovered %d lost %d dup %d", res.Expected, res.Delivered, s.Unrecovered, res.Lost, res.Duplicates)
+	}
+	for i, r := range s.Rounds {
+		if r.Subs != 60 || r.NotRecovered != 60 || r.CaughtUp != 0 || r.Unsettled != 0 || r.CatchUp.Count != 0 || r.AllMs <= 0 {
+			t.Fatalf("round %d: %+v", i+1, r)
+		}
+	}
+}
+
+// TestRecoverRoundsEndWhenReplaysNeverFinish: replays one message short
+// never catch up (nothing is published during the burst to finish them);
+// each round gives up after --duration, reports them unsettled and the
+// run still ends, with the missing messages lost.
+func TestRecoverRoundsEndWhenReplaysNeverFinish(t *testing.T) {
+	h, ins := startHistory(t, 100000, testserver.ReplayShort)
+	cfg := roundsCfg(ins)
+	cfg.Duration = 500 * time.Millisecond
+	start := time.Now()
+	res := runLocal(t, cfg)
+	if el := time.Since(start); el > 15*time.Second {
+		t.Fatalf("run took %v", el)
+	}
+	s := res.Recover
+	for i, r := range s.Rounds {
+		if r.Subs != 60 || r.Unsettled != 60 || r.CaughtUp != 0 {
+			t.Fatalf("round %d: %+v", i+1, r)
+		}
+	}
+	// The warm-up's replay (of one) was cut short as well: every recovery
+	// lost its last message, except where a later replay brought it.
+	if n := h.Damaged(); n != 180 || res.Lost == 0 || res.Duplicates != 0 {
+		t.Fatalf("damaged %d lost %d dup %d", n, res.Lost, res.Duplicates)
 	}
 }

@@ -98,6 +98,8 @@ type runner struct {
 	coord Coordinator
 	phase atomic.Value // string
 	pubs  []*publisher
+
+	roundsRaw []roundRaw // recover --missed: the measured rounds
 }
 
 func (ru *runner) progressLoop(ctx context.Context) {
@@ -353,11 +355,12 @@ func (ru *runner) collect() {
 		}
 	})
 	r.Latency, r.Handshake, r.Subscribe, r.Reconnect = lat.Sparse(), hs.Sparse(), sub.Sparse(), rec.Sparse()
+	if r.Recover != nil {
+		r.Recover.Rounds = ru.roundsRaw
+	}
 	r.PubChans = make([]int64, ru.cfg.Channels)
 	for ch := range r.PubChans {
-		if ru.cfg.ownsChannel(ch) {
-			r.PubChans[ch] = e.seq[ch] - e.rejected[ch].Load()
-		}
+		r.PubChans[ch] = ru.acceptedOn(ch)
 	}
 	r.Tokens = e.tokens.stats()
 	c := e.sumCounters()
@@ -371,6 +374,15 @@ func (ru *runner) collect() {
 			r.Errors[errNames[i]] = v
 		}
 	}
+}
+
+// acceptedOn is how many publications channel ch has had accepted, when
+// this worker publishes on it (read once no pump runs).
+func (ru *runner) acceptedOn(ch int) int64 {
+	if !ru.cfg.ownsChannel(ch) {
+		return 0
+	}
+	return ru.e.seq[ch] - ru.e.rejected[ch].Load()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

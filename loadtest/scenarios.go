@@ -44,7 +44,7 @@ func (ru *runner) publishAll(ctx context.Context) error {
 	}
 	end := time.Now().Add(cfg.Duration)
 	for time.Now().Before(end) {
-		if cfg.Msgs > 0 && e.sumCounters().Published >= budget {
+		if budget > 0 && e.sumCounters().Published >= budget {
 			break
 		}
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {

@@ -214,10 +214,7 @@ func usedMemory(b *testing.B, c rueidis.Client) int64 {
 // WSHUB_REST_WINDOW, default 10s).
 func BenchmarkRegistryAtRest(b *testing.B) {
 	const conns = 19000
-	window := 10 * time.Second
-	if v, err := time.ParseDuration(os.Getenv("WSHUB_REST_WINDOW")); err == nil {
-		window = v
-	}
+	window := restWindow()
 	srv := redistest.Start(b)
 	br, err := New(Config{URL: srv.URL(), Logger: testLogger(b)})
 	must(b, err)
@@ -235,11 +232,33 @@ func BenchmarkRegistryAtRest(b *testing.B) {
 	// (the registry's pipelines are synchronous), so its commands are all
 	// counted before the reset.
 	must(b, reg.Sync(ctx))
+	b.ResetTimer()
+	total, parts := commandsAtRest(b, srv, window)
+	b.StopTimer()
+	perSec := float64(total) / window.Seconds()
+	b.Logf("%d connections at rest, %v window: %d commands (%s)", conns, window, total, parts)
+	b.ReportMetric(perSec, "redis-ops/s")
+	b.ReportMetric(perSec*60/conns, "ops/conn/min")
+}
+
+// restWindow is WSHUB_REST_WINDOW, default 10s: how long the at-rest
+// benchmarks count commands.
+func restWindow() time.Duration {
+	if v, err := time.ParseDuration(os.Getenv("WSHUB_REST_WINDOW")); err == nil {
+		return v
+	}
+	return 10 * time.Second
+}
+
+// commandsAtRest resets Redis's command statistics, waits window and
+// returns the commands Redis executed meanwhile (INFO and CONFIG RESETSTAT,
+// the measurement's own, left out) and the per-command counts.
+func commandsAtRest(b *testing.B, srv *redistest.Server, window time.Duration) (int64, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), window+10*time.Second)
+	defer cancel()
 	admin := srv.Client()
 	must(b, admin.Do(ctx, admin.B().ConfigResetstat().Build()).Error())
-	b.ResetTimer()
 	time.Sleep(window) // the measurement: commands at rest over the window
-	b.StopTimer()
 	info, err := admin.Do(ctx, admin.B().Info().Section("commandstats").Build()).ToString()
 	must(b, err)
 	var total int64
@@ -254,10 +273,7 @@ func BenchmarkRegistryAtRest(b *testing.B) {
 		parts = append(parts, strings.TrimPrefix(name, "cmdstat_")+"="+strconv.FormatInt(n, 10))
 	}
 	sort.Strings(parts)
-	perSec := float64(total) / window.Seconds()
-	b.Logf("%d connections at rest, %v window: %d commands (%s)", conns, window, total, strings.Join(parts, " "))
-	b.ReportMetric(perSec, "redis-ops/s")
-	b.ReportMetric(perSec*60/conns, "ops/conn/min")
+	return total, strings.Join(parts, " ")
 }
 
 // Time from a killed pub/sub connection to Ready with every channel

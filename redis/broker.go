@@ -45,13 +45,22 @@ type Broker struct {
 	ready    atomic.Bool                   // stored by updateReadyLocked, loaded anywhere
 
 	// Guarded by mu.
-	shards   map[string]*shard // by master address; "" when standalone
-	probes   map[string]*shard // probe channel -> shard it checks
-	slots    *slotPlan         // cluster only: where each channel goes
-	started  bool
-	closing  bool       // Close was called
-	closed   bool       // subscription connections are stopping
-	registry *regWriter // the registry's writer, closed first by Close; set by attach
+	shards  map[string]*shard // by master address; "" when standalone
+	probes  map[string]*shard // probe channel -> shard it checks
+	slots   *slotPlan         // cluster only: where each channel goes
+	started bool
+	closing bool     // Close was called
+	closed  bool     // subscription connections are stopping
+	writers []writer // the registry's, then the presence store's; closed first by Close, last attached first
+	kinds   []string // what each writer writes
+}
+
+// writer is a goroutine writing this instance's keys: the registry's, the
+// presence store's.
+type writer interface {
+	run()
+	close() error
+	rewriteAll() // after a reconnect: the node may have restarted empty
 }
 
 // ErrUnreachable wraps New's error when Redis could not be reached (as
@@ -263,9 +272,9 @@ func (b *Broker) Unsubscribe(channel string) {
 	}
 }
 
-// Close stops the subscription connections, deletes this instance's registry
-// entries (see Registry.Close), fails pending subscriptions and closes the
-// client. Queued publications are still attempted.
+// Close stops the subscription connections, deletes this instance's presence
+// keys and registry entries (see Presence.Close, Registry.Close), fails
+// pending subscriptions and closes the client. Queued publications are still attempted.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closing {
@@ -273,10 +282,12 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closing = true
-	reg := b.registry
+	ws := b.writers
 	b.mu.Unlock()
-	if reg != nil {
-		reg.close()
+	// The presence store (attached after the registry) goes first: its keys
+	// are deleted while the registry's heartbeat still vouches for them.
+	for i := len(ws) - 1; i >= 0; i-- {
+		ws[i].close()
 	}
 	b.mu.Lock()
 	b.closed = true
@@ -304,20 +315,25 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// attach makes w the broker's registry writer and starts it: Close closes it
-// first, and a reconnect has it write every entry again.
-func (b *Broker) attach(w *regWriter) error {
+// attach makes w the broker's writer of kind (one of each) and starts it:
+// Close closes it first, and a reconnect has it write every key again.
+func (b *Broker) attach(kind string, w writer) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closing {
 		return errors.New("redis: broker closed")
 	}
-	if b.registry != nil {
-		return errors.New("redis: broker already has a registry")
+	if slices.Contains(b.kinds, kind) {
+		return errors.New("redis: broker already has a " + kind)
 	}
-	b.registry = w
+	b.writers, b.kinds = append(b.writers, w), append(b.kinds, kind)
 	go w.run()
 	return nil
+}
+
+// env is what the broker's writers share of it.
+func (b *Broker) env() writerEnv {
+	return writerEnv{client: b.client, id: b.cfg.InstanceID, timeout: b.cfg.CommandTimeout, log: b.log, stats: &b.stats, cluster: b.cluster}
 }
 
 // ---- the channel table
@@ -583,12 +599,13 @@ func (b *Broker) lost() {
 	}
 }
 
-// restored has the registry write its entries again (idempotent): the node
-// may have restarted empty, and a refresh would notice only later.
+// restored has the registry and the presence store write their keys again
+// (idempotent): the node may have restarted empty, and a refresh would
+// notice only later.
 func (b *Broker) restored() {
 	b.mu.Lock()
-	if w := b.registry; w != nil {
-		w.rewrite.Store(true)
+	for _, w := range b.writers {
+		w.rewriteAll()
 	}
 	b.mu.Unlock()
 }

@@ -222,6 +222,36 @@ func (c *RegistryConfig) setDefaults() {
 	}
 }
 
+// PresenceConfig tunes the Redis presence store; zero values take the
+// defaults.
+type PresenceConfig struct {
+	// TTL of the presence keys. Each channel's keys are renewed once per
+	// TTL/3 by every instance with members on it (one batch per RefreshTick,
+	// the channels spread evenly), not per member; the TTL only bounds the
+	// garbage a crashed instance leaves behind, since the registry's
+	// heartbeat fences its members at once. Default 10m (DefaultRegistryTTL).
+	TTL time.Duration
+	// RefreshTick is how often a slice of the channels is renewed. Default 1s.
+	RefreshTick time.Duration
+	// MaxPipeline is the largest number of commands sent in one round trip
+	// (a channel's transaction is never split). Default 512, as the
+	// registry's.
+	MaxPipeline int
+	// MaxQueries is how many Members and Stats calls may wait on Redis at
+	// once; one more is answered hub.ErrUnavailable at once. Default 256.
+	MaxQueries int
+}
+
+// setDefaults: TTL, RefreshTick and MaxPipeline default as the registry's.
+func (c *PresenceConfig) setDefaults() {
+	r := RegistryConfig{TTL: c.TTL, RefreshTick: c.RefreshTick, MaxPipeline: c.MaxPipeline}
+	r.setDefaults()
+	c.TTL, c.RefreshTick, c.MaxPipeline = r.TTL, r.RefreshTick, r.MaxPipeline
+	if c.MaxQueries <= 0 {
+		c.MaxQueries = 256
+	}
+}
+
 // backoff is a jittered exponential delay: each value is uniform in
 // [cur/2, cur], cur doubling from min up to max. Owned by whoever holds it
 // (a shard goroutine's local variable).

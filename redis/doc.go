@@ -2,7 +2,8 @@
 // one pub/sub connection per instance (one per shard on a Redis Cluster) among
 // all event loops, survives Redis restarts, stalls and slot moves, keeps
 // channel history in Redis Streams (a hub.Historian), plus a connection
-// registry with fenced instance heartbeats and addressed sends.
+// registry with fenced instance heartbeats and addressed sends, and a
+// presence store fenced by the same heartbeats.
 //
 // # Wiring
 //
@@ -10,13 +11,15 @@
 //		Logger: log, Metrics: reg})          // or ClusterAddrs: []string{...};
 //	                                        // errors.Is(err, ErrUnreachable): retry later
 //	r, err := redis.NewRegistry(b, redis.RegistryConfig{HeartbeatInterval: hb, TTL: ttl})
+//	p, err := redis.NewPresence(r, redis.PresenceConfig{})   // a hub.PresenceStore
 //	h := hub.New(hub.Config{InstanceID: id, Registrar: r, Directory: r}, b, posters)
 //	b.SetDirectHandler(func(conn string, data []byte) { h.SendDirect(conn, data) })
 //	err = b.Start(h)                        // h is the hub.Sink
 //	// /readyz: b.Ready(); the hub serves /api/send, /api/connections/{id} and
 //	// /api/instances from r (a hub.Directory) and registers connections in r
-//	// (a hub.Registrar); shutdown: b.Close() (closes the registry first:
-//	// entries deleted at once). cmd/wshub does exactly this.
+//	// (a hub.Registrar); shutdown: b.Close() (closes the presence store,
+//	// then the registry, first: keys and entries deleted at once).
+//	// cmd/wshub does exactly this (the presence store once the hub takes one).
 //
 // # Redis names
 //
@@ -41,8 +44,28 @@
 // appends and SPUBLISHes (client channel names have no braces; see
 // histKeys for a name that has).
 //
-// Internal channels contain '#', which is not allowed in client channel names
-// (PROTOCOL.md), so no client can subscribe to or forge them.
+//	ws:pres:{<channel>}       presence: set of the instances with members on
+//	                          the channel, TTL
+//	ws:presc:<instance>:{<channel>}  hash: that instance's members,
+//	                          conn -> "<len(user)>:<user><info>", TTL
+//	ws:presu:<instance>:{<channel>}  set: the users of those members, TTL
+//	ws:presn:{<channel>}      sorted set: user -> how many instances of the
+//	                          set have a member of that user (Stats: ZCOUNT
+//	                          1 +inf), TTL
+//
+// The braces make the channel name the presence keys' hash tag: on a
+// cluster one channel's keys share the channel's slot, so one transaction
+// or script covers them (a name that has braces gets a tag for its slot:
+// see chanTag). Every instance renews the TTLs of a channel's keys once per
+// TTL/3 (PresenceConfig.TTL), in batches, not per member; members of an
+// instance whose ws:instance key is gone are not answered, and the first
+// query that sees one removes that instance from the channel's set and
+// rebuilds the counts without it (presFixScript).
+//
+// Internal channels start with "ws#". A client channel name may hold one
+// '#' (a user-limited channel, `dm:#alice,bob`), so the broker refuses
+// subscriptions to that prefix itself; a client publish there carries a
+// JSON value, which no envelope type starts with, and is dropped.
 //
 // # Instance channel envelope
 //
@@ -87,14 +110,20 @@
 //	slots.go                      cluster slots: key hash, CLUSTER SLOTS answers
 //	history.go                    history streams: key names, the Lua scripts, their
 //	                              answers and the history payload
+//	presence_keys.go              presence key names, member values
+//	presence_fix.go presence_local.go  presence: the count rebuild script; the
+//	                              core: local members and a batch's changes
 //	plan.go slotplan.go           the cores: what to (UN)SUBSCRIBE on one connection
 //	                              (subPlan); which master's connection each channel
 //	                              belongs on as slots move (slotPlan)
 //	publish.go router.go probe.go PUBLISH, history append and read workers, slot map
 //	                              reads, liveness probes
 //	shard.go                      one pub/sub connection and its goroutine
+//	writer_ctl.go                 what a writer goroutine shares with its callers
 //	registry_writer.go            the registry's writer goroutine
+//	presence_writer.go            the presence store's writer goroutine
 //	broker.go broker_history.go   Broker: the hub.Broker over the shards; carries
 //	                              out the slot plan's moves; the hub.Historian
-//	registry.go                   Registry: presence, lookups, addressed sends
+//	registry.go                   Registry: connections, lookups, addressed sends
+//	presence.go                   Presence: channel members, Members and Stats
 package redis

@@ -35,10 +35,7 @@ const (
 // forms cannot collide: the first has exactly one brace pair, the second
 // more braces.
 func histKeys(channel string) (stream, meta string) {
-	tag := "{" + channel + "}"
-	if strings.ContainsAny(channel, "{}") {
-		tag = "{" + tagForSlot(slotOf(channel)) + "}" + channel
-	}
+	tag := chanTag(channel)
 	return histStreamPrefix + tag, histMetaPrefix + tag
 }
 

@@ -16,6 +16,7 @@ type Stats struct {
 	ReadErrors           uint64 // history reads that failed (Redis error, timeout, full queue, down)
 	SubscribeCommands    uint64 // SUBSCRIBE/SSUBSCRIBE commands sent (batching shows as channels >> commands)
 	RegistryCommands     uint64 // Redis commands issued by the registry
+	PresenceCommands     uint64 // Redis commands issued by the presence store (writes and queries)
 	SubscribedChannels   int64  // channels currently confirmed by Redis on live connections
 }
 
@@ -23,7 +24,7 @@ type Stats struct {
 // broker and read by snapshot and the metrics.
 type stats struct {
 	reconnects, resubscribed, probeFailures, dropped, publishErrors atomic.Uint64
-	readErrors, subscribeCmds, registryCmds                         atomic.Uint64
+	readErrors, subscribeCmds, registryCmds, presenceCmds           atomic.Uint64
 	subscribed                                                      atomic.Int64
 }
 
@@ -37,6 +38,7 @@ func (s *stats) snapshot() Stats {
 		ReadErrors:           s.readErrors.Load(),
 		SubscribeCommands:    s.subscribeCmds.Load(),
 		RegistryCommands:     s.registryCmds.Load(),
+		PresenceCommands:     s.presenceCmds.Load(),
 		SubscribedChannels:   s.subscribed.Load(),
 	}
 }
@@ -57,6 +59,7 @@ func (s *stats) register(reg prometheus.Registerer, ready func() bool) error {
 		counter("history_read_errors_total", "History reads that failed.", &s.readErrors),
 		counter("subscribe_commands_total", "SUBSCRIBE/SSUBSCRIBE commands sent.", &s.subscribeCmds),
 		counter("registry_commands_total", "Redis commands issued by the connection registry.", &s.registryCmds),
+		counter("presence_commands_total", "Redis commands issued by the presence store.", &s.presenceCmds),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wshub", Subsystem: "redis", Name: "subscribed_channels", Help: "Channels confirmed by Redis on live connections."},
 			func() float64 { return float64(s.subscribed.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wshub", Subsystem: "redis", Name: "ready", Help: "1 while every pub/sub connection is up and resubscribed."},

@@ -26,7 +26,7 @@ func TestMetricsRegistered(t *testing.T) {
 	}
 	for _, name := range []string{"wshub_redis_reconnects_total", "wshub_redis_resubscribed_channels_total",
 		"wshub_redis_probe_failures_total", "wshub_redis_dropped_messages_total", "wshub_redis_publish_errors_total", "wshub_redis_history_read_errors_total",
-		"wshub_redis_registry_commands_total"} {
+		"wshub_redis_registry_commands_total", "wshub_redis_presence_commands_total"} {
 		if _, ok := got[name]; !ok {
 			t.Errorf("metric %s missing", name)
 		}

@@ -2,7 +2,8 @@ package redis
 
 // Redis names of the broker and the registry (see the package doc).
 
-// Prefixes of internal channels; '#' cannot appear in client channel names.
+// Prefixes of internal channels; the broker refuses client subscriptions to
+// them (a client name may hold one '#': doc.go).
 const (
 	internalPrefix = "ws#"
 	instPrefix     = "ws#inst:"

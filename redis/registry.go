@@ -45,8 +45,8 @@ type Registry struct {
 // (gracefully) when the caller did not.
 func NewRegistry(b *Broker, cfg RegistryConfig) (*Registry, error) {
 	cfg.setDefaults()
-	w := newRegWriter(b.client, cfg, b.cfg.InstanceID, b.cfg.CommandTimeout, b.log, &b.stats)
-	if err := b.attach(w); err != nil {
+	w := newRegWriter(b.env(), cfg)
+	if err := b.attach("registry", w); err != nil {
 		return nil, err
 	}
 	return &Registry{b: b, w: w}, nil
@@ -65,7 +65,7 @@ func (r *Registry) Remove(connID string) {
 
 // Sync waits until every Add and Remove queued before the call was written
 // to Redis (or failed), or ctx ends.
-func (r *Registry) Sync(ctx context.Context) error { return r.w.sync(ctx) }
+func (r *Registry) Sync(ctx context.Context) error { return r.w.sync(ctx, errRegistryClosed) }
 
 // Close writes what is queued, then deletes this instance's heartbeat (which
 // fences its entries at once) and its entries. Idempotent.

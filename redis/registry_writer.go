@@ -2,8 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,24 +15,25 @@ import (
 // nothing of the broker: the broker holds it (closing it first, and asking
 // it to rewrite after a reconnect), the Registry above queues into it.
 type regWriter struct {
-	client  rueidis.Client // the broker's; set once
-	cfg     RegistryConfig // set once
-	id      string         // instance id; set once
-	timeout time.Duration  // Config.CommandTimeout; set once
-	log     *slog.Logger   // set once
-	stats   *stats         // the broker's counters
+	writerEnv
+	cfg RegistryConfig // set once
 
 	mu      sync.Mutex
 	pending []regOp // guarded by mu: queued by enqueue, taken by flush
 	spare   []regOp // guarded by mu: the last batch's emptied buffer, for the next
 	closed  bool    // guarded by mu: set by halt
 
-	rewrite atomic.Bool // stored by the broker after a reconnect, taken by heartbeat: rewrite all entries
+	rewrite atomic.Bool // stored by rewriteAll, taken by heartbeat: rewrite all entries
 
-	wake    chan struct{}      // cap 1: sent by enqueue, read by run
-	syncReq chan chan struct{} // sent by sync, answered by run
-	stop    chan struct{}      // closed by halt
-	done    chan struct{}      // closed when run returns
+	writerCtl
+
+	// beaten is closed by the first heartbeat Redis accepted, lapses counts
+	// the heartbeats that found the key gone or failed: the presence writer
+	// waits for the first (a reader that saw its members before the
+	// heartbeat would take it for dead) and rewrites its keys after the
+	// others (a reader may have taken it for dead meanwhile).
+	beaten chan struct{}
+	lapses atomic.Uint64
 
 	// Owned by the run goroutine (and by close after it stopped).
 	local  regLocal
@@ -65,19 +64,13 @@ type removedConn struct{ id, user string }
 // use a quarter of it, and goes back to the garbage collector after.
 const keepOps = 1024
 
-func newRegWriter(client rueidis.Client, cfg RegistryConfig, id string, timeout time.Duration, log *slog.Logger, st *stats) *regWriter {
+func newRegWriter(env writerEnv, cfg RegistryConfig) *regWriter {
 	return &regWriter{
-		client:    client,
+		writerEnv: env,
 		cfg:       cfg,
-		id:        id,
-		timeout:   timeout,
-		log:       log,
-		stats:     st,
-		wake:      make(chan struct{}, 1),
-		syncReq:   make(chan chan struct{}),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		keys:      newConnKeys(id),
+		writerCtl: newWriterCtl(),
+		beaten:    make(chan struct{}),
+		keys:      newConnKeys(env.id),
 		unremoved: make(map[string]string),
 	}
 }
@@ -91,29 +84,7 @@ func (r *regWriter) enqueue(op regOp) {
 		r.pending = append(r.pending, op)
 	}
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-// sync waits until every operation queued before the call was written to
-// Redis (or failed), or ctx ends.
-func (r *regWriter) sync(ctx context.Context) error {
-	ch := make(chan struct{})
-	select {
-	case r.syncReq <- ch:
-	case <-r.done:
-		return errors.New("redis: registry closed")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	r.poke()
 }
 
 // close writes what is queued, then deletes this instance's heartbeat (which
@@ -137,19 +108,16 @@ func (r *regWriter) close() error {
 	return p.finish()
 }
 
+// rewriteAll has the next heartbeat write every entry again.
+func (r *regWriter) rewriteAll() { r.rewrite.Store(true) }
+
 // halt stops the goroutine without touching Redis (what a crash looks like to
 // the others). It reports whether this call did it.
 func (r *regWriter) halt() bool {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return false
-	}
 	r.closed = true
 	r.mu.Unlock()
-	close(r.stop)
-	<-r.done
-	return true
+	return r.writerCtl.halt()
 }
 
 // run is the only writer: queued Adds/Removes, heartbeats and TTL refreshes
@@ -236,10 +204,6 @@ func (r *regWriter) execResults(ctx context.Context, cmds ...rueidis.Completed) 
 		}
 	}
 	return res, nil
-}
-
-func (r *regWriter) bg() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), r.timeout)
 }
 
 // addCmds writes one entry: the hash, its TTL, and the user's set.
@@ -377,11 +341,16 @@ func (r *regWriter) heartbeat() {
 		c.B().Zadd().Key(instancesKey).ScoreMember().ScoreMember(float64(now.Add(ttl).UnixMilli()), r.id).Build())
 	if err != nil {
 		r.resync = true
+		r.lapses.Add(1)
 		return
 	}
 	if _, err := res[0].ToString(); rueidis.IsRedisNil(err) && r.beats > 0 {
 		r.log.Warn("registry heartbeat had lapsed; rewriting entries", "conns", r.local.len())
 		r.resync = true
+		r.lapses.Add(1)
+	}
+	if r.beats == 0 {
+		close(r.beaten)
 	}
 	if r.beats%64 == 0 {
 		// Instances that crashed never leave the index themselves.

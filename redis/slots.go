@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/redis/rueidis"
 )
@@ -119,4 +120,18 @@ func groupBySlot(chs []string) [][]string {
 		out[i] = append(out[i], ch)
 	}
 	return out
+}
+
+// chanTag is a channel's keys' hash tag part. Valid channel names have no
+// braces, so "{<channel>}" makes the whole name the hash tag: the keys hash
+// exactly as the channel does. A name with a brace (only a direct caller can
+// pass one) may have its own tag or none, and may hold a '}' that would end
+// ours early, so it gets a tag chosen for the channel's slot, followed by
+// the name itself to keep it unique. The two forms cannot collide: the first
+// has exactly one brace pair, the second more braces.
+func chanTag(channel string) string {
+	if strings.ContainsAny(channel, "{}") {
+		return "{" + tagForSlot(slotOf(channel)) + "}" + channel
+	}
+	return "{" + channel + "}"
 }

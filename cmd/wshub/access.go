@@ -103,7 +103,11 @@ func (o namespaceOptions) rules(name string) (access.Namespace, error) {
 	if err != nil {
 		return access.Namespace{}, fmt.Errorf("namespace %q: publish: %w", name, err)
 	}
+	pres, err := o.presence()
+	if err != nil {
+		return access.Namespace{}, fmt.Errorf("namespace %q: %w", name, err)
+	}
 	return access.Namespace{Name: name, Subscribe: sub, Publish: pub,
 		History:     history.Options{Size: o.HistorySize, TTL: o.HistoryTTL},
-		RecoveryMax: o.RecoveryMax}, nil
+		RecoveryMax: o.RecoveryMax, Presence: pres}, nil
 }

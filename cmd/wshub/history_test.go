@@ -76,12 +76,22 @@ func TestHistoryRecoveryEndToEnd(t *testing.T) {
 
 // TestHistoryConfigErrors: history options are checked with their key.
 func TestHistoryConfigErrors(t *testing.T) {
-	for _, tc := range []struct{ yaml, want string }{
+	expectConfigErrors(t, []configError{
 		{"namespaces: {hist: {history_size: 10}}", "namespaces.hist.history_ttl: must be set"},
 		{"namespaces: {hist: {history_size: -1, history_ttl: 1m}}", "namespaces.hist.history_size: must be from 0"},
 		{"namespaces: {hist: {history_ttl: 1m}}", "namespaces.hist.history_ttl: needs history_size"},
 		{"namespaces: {hist: {history_size: 5, history_ttl: 1m, recovery_max: -3}}", "namespaces.hist.recovery_max: must be from 0"},
-	} {
+	})
+}
+
+// configError is a configuration file and a part of the error that
+// `config check` must report for it.
+type configError struct{ yaml, want string }
+
+// expectConfigErrors runs `config check` on each file: exit 2, with the error.
+func expectConfigErrors(t *testing.T, cases []configError) {
+	t.Helper()
+	for _, tc := range cases {
 		code, stdout, stderr := runWshub(t, "config", "check", writeConfig(t, tc.yaml))
 		if out := stdout + stderr; code != 2 || !strings.Contains(out, tc.want) {
 			t.Errorf("%s: exit %d, output %q; want 2 and %q", tc.yaml, code, out, tc.want)

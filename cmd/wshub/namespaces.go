@@ -13,8 +13,8 @@ import (
 
 // namespaceOptions is what a namespace allows. An empty mode was not given:
 // see defaultNamespace and namespace for what applies instead. Options to
-// come (history, presence, slow-consumer policy) are more fields: the file
-// loader and `config print` go by the yaml tags.
+// come (slow-consumer policy) are more fields: the file loader and
+// `config print` go by the yaml tags.
 type namespaceOptions struct {
 	Subscribe string `yaml:"subscribe"`
 	Publish   string `yaml:"publish"`
@@ -23,6 +23,11 @@ type namespaceOptions struct {
 	HistorySize int           `yaml:"history_size"`
 	HistoryTTL  time.Duration `yaml:"history_ttl"`
 	RecoveryMax int           `yaml:"recovery_max"`
+	// Presence, not taken from the default namespace either (presence.go).
+	Presence        bool          `yaml:"presence"`
+	JoinLeave       bool          `yaml:"join_leave"`
+	JoinLeaveLinger time.Duration `yaml:"join_leave_linger"`
+	PresenceFor     string        `yaml:"presence_for"`
 }
 
 // Bounds of the history options: a client cannot grow a stream beyond what
@@ -113,9 +118,11 @@ func (c *config) validateNamespaces() []error {
 		}
 		checkModes(key, c.Namespaces[name])
 		errs = append(errs, c.checkHistory(key, c.Namespaces[name])...)
+		errs = append(errs, c.checkPresence(key, c.Namespaces[name])...)
 	}
 	if c.DefaultNamespace != nil {
 		errs = append(errs, c.checkHistory("default_namespace", *c.DefaultNamespace)...)
+		errs = append(errs, c.checkPresence("default_namespace", *c.DefaultNamespace)...)
 	}
 	return errs
 }

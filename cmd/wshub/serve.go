@@ -100,7 +100,11 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		return 1
 	}
 	hcfg := hub.Config{MaxPublish: cfg.MaxPublish, MaxSubscriptions: cfg.MaxSubs, Metrics: reg, Logger: log, InstanceID: cfg.InstanceID,
-		Auth: acc.auth, Policy: acc.policy, Limits: acc.limits}
+		Auth: acc.auth, Policy: acc.policy, Limits: acc.limits,
+		// Half of max_pending: a presence answer alone never makes its
+		// client a slow consumer.
+		MaxPresenceAnswer: cfg.MaxPending / 2}
+	var registry *redis.Registry
 	if cfg.Registry {
 		// The registry exists before the hub so that every connection is
 		// recorded; it writes to Redis in batches from its own goroutine.
@@ -111,6 +115,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 			return 1
 		}
 		hcfg.Registrar, hcfg.Directory = r, r
+		registry = r
+	}
+	if hcfg.Presence, err = presenceStore(acc.policy, registry, rb != nil, cfg.RegistryTTL); err != nil {
+		log.Error("presence", "err", err)
+		broker.Close()
+		return 1
 	}
 	loops := srv.Loops()
 	posters := make([]hub.Poster, len(loops))

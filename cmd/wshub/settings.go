@@ -95,7 +95,7 @@ func (c *config) settings() []setting {
 
 		{"default_namespace", "", defaultNamespaceVar(&c.DefaultNamespace), "what channels without ':' allow: {subscribe, publish} (not given: anyone may do both without auth, authenticated clients with auth)"},
 		{"allow_unknown_namespaces", "", boolVar(&c.AllowUnknownNamespaces, true), "channels in a namespace not under namespaces: follow default_namespace (false: they are refused)"},
-		{"namespaces", "", namespacesVar(&c.Namespaces), "what each namespace allows: NAME: {subscribe, publish, history_size, history_ttl, recovery_max}"},
+		{"namespaces", "", namespacesVar(&c.Namespaces), "what each namespace allows: NAME: {subscribe, publish, history_size, history_ttl, recovery_max, presence, join_leave, join_leave_linger, presence_for}"},
 		{"history_max_bytes", "history-max-bytes", historyBytesVar(&c.HistoryMaxBytes), "memory all channels' history may take in the in-memory broker (e.g. 64MiB); past it the oldest publications go first (with Redis, Redis keeps history)"},
 	}
 }

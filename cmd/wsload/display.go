@@ -148,6 +148,14 @@ func (s *serverSampler) sample(phase string) {
 	s.samples[phase] = sum
 }
 
+// at returns the sample taken at phase, if any.
+func (s *serverSampler) at(phase string) (loadtest.ProcSample, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.samples[phase]
+	return v, ok
+}
+
 // phases returns the samples before setup, at ready and at done.
 func (s *serverSampler) phases() (before, ready, done loadtest.ProcSample, ok bool) {
 	s.mu.Lock()

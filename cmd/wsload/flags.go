@@ -88,7 +88,9 @@ Scenarios:
           --publishers publishing --rate/s for --duration; --disconnect-rate/s of the subscribers
           drop at random, stay away for --away, reconnect (round robin over --target) and
           subscribe with since; every offset after a subscriber's first ok must arrive once,
-          in order, unless an ok says "recovered":false (counted apart as unrecovered)
+          in order, unless an ok says "recovered":false (counted apart as unrecovered);
+          with --missed N instead: all drop at once, N are published per channel, all
+          reconnect at once, --rounds times: time until all caught up, gateway CPU for it
   presence-churn
           --conns members (user i % --users) over --channels of a presence namespace with join_leave
           (--namespace, default pres; --jwt-secret needed: users are tokens' subs), --watchers that
@@ -137,6 +139,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&c.Namespace, "namespace", "", "put the channels in this namespace: NAMESPACE:wsload.RUN.N (default none; recover: "+loadtest.DefaultRecoverNamespace+", which the gateway must give history; presence-churn: "+loadtest.DefaultPresenceNamespace+", with presence and join_leave)")
 	fs.Float64Var(&c.DisconnectRate, "disconnect-rate", 0, "recover: subscribers dropped per second in total, at random (default --conns/4)")
 	fs.Var(awayFlag{&c.AwayMin, &c.AwayMax}, "away", "recover, presence-churn: how long a dropped subscriber stays away: `MIN-MAX`, uniformly at random, or one duration (default 100ms-2s; presence-churn 100ms-1s)")
+	fs.Int64Var(&c.Missed, "missed", 0, "recover in rounds instead of random drops: every subscriber drops at once, this many publications are made on each channel (at --rate, or as fast as --window allows), then all reconnect at once with since; reports the time until all caught up and the gateway's CPU for it (--server-pid)")
+	fs.IntVar(&c.Rounds, "rounds", 0, "recover --missed: rounds to measure, each reported and their median (default 1)")
 	fs.IntVar(&c.Users, "users", 0, "presence-churn: distinct users among the members, member i being user i % users (default --conns: one each)")
 	fs.IntVar(&c.Watchers, "watchers", 0, "presence-churn: connections that only count joins and leaves, watcher j on channel j % channels (default one per channel; at least --channels)")
 	fs.Float64Var(&c.ChurnRate, "churn-rate", 0, "presence-churn: members dropped per second in total (0: none, presence at rest)")

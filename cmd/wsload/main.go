@@ -76,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	res.Targets, res.PublishTargets = o.cfg.Targets, o.cfg.PublishTargets
 	if b, r, d, ok := sampler.phases(); ok {
 		res.AddServer(o.serverPIDs, b, r, d)
+		res.AddRoundServer(sampler.at)
 	}
 	printSummary(stdout, res, &o.cfg)
 	if o.jsonFile != "" {

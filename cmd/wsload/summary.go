@@ -43,7 +43,9 @@ func printSummary(w io.Writer, r *loadtest.Result, c *loadtest.Config) {
 		row("delivered", "%d of %d expected (%.3f%%)", r.Delivered, r.Expected, pct)
 		row("lost/dup/ooo", "%d lost, %d duplicates, %d out of order", r.Lost, r.Duplicates, r.Reordered)
 		row("deliveries/s", "%.0f", r.DeliveriesPerS)
-		row("latency", "%s", pcts(r.Latency))
+		if r.Latency.Count > 0 || r.Recover == nil || len(r.Recover.Rounds) == 0 { // rounds deliver nothing live
+			row("latency", "%s", pcts(r.Latency))
+		}
 		if s := r.Recover; s != nil {
 			printRecover(row, s)
 		}
@@ -123,6 +125,39 @@ func printRecover(row func(k, format string, a ...any), s *loadtest.RecoverResul
 	}
 	row("recovery ok", "%s", pcts(s.OK))
 	row("caught up", "%s", pcts(s.CaughtUp))
+	printRounds(row, s)
+}
+
+// printRounds adds recover --missed's rows: per round, how the burst of
+// reconnects settled, how long it took and what it cost the gateway; then
+// the medians.
+func printRounds(row func(k, format string, a ...any), s *loadtest.RecoverResult) {
+	for i, r := range s.Rounds {
+		row(fmt.Sprintf("round %d", i+1), "%d subscribers, %d missed: %d caught up, %d not recovered, %d unsettled; %d replayed",
+			r.Subs, r.Missed, r.CaughtUp, r.NotRecovered, r.Unsettled, r.Replayed)
+		rss := ""
+		if r.GatewayRSSGrowth != 0 {
+			rss = fmt.Sprintf(", its RSS %+.1f MiB", float64(r.GatewayRSSGrowth)/(1<<20))
+		}
+		row("  all settled", "in %.1f ms%s%s", r.AllMs, gatewayCPU(r.GatewayCPUS, r.GatewayPerReplayUs), rss)
+		row("  catch-up", "%s (from the burst)", pcts(r.CatchUp))
+	}
+	if m := s.RoundMedian; m != nil && len(s.Rounds) > 1 {
+		row("rounds median", "all settled in %.1f ms, catch-up p50 %s p99 %s%s",
+			m.AllMs, fmtUs(int64(m.CatchUpP50Us)), fmtUs(int64(m.CatchUpP99Us)), gatewayCPU(m.GatewayCPUS, m.GatewayPerReplayUs))
+	}
+}
+
+// gatewayCPU is ", gateway CPU 1.234 s (0.567 µs/replayed)", without
+// the part in parentheses when nothing was replayed, "" unsampled.
+func gatewayCPU(sec, perReplay float64) string {
+	switch {
+	case sec == 0 && perReplay == 0:
+		return ""
+	case perReplay == 0:
+		return fmt.Sprintf(", gateway CPU %.3f s", sec)
+	}
+	return fmt.Sprintf(", gateway CPU %.3f s (%.3f µs/replayed)", sec, perReplay)
 }
 
 // tokensLine says what the upgrades presented, "" for nothing. Tokens

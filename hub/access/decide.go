@@ -99,16 +99,26 @@ func allows(m Mode, id *Identity, channel string, subscribed bool) Verdict {
 	return ClientsForbidden
 }
 
+// scope finds channel's namespace and applies the token's channels claim:
+// what every decision starts with. The verdict is Allowed when both pass.
+func (p *Policy) scope(id *Identity, channel string) (*Namespace, Verdict) {
+	ns := p.Lookup(channel)
+	switch {
+	case ns == nil:
+		return nil, UnknownNamespace
+	case !ceiling(id, channel):
+		return nil, NotListed
+	}
+	return ns, Allowed
+}
+
 // CanSubscribe decides a client's subscribe to channel (a valid name).
 // A user-limited channel is open to its users only, whatever the namespace's
 // subscribe mode says; the channels claim applies to it as to any other.
 func (p *Policy) CanSubscribe(id *Identity, channel string) Verdict {
-	ns := p.Lookup(channel)
-	if ns == nil {
-		return UnknownNamespace
-	}
-	if !ceiling(id, channel) {
-		return NotListed
+	ns, v := p.scope(id, channel)
+	if v != Allowed {
+		return v
 	}
 	if users, ok := UserLimited(channel); ok {
 		if id == nil {
@@ -125,12 +135,9 @@ func (p *Policy) CanSubscribe(id *Identity, channel string) Verdict {
 // CanPublish decides a client's publish on channel; subscribed says whether
 // the connection is subscribed to it.
 func (p *Policy) CanPublish(id *Identity, channel string, subscribed bool) Verdict {
-	ns := p.Lookup(channel)
-	if ns == nil {
-		return UnknownNamespace
-	}
-	if !ceiling(id, channel) {
-		return NotListed
+	ns, v := p.scope(id, channel)
+	if v != Allowed {
+		return v
 	}
 	return allows(ns.Publish, id, channel, subscribed)
 }

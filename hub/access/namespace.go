@@ -23,6 +23,8 @@ type Namespace struct {
 	// RecoveryMax is the most publications one recovery replays; a client
 	// that missed more gets "recovered":false (0 means DefaultRecoveryMax).
 	RecoveryMax int
+	// Presence tracks the channels' members (the zero value: not tracked).
+	Presence Presence
 }
 
 // DefaultRecoveryMax is RecoveryMax when the namespace leaves it at 0.
@@ -73,6 +75,9 @@ func NewPolicy(def Namespace, named []Namespace, allowUnknown bool) (*Policy, er
 	if def.Subscribe == Subscribers {
 		return nil, errors.New("default namespace: subscribe cannot be subscribers")
 	}
+	if err := def.Presence.check(); err != nil {
+		return nil, fmt.Errorf("default namespace: %v", err)
+	}
 	def.Name = ""
 	p := &Policy{def: def, named: make(map[string]*Namespace, len(named)), allowUnknown: allowUnknown}
 	for i := range named {
@@ -83,12 +88,29 @@ func NewPolicy(def Namespace, named []Namespace, allowUnknown bool) (*Policy, er
 		if ns.Subscribe == Subscribers {
 			return nil, fmt.Errorf("namespace %q: subscribe cannot be subscribers", ns.Name)
 		}
+		if err := ns.Presence.check(); err != nil {
+			return nil, fmt.Errorf("namespace %q: %v", ns.Name, err)
+		}
 		if _, dup := p.named[ns.Name]; dup {
 			return nil, fmt.Errorf("namespace %q is configured twice", ns.Name)
 		}
 		p.named[ns.Name] = &ns
 	}
 	return p, nil
+}
+
+// HasPresence reports whether some namespace tracks presence: only then
+// does a connection keep its token's info claim.
+func (p *Policy) HasPresence() bool {
+	if p.def.Presence.On {
+		return true
+	}
+	for _, ns := range p.named {
+		if ns.Presence.On {
+			return true
+		}
+	}
+	return false
 }
 
 // Lookup returns the rules of channel's namespace, or nil when its

@@ -1,7 +1,6 @@
 package testserver
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
@@ -17,6 +16,7 @@ const (
 	ReplayExact   ReplayFault = iota // what PROTOCOL.md says: since+1 to the latest, in order
 	ReplayOverlap                    // from since itself: one duplicate per recovery
 	ReplayGap                        // without since+1: one loss per recovery (still "recovered":true)
+	ReplayShort                      // without the latest: a replay never finishes (live ones would finish it)
 )
 
 // History is a minimal PROTOCOL.md server in which every channel keeps
@@ -73,19 +73,8 @@ func (h *History) serve(c *websocket.Conn) {
 		c.Close()
 	}()
 	for {
-		_, msg, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		var in struct {
-			Op      string          `json:"op"`
-			Channel string          `json:"channel"`
-			ID      int64           `json:"id"`
-			Data    json.RawMessage `json:"data"`
-			Since   *int64          `json:"since"`
-			Epoch   string          `json:"epoch"`
-		}
-		if json.Unmarshal(msg, &in) != nil {
+		in, ok := readCommand(c)
+		if !ok {
 			return
 		}
 		h.mu.Lock()
@@ -141,8 +130,13 @@ func (h *History) subscribe(c *websocket.Conn, ch string, st *stream, id int64, 
 		h.damaged++
 	}
 	n := max(0, st.last-from+1)
+	to := st.last
+	if h.fault == ReplayShort && n > 0 {
+		to--
+		h.damaged++
+	}
 	_ = c.WriteMessage(websocket.TextMessage, []byte(ok+`,"recovered":true,"replayed":`+strconv.FormatInt(n, 10)+`}`))
-	for o := from; o <= st.last; o++ {
+	for o := from; o <= to; o++ {
 		_ = c.WriteMessage(websocket.TextMessage, message(ch, o, st.kept[o-oldest]))
 	}
 }

@@ -3,7 +3,6 @@
 package testserver
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -45,17 +44,8 @@ func StartMangler(drop, dup, swap int) (addr string, stop func()) {
 func (m *mangler) serve(c *websocket.Conn) {
 	defer c.Close()
 	for {
-		_, msg, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		var in struct {
-			Op      string          `json:"op"`
-			Channel string          `json:"channel"`
-			ID      int64           `json:"id"`
-			Data    json.RawMessage `json:"data"`
-		}
-		if json.Unmarshal(msg, &in) != nil {
+		in, ok := readCommand(c)
+		if !ok {
 			return
 		}
 		m.mu.Lock()
