@@ -281,11 +281,16 @@ func (h *Hub) unsubscribe(l *loopState, cs *connData, cmd *command) {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, err)
 		return
 	}
+	var ls *loopSubs
+	if k := cs.find(cmd.channel); k >= 0 {
+		ls = cs.subs[k].ls
+	}
 	m, dups, ok := h.table.unsubscribe(cs, cmd.channel)
 	if !ok {
 		l.replyError(cs.conn, cmd.hasID, cmd.id, errNotSubscribed)
 		return
 	}
+	l.forget(cs, ls) // a replay of it still queued goes too
 	if m.wait != 0 {
 		// The subscribes it cancels still owe their one answer: they did
 		// not fail, they were superseded.

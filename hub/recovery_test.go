@@ -385,3 +385,23 @@ func TestGapRepairAfterResubscribe(t *testing.T) {
 		t.Fatalf("lost %d, want 3", got)
 	}
 }
+
+// An unsubscribe takes the channel's still-queued replay with it: nothing
+// of a channel follows the unsubscribe's ok.
+func TestHistoryUnsubscribeDropsQueuedReplay(t *testing.T) {
+	p := newStreamProto(t, 0)
+	p.publish("hist:a", 1, 6)
+	c := p.open(0)
+	c.room = 4 // two frames per step
+	p.send(c, `{"op":"subscribe","channel":"hist:a","id":1,"since":0}`)
+	p.answerReads()
+	p.expect(c, append([]string{`{"op":"ok","id":1,"offset":6,"epoch":"e1","recovered":true,"replayed":6}`}, msgs("hist:a", 1, 2)...)...)
+	p.send(c, `{"op":"unsubscribe","channel":"hist:a","id":2}`)
+	p.expect(c, `{"op":"ok","id":2}`)
+	p.h.OnDrained(c)
+	runAll(p.loops)
+	p.expect(c)
+	if q := p.h.loops[0].replays; len(q) != 0 {
+		t.Fatalf("%d replay queues left", len(q))
+	}
+}

@@ -13,10 +13,17 @@ import (
 // replayQueue is one connection's unsent replay frames; owned by its loop
 // (loopState.replays).
 type replayQueue struct {
-	frames []*wsproto.Frame
+	frames []queued
 	head   int
 	chans  []*loopSubs // channels whose frames are queued
 	limit  int
+}
+
+// queued is one frame of a replay queue and the channel it belongs to, so
+// that an unsubscribe takes that channel's frames out (forget).
+type queued struct {
+	f  *wsproto.Frame
+	ls *loopSubs
 }
 
 // replayHeadroom is how many queued frames per recovery channel a replay
@@ -34,7 +41,9 @@ func (l *loopState) replay(cs *connData, ls *loopSubs, frames []*wsproto.Frame) 
 		}
 		l.replays[cs] = q
 	}
-	q.frames = append(q.frames, frames...)
+	for _, f := range frames {
+		q.frames = append(q.frames, queued{f, ls})
+	}
 	q.chans = append(q.chans, ls)
 	q.limit += len(frames) + replayHeadroom
 	l.stats.replayed.Add(uint64(len(frames)))
@@ -47,8 +56,8 @@ func (l *loopState) pace(cs *connData, q *replayQueue) {
 	c := cs.conn
 	n := c.Room() / 2
 	for ; n > 0 && q.head < len(q.frames); n-- {
-		f := q.frames[q.head]
-		q.frames[q.head] = nil
+		f := q.frames[q.head].f
+		q.frames[q.head] = queued{}
 		q.head++
 		if !c.Send(f) {
 			f.Release()
@@ -69,13 +78,45 @@ func (l *loopState) pace(cs *connData, q *replayQueue) {
 
 // queueLive puts a live frame behind cs's replay; false when the queue is
 // over its limit (the caller drops the client as a slow consumer).
-func (q *replayQueue) queueLive(f *wsproto.Frame) bool {
+func (q *replayQueue) queueLive(ls *loopSubs, f *wsproto.Frame) bool {
 	if len(q.frames)-q.head >= q.limit {
 		return false
 	}
 	f.Retain()
-	q.frames = append(q.frames, f)
+	q.frames = append(q.frames, queued{f, ls})
 	return true
+}
+
+// forget takes ls's frames out of cs's replay queue: cs unsubscribed from
+// it, and nothing of a channel may follow the unsubscribe's ok.
+func (l *loopState) forget(cs *connData, ls *loopSubs) {
+	q := l.replays[cs]
+	if q == nil || !q.holds(ls) {
+		return
+	}
+	kept := q.frames[:q.head]
+	for _, x := range q.frames[q.head:] {
+		if x.ls == ls {
+			x.f.Release()
+			continue
+		}
+		kept = append(kept, x)
+	}
+	clear(q.frames[len(kept):])
+	q.frames = kept
+	chans := q.chans[:0]
+	for _, x := range q.chans {
+		if x != ls {
+			chans = append(chans, x)
+		}
+	}
+	q.chans = chans
+	if q.head == len(q.frames) {
+		delete(l.replays, cs)
+		for _, x := range q.chans {
+			l.hub.table.caughtUp(cs, x)
+		}
+	}
 }
 
 // holds reports whether the queue carries ls's replay.
@@ -97,8 +138,8 @@ func (l *loopState) dropReplay(cs *connData) {
 	}
 	delete(l.replays, cs)
 	for i := q.head; i < len(q.frames); i++ {
-		q.frames[i].Release()
-		q.frames[i] = nil
+		q.frames[i].f.Release()
+		q.frames[i] = queued{}
 	}
 }
 
@@ -125,7 +166,7 @@ func (l *loopState) pass(ls *loopSubs, m *member, it *inboxItem) bool {
 		return false
 	}
 	if q := l.replays[m.cs]; q != nil && q.holds(ls) {
-		if !q.queueLive(it.f) {
+		if !q.queueLive(ls, it.f) {
 			l.dropReplay(m.cs)
 			m.conn.Close(wsproto.ClosePolicy, "slow consumer")
 		}
