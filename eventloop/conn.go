@@ -31,21 +31,21 @@ const (
 
 // Connection flags.
 const (
-	fDirty       uint16 = 1 << iota // on the loop's dirty list (frames to write)
-	fBacklog                        // on the loop's backlog (socket backed up, retried as the loop runs)
-	fOpened                         // Handler.OnOpen was called: OnClose is owed
-	fAwaitPong                      // a ping is out; the timer is the pong deadline
-	fPeerClosed                     // the peer's close frame arrived
-	fCloseSent                      // our close frame was handed to gnet
-	fCloseNow                       // close the socket once our close frame is out (protocol error)
-	fReadOff                        // ignore further input: the decoder failed or the peer closed
-	fSlow                           // dropped as a slow consumer: write 1008, close the socket
-	fHolding                        // holds partial input since Conn.since (partial.go)
-	fListed                         // on the loop's holders list
-	fIPCounted                      // counted in Server.ips for its source: released at OnClose
-	fCompressed                     // may be sent compressed messages (Compressed)
-	fRequestHeld                    // aux is a *handshakeState, not a *ring (aux.go)
-	fWantDrain                      // NotifyDrained: report the queue's going out (drain.go)
+	fDirty        uint16 = 1 << iota // on the loop's dirty list (frames to write)
+	fBacklog                         // on the loop's backlog (socket backed up, retried as the loop runs)
+	fOpened                          // Handler.OnOpen was called: OnClose is owed
+	fAwaitPong                       // a ping is out; the timer is the pong deadline
+	fPeerClosed                      // the peer's close frame arrived
+	fCloseSent                       // our close frame was handed to gnet
+	fCloseNow                        // close the socket once our close frame is out (protocol error)
+	fReadOff                         // ignore further input: the decoder failed or the peer closed
+	fSlow                            // dropped as a slow consumer: write 1008, close the socket
+	fHolding                         // holds partial input since Conn.since (partial.go)
+	fListed                          // on the loop's holders list
+	fIPCounted                       // counted in Server.ips for its source: released at OnClose
+	fCompressed                      // may be sent compressed messages (Compressed)
+	fRequestHeld                     // aux is a *handshakeState, not a *ring (aux.go)
+	fWantWritable                    // NotifyWritable: report the queue's going out (writable.go)
 )
 
 // nextID numbers connections for the life of the process.

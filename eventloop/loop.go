@@ -39,13 +39,13 @@ type Loop struct {
 	conns   []*Conn // every connection on this loop (shutdown drain)
 	dirty   []*Conn // connections with frames to write this batch
 	backlog []*Conn // connections whose socket is backed up
-	// drainedConns are connections whose queue went out after NotifyDrained,
-	// owed an OnDrained call (drain.go).
-	drainedConns []*Conn
-	flushing     bool
-	depth        int     // nesting of our code on the stack (see enter)
-	closed       []*Conn // closed connections whose Handler.OnClose is owed
-	inTraffic    *Conn   // connection whose OnTraffic is running
+	// writableConns are connections whose queue went out after NotifyWritable,
+	// owed an OnWritable call (writable.go).
+	writableConns []*Conn
+	flushing      bool
+	depth         int     // nesting of our code on the stack (see enter)
+	closed        []*Conn // closed connections whose Handler.OnClose is owed
+	inTraffic     *Conn   // connection whose OnTraffic is running
 	// hsOut is where accepted upgrades' responses are built (ParseInto):
 	// one buffer for the loop, so an upgrade allocates nothing; what a
 	// Handshake holds is only valid until the loop's next upgrade.
@@ -181,7 +181,7 @@ func (l *Loop) leave() {
 	l.retryBacklog()
 	for {
 		l.flushDirty()
-		if l.callDrained() {
+		if l.callWritable() {
 			continue // their frames want a flush too
 		}
 		if len(l.closed) == 0 {

@@ -68,7 +68,7 @@ func (l *Loop) flushConn(c *Conn) {
 		l.rings.put(r)
 		c.setRing(nil)
 	}
-	l.drained(c)
+	l.writable(c)
 	if c.state == stClosing {
 		c.flags |= fCloseSent // the ring is empty: so is the close frame out
 		switch {

@@ -68,11 +68,11 @@ type Conn interface {
 	// the hub calls it while iterating a channel's subscriber list.
 	Send(f *wsproto.Frame) bool
 	// Room is how many more frames Send accepts now without taking the
-	// connection for a slow consumer; NotifyDrained asks for one
-	// Hub.OnDrained call once what is queued has gone out. The hub paces
+	// connection for a slow consumer; NotifyWritable asks for one
+	// Hub.OnWritable call once what is queued has gone out. The hub paces
 	// history replays with them.
 	Room() int
-	NotifyDrained()
+	NotifyWritable()
 	// Close sends a close frame after what is already queued, then closes.
 	Close(code uint16, reason string)
 	// SetExpiry makes the connection expire at t (the zero time: never); the

@@ -40,8 +40,8 @@ type fakeConn struct {
 	count  bool
 	refuse bool
 
-	room        int  // Room's answer; 0: plenty
-	drainWanted bool // NotifyDrained was called since the last OnDrained
+	room           int  // Room's answer; 0: plenty
+	writableWanted bool // NotifyWritable was called since the last OnWritable
 
 	closedWith uint16   // the code Close was called with, 0 before
 	resumed    chan int // Resume's codes, when a test expects a deferred upgrade
@@ -64,7 +64,7 @@ func (c *fakeConn) Send(f *wsproto.Frame) bool {
 	return !c.refuse
 }
 func (c *fakeConn) Close(code uint16, reason string) { c.closedWith = code }
-func (c *fakeConn) NotifyDrained()                   { c.drainWanted = true }
+func (c *fakeConn) NotifyWritable()                  { c.writableWanted = true }
 func (c *fakeConn) Room() int {
 	if c.room == 0 {
 		return 1 << 20

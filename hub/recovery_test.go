@@ -284,15 +284,15 @@ func TestHistoryReplayIsPaced(t *testing.T) {
 	p.send(c, `{"op":"subscribe","channel":"hist:a","id":1,"since":0}`)
 	p.answerReads()
 	p.expect(c, append([]string{`{"op":"ok","id":1,"offset":6,"epoch":"e1","recovered":true,"replayed":6}`}, msgs("hist:a", 1, 2)...)...)
-	if !c.drainWanted {
+	if !c.writableWanted {
 		t.Fatal("the replay did not ask to be called back")
 	}
 	p.publish("hist:a", 7, 7) // behind the replay
 	p.expect(c)
 	var got []string
-	for i := 0; c.drainWanted && i < 10; i++ {
-		c.drainWanted = false
-		p.h.OnDrained(c)
+	for i := 0; c.writableWanted && i < 10; i++ {
+		c.writableWanted = false
+		p.h.OnWritable(c)
 		got = append(got, c.take()...)
 	}
 	if want := msgs("hist:a", 3, 7); strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -398,7 +398,7 @@ func TestHistoryUnsubscribeDropsQueuedReplay(t *testing.T) {
 	p.expect(c, append([]string{`{"op":"ok","id":1,"offset":6,"epoch":"e1","recovered":true,"replayed":6}`}, msgs("hist:a", 1, 2)...)...)
 	p.send(c, `{"op":"unsubscribe","channel":"hist:a","id":2}`)
 	p.expect(c, `{"op":"ok","id":2}`)
-	p.h.OnDrained(c)
+	p.h.OnWritable(c)
 	runAll(p.loops)
 	p.expect(c)
 	if q := p.h.loops[0].replays; len(q) != 0 {

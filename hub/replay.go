@@ -6,7 +6,7 @@ import (
 
 // A replay is paced through the connection's queue: it sends what Room
 // allows (leaving half of it to live traffic), then continues when the queue
-// has gone out (OnDrained), so a recovering client is never dropped as a
+// has gone out (OnWritable), so a recovering client is never dropped as a
 // slow consumer for the replay itself. Live frames of a channel whose replay
 // is still queued join the queue behind it, which keeps the channel's order.
 
@@ -67,7 +67,7 @@ func (l *loopState) pace(cs *connData, q *replayQueue) {
 		f.Release()
 	}
 	if q.head < len(q.frames) {
-		c.NotifyDrained()
+		c.NotifyWritable()
 		return
 	}
 	delete(l.replays, cs)
@@ -143,8 +143,8 @@ func (l *loopState) dropReplay(cs *connData) {
 	}
 }
 
-// OnDrained continues a paced replay once the connection's queue went out.
-func (h *Hub) OnDrained(c Conn) {
+// OnWritable continues a paced replay once the connection's queue went out.
+func (h *Hub) OnWritable(c Conn) {
 	cs, _ := c.Data().(*connData)
 	if cs == nil || cs.closed {
 		return

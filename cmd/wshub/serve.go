@@ -25,7 +25,7 @@ func (g *glue) OnOpen(c *eventloop.Conn)             { g.h.OnOpen(c) }
 func (g *glue) OnText(c *eventloop.Conn, msg []byte) { g.h.OnText(c, msg) }
 func (g *glue) OnClose(c *eventloop.Conn)            { g.h.OnClose(c) }
 func (g *glue) OnExpire(c *eventloop.Conn)           { g.h.OnExpire(c) }
-func (g *glue) OnDrained(c *eventloop.Conn)          { g.h.OnDrained(c) }
+func (g *glue) OnWritable(c *eventloop.Conn)         { g.h.OnWritable(c) }
 func (g *glue) OnUpgrade(c *eventloop.Conn, req *wsproto.Handshake) int {
 	if code := g.h.OnUpgrade(c, req.Query, req.Authorization); code != hub.UpgradeLater {
 		return code
