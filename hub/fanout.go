@@ -197,20 +197,20 @@ func (l *loopState) runInbox() {
 			}
 			ls.seen, ls.epoch = it.off, it.epoch
 		}
-		for j := range ls.members {
-			m := &ls.members[j]
-			if m.wait != 0 {
-				continue // its subscribe is not confirmed yet
-			}
-			// A frame outside the stream (offset 0: a join or leave) is
-			// not part of a catch-up: it neither waits nor ends one.
-			if m.flags&mCatchup != 0 && it.off != 0 && !l.pass(ls, m, it) {
-				continue
-			}
-			if m.conn.Send(it.f) {
-				sent++
-			} else {
-				dropped++
+		if ls.catching != 0 && it.off != 0 {
+			s, d := l.fanoutCatching(ls, it)
+			sent, dropped = sent+s, dropped+d
+		} else {
+			for j := range ls.members {
+				m := &ls.members[j]
+				if m.wait != 0 {
+					continue // its subscribe is not confirmed yet
+				}
+				if m.conn.Send(it.f) {
+					sent++
+				} else {
+					dropped++
+				}
 			}
 		}
 		it.f.Release()
@@ -228,6 +228,26 @@ func (l *loopState) runInbox() {
 	l.mu.Lock()
 	l.spare = items[:0]
 	l.mu.Unlock()
+}
+
+// fanoutCatching is runInbox's member loop for a stream frame on a channel
+// where some members recovered and are catching up (ls.catching): each of
+// those is asked whether the frame is its (pass). A frame outside the
+// stream (offset 0: a join or leave) is not part of a catch-up: it takes the
+// plain loop, neither waiting nor ending one.
+func (l *loopState) fanoutCatching(ls *loopSubs, it *inboxItem) (sent, dropped uint64) {
+	for j := range ls.members {
+		m := &ls.members[j]
+		if m.wait != 0 || m.flags&mCatchup != 0 && !l.pass(ls, m, it) {
+			continue
+		}
+		if m.conn.Send(it.f) {
+			sent++
+		} else {
+			dropped++
+		}
+	}
+	return sent, dropped
 }
 
 // maxSpareItems caps the inbox buffer a loop keeps between bursts.

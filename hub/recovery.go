@@ -156,6 +156,7 @@ func (r *streamRead) finish() {
 		// Live frames up to at may still be on their way to this loop, and
 		// later ones must wait behind the replay (pass).
 		m.flags |= mCatchup
+		ls.catching++
 		h.table.catch[cs.loop][key] = catchup{offset: at.Offset, epoch: at.Epoch}
 	}
 	if len(r.frames) > 0 {

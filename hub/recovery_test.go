@@ -178,6 +178,7 @@ func TestHistoryRecoveryReplaysThenGoesLive(t *testing.T) {
 	p.send(d, `{"op":"subscribe","channel":"hist:a","id":2,"since":6}`)
 	p.answerReads()
 	p.expect(d, `{"op":"ok","id":2,"offset":6,"epoch":"e1","recovered":true,"replayed":0}`)
+	checkCatching(t, p.h)
 }
 
 // Live frames the loop handed out while the read was out: read again.
@@ -200,6 +201,7 @@ func TestHistoryRecoveryRereadsWhenLiveWentPast(t *testing.T) {
 	p.publish("hist:a", 6, 6)
 	p.expect(c, msgs("hist:a", 6, 6)...)
 	p.expect(a, msgs("hist:a", 4, 6)...)
+	checkCatching(t, p.h)
 }
 
 // A read that saw publications still on their way to the loop: the member
@@ -207,6 +209,7 @@ func TestHistoryRecoveryRereadsWhenLiveWentPast(t *testing.T) {
 func TestHistoryRecoverySkipsWhatItReplayed(t *testing.T) {
 	p := newStreamProto(t, 0)
 	p.flushSkipsReplayed(p.recoverAhead())
+	checkCatching(t, p.h)
 }
 
 // flushSkipsReplayed delivers what recoverAhead held back: c gets none of
@@ -266,6 +269,7 @@ func TestHistoryRecoveryRefusals(t *testing.T) {
 	d := q.open(0)
 	q.send(d, `{"op":"subscribe","channel":"plain","id":2,"since":1}`)
 	q.expect(d, `{"op":"ok","id":2,"recovered":false}`)
+	checkCatching(t, p.h)
 }
 
 // A replay goes out as the connection's queue allows; live frames of the
@@ -303,6 +307,7 @@ func TestHistoryReplayIsPaced(t *testing.T) {
 	if c.closedWith != 0 {
 		t.Fatalf("closed with %d", c.closedWith)
 	}
+	checkCatching(t, p.h)
 }
 
 func TestHistoryReadOfALeftMemberIsDropped(t *testing.T) {
@@ -403,5 +408,30 @@ func TestHistoryUnsubscribeDropsQueuedReplay(t *testing.T) {
 	p.expect(c)
 	if q := p.h.loops[0].replays; len(q) != 0 {
 		t.Fatalf("%d replay queues left", len(q))
+	}
+	checkCatching(t, p.h)
+}
+
+// checkCatching checks every loopSubs' count of catching-up members
+// against their flags (fan-out trusts it to skip the flag checks).
+func checkCatching(t *testing.T, h *Hub) {
+	t.Helper()
+	for i := range h.table.stripes {
+		sh := &h.table.stripes[i]
+		sh.mu.RLock()
+		for _, ch := range sh.m {
+			for _, ls := range ch.active {
+				n := int32(0)
+				for _, m := range ls.members {
+					if m.flags&mCatchup != 0 {
+						n++
+					}
+				}
+				if n != ls.catching {
+					t.Errorf("%s on loop %d: %d members catching up, counted %d", ch.name, ls.loop, n, ls.catching)
+				}
+			}
+		}
+		sh.mu.RUnlock()
 	}
 }

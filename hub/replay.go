@@ -178,6 +178,7 @@ func (l *loopState) pass(ls *loopSubs, m *member, it *inboxItem) bool {
 	}
 	delete(catch, key)
 	m.flags &^= mCatchup
+	ls.catching--
 	return true
 }
 
@@ -190,6 +191,7 @@ func (r *subTable) caughtUp(cs *connData, ls *loopSubs) {
 		delete(catch, key)
 		if k := cs.index(ls); k >= 0 {
 			ls.members[cs.subs[k].idx].flags &^= mCatchup
+			ls.catching--
 		}
 	}
 }

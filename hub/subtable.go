@@ -100,6 +100,9 @@ type loopSubs struct {
 	// everything up to it behind it and everything after it ahead.
 	seen  uint64
 	epoch string
+	// catching counts the members with mCatchup: fan-out looks at members'
+	// flags only while some are (fanoutCatching).
+	catching int32
 }
 
 // Member flags.
@@ -468,6 +471,7 @@ func (r *subTable) remove(cs *connData, k int) (member, []dupSub) {
 	ds := r.takeDups(cs, ls, &m)
 	if m.flags&mCatchup != 0 {
 		delete(r.catch[cs.loop], dupKey{cs, ls})
+		ls.catching--
 	}
 	if m.flags&mSince != 0 && m.wait != 0 {
 		delete(r.sinces[cs.loop], dupKey{cs, ls})
