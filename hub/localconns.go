@@ -17,10 +17,10 @@ type LocalConns interface {
 	// Has reports whether connection n is there.
 	Has(n uint64) bool
 	// Next appends up to max connections from the walk's cursor on and
-	// moves the cursor past them, wrapping around; wrapped reports that
-	// the cursor went back to the start. Calls from one start to the next
-	// meet every connection that was there all along at least once;
-	// connections come and go meanwhile.
+	// moves the cursor past them; wrapped reports that the cursor went
+	// back to the start (the call stopped there). The calls of a round,
+	// from one start to the next, meet every connection that was there
+	// all along at least once; connections come and go meanwhile.
 	Next(buf []LocalConn, max int) (out []LocalConn, wrapped bool)
 	// Parts is how many parts Part reads: together, every connection.
 	Parts() int
@@ -53,8 +53,7 @@ func (x *connIndex) Has(n uint64) bool { return x.get(n) != nil }
 // Next implements LocalConns: stripe by stripe, each from its connSet.walk
 // to its end.
 func (x *connIndex) Next(buf []LocalConn, max int) ([]LocalConn, bool) {
-	wrapped := false
-	for range len(x.stripes) + 1 {
+	for range len(x.stripes) {
 		if max <= 0 {
 			break
 		}
@@ -76,10 +75,10 @@ func (x *connIndex) Next(buf []LocalConn, max int) ([]LocalConn, bool) {
 			break
 		}
 		if x.cur = (x.cur + 1) % len(x.stripes); x.cur == 0 {
-			wrapped = true
+			return buf, true // the next round starts with the next call
 		}
 	}
-	return buf, wrapped
+	return buf, false
 }
 
 // Parts implements LocalConns.
