@@ -31,7 +31,8 @@
 //	                          addressed sends for that instance
 //	ws#probe:<instance>:{tag} cluster only: one probe channel per shard, the
 //	                          tag chosen so that the shard owns its slot
-//	ws:conn:<conn>            hash {instance, user, connected_at (unix ms)}, TTL
+//	ws:conn:<conn>            hash {instance, user, connected_at (unix ms; to
+//	                          the second for the hub's connections)}, TTL
 //	ws:user:<user>            set of "<instance>|<conn>", TTL
 //	ws:instance:<instance>    heartbeat, JSON {"conns":n,"ts":unix ms}, short TTL
 //	ws:instances              sorted set: instance -> heartbeat expiry (unix ms)

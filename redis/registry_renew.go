@@ -241,11 +241,11 @@ func (r *regWriter) refresh() {
 	refs := r.refs[:0]
 	for range own {
 		e := r.local.step()
-		refs = r.pexpireCmds(&p, refs, string(r.keys.appendID(r.buf[:0], e.key)), e.user, -1, -1)
+		refs = r.pexpireCmds(&p, refs, e.key, e.user, -1, -1)
 	}
 	for i := range walked {
 		w := &walked[i]
-		refs = r.pexpireCmds(&p, refs, r.hubID(w.N), w.User, int32(i), -2-int32(i))
+		refs = r.pexpireCmds(&p, refs, w.N, w.User, int32(i), -2-int32(i))
 	}
 	err := p.finish()
 	if err != nil {
@@ -261,13 +261,15 @@ func (r *regWriter) refresh() {
 	r.keepWalked(walked)
 }
 
-// pexpireCmds renews one entry's hash, and its user's set unless this
+// pexpireCmds renews the hash of the entry of key (from connKeys: the
+// hub's connection numbers are their keys), and its user's set unless this
 // refresh already did; refs notes what each command renews: connRef for
 // the hash, userRef for the set.
-func (r *regWriter) pexpireCmds(p *pipe, refs []int32, id, user string, connRef, userRef int32) []int32 {
+func (r *regWriter) pexpireCmds(p *pipe, refs []int32, key uint64, user string, connRef, userRef int32) []int32 {
 	c := r.client
 	ttl := r.cfg.TTL.Milliseconds()
-	p.add(c.B().Pexpire().Key(connKey(id)).Milliseconds(ttl).Build())
+	r.buf = r.keys.appendID(append(r.buf[:0], connPrefix...), key)
+	p.add(c.B().Pexpire().Key(string(r.buf)).Milliseconds(ttl).Build())
 	refs = append(refs, connRef)
 	if _, dup := r.users[user]; user != "" && !dup {
 		r.users[user] = struct{}{}

@@ -171,11 +171,11 @@ func (r *regWriter) execResults(ctx context.Context, cmds ...rueidis.Completed) 
 // addCmds writes one entry: the hash, its TTL, and the user's set.
 func (r *regWriter) addCmds(p *pipe, e *regEntry) {
 	// The key and connected_at share one allocation.
-	r.buf = r.keys.appendID(append(r.buf[:0], "ws:conn:"...), e.key)
+	r.buf = r.keys.appendID(append(r.buf[:0], connPrefix...), e.key)
 	n := len(r.buf)
 	r.buf = strconv.AppendInt(r.buf, e.connectedAt(), 10)
 	both := string(r.buf)
-	key, at, id := both[:n], both[n:], both[len("ws:conn:"):n]
+	key, at, id := both[:n], both[n:], both[len(connPrefix):n]
 	c := r.client
 	ttl := r.cfg.TTL.Milliseconds()
 	p.add(c.B().Hset().Key(key).FieldValue().FieldValue("instance", r.id).FieldValue("user", e.user).
