@@ -3,14 +3,11 @@ package hub
 import (
 	"context"
 	"errors"
-	"math/bits"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
-	"golang.org/x/sys/cpu"
 
 	"github.com/wshub/wshub/wsproto"
 )
@@ -25,10 +22,17 @@ import (
 //     {"op":"direct","data":...} on that one connection's loop.
 
 // Registrar is told about every connection opening and closing (the Redis
-// registry). Calls come from the connection's loop and must not block.
+// registry). Calls come from the connection's loop and must not block. It
+// need keep no record of each connection: the hub's own (LocalConns, given
+// to Attach) holds what it would.
 type Registrar interface {
-	Add(connID, user string)
-	Remove(connID string)
+	// Attach is called once, by New, before any Opened.
+	Attach(LocalConns)
+	// Opened: connection n (ConnID "<instance>.<n>") of user ("" when
+	// anonymous) opened at connectedAt (unix ms). It is in LocalConns
+	// from just after the call until just before Closed.
+	Opened(n uint64, user string, connectedAt int64)
+	Closed(n uint64, user string)
 }
 
 // ConnInfo is one connection as the directory knows it.
@@ -60,171 +64,33 @@ type Directory interface {
 // live instance holds.
 var ErrNotFound = errors.New("not found")
 
-// connIndex maps local connection ids to their state, for SendDirect. It is
-// only filled when a Registrar is configured (otherwise no one can address a
-// connection); sharded so that opens and closes on different loops rarely
-// meet on one lock.
-type connIndex struct {
-	stripes [16]struct {
-		mu  sync.Mutex
-		set connSet // guarded by mu
-		_   cpu.CacheLinePad
-	}
-}
-
-func newConnIndex() *connIndex { return &connIndex{} }
-
-func (x *connIndex) put(id uint64, cs *connData) {
-	sh := &x.stripes[id%uint64(len(x.stripes))]
-	sh.mu.Lock()
-	sh.set.put(cs)
-	sh.mu.Unlock()
-}
-
-func (x *connIndex) del(id uint64) {
-	sh := &x.stripes[id%uint64(len(x.stripes))]
-	sh.mu.Lock()
-	sh.set.del(id)
-	sh.mu.Unlock()
-}
-
-func (x *connIndex) get(id uint64) *connData {
-	sh := &x.stripes[id%uint64(len(x.stripes))]
-	sh.mu.Lock()
-	cs := sh.set.get(id)
-	sh.mu.Unlock()
-	return cs
-}
-
-// connSet is a set of connections keyed by their own ids (conn.ID()):
-// open addressing with linear probing, one pointer a slot, at most 3/4 full
-// and halved when 1/8 full, so about 14 bytes a connection where a
-// map[uint64]*connData spends about 30 (per-connection memory is the
-// gateway's budget). Not safe for concurrent use.
-type connSet struct {
-	// nil for empty; 2^k-1 slots, so that with the 8-byte header Go gives
-	// an object with pointers the array fills its size class exactly
-	// (2^k slots would spill into the next one, 1/8 bigger)
-	slots []*connData
-	n     int
-}
-
-const minConnSlots = 15 // a connSet never shrinks below
-
-// home is the first slot to look at for id: Fibonacci hashing (the ids of
-// a stripe, 16 apart, spread) scaled to the table.
-func (t *connSet) home(id uint64) int {
-	hi, _ := bits.Mul64(id*0x9E3779B97F4A7C15, uint64(len(t.slots)))
-	return int(hi)
-}
-
-// find returns the slot holding id, or -1.
-func (t *connSet) find(id uint64) int {
-	if t.n == 0 {
-		return -1
-	}
-	for s := t.home(id); ; s = t.after(s) {
-		switch cs := t.slots[s]; {
-		case cs == nil:
-			return -1
-		case cs.conn.ID() == id:
-			return s
-		}
-	}
-}
-
-func (t *connSet) after(s int) int {
-	if s++; s == len(t.slots) {
-		return 0
-	}
-	return s
-}
-
-func (t *connSet) get(id uint64) *connData {
-	if s := t.find(id); s >= 0 {
-		return t.slots[s]
-	}
-	return nil
-}
-
-// put adds cs, replacing the connection with the same id if there is one.
-func (t *connSet) put(cs *connData) {
-	if s := t.find(cs.conn.ID()); s >= 0 {
-		t.slots[s] = cs
-		return
-	}
-	t.n++
-	if 4*t.n > 3*len(t.slots) {
-		t.resize(max(minConnSlots, 2*len(t.slots)+1))
-	}
-	t.place(cs)
-}
-
-func (t *connSet) place(cs *connData) {
-	s := t.home(cs.conn.ID())
-	for t.slots[s] != nil {
-		s = t.after(s)
-	}
-	t.slots[s] = cs
-}
-
-func (t *connSet) resize(size int) {
-	old := t.slots
-	t.slots = make([]*connData, size)
-	for _, cs := range old {
-		if cs != nil {
-			t.place(cs)
-		}
-	}
-}
-
-// del removes id's connection if it is there. The entries after its slot
-// that would no longer be found move back (deletion without tombstones).
-func (t *connSet) del(id uint64) {
-	s := t.find(id)
-	if s < 0 {
-		return
-	}
-	for j := t.after(s); t.slots[j] != nil; j = t.after(j) {
-		h := t.home(t.slots[j].conn.ID())
-		// The entry at j may fill s unless its home lies cyclically in (s, j].
-		if (j > s && (h <= s || h > j)) || (j < s && h <= s && h > j) {
-			t.slots[s] = t.slots[j]
-			s = j
-		}
-	}
-	t.slots[s] = nil
-	t.n--
-	if len(t.slots) > minConnSlots && 8*t.n < len(t.slots) {
-		t.resize(len(t.slots) / 2)
-	}
-}
-
 // ConnID is c's gateway-wide id: "<Config.InstanceID>.<c.ID()>".
 func (h *Hub) ConnID(c Conn) string {
 	return h.idPrefix + strconv.FormatUint(c.ID(), 10)
 }
 
 // register records a new connection with the Registrar and the index. The
-// id is made for each call rather than kept: it is per-connection memory,
-// and c.ID() gives it back.
+// id is not kept: it is per-connection memory, and c.ID() gives it back.
+// The Registrar hears of it before the index has it, so that its walk never
+// meets a connection it was not told about.
 func (h *Hub) register(c Conn, cs *connData) {
 	if h.cfg.Registrar == nil {
 		return
 	}
-	cs.listed = true
+	cs.listed = h.index.stamp()
+	h.cfg.Registrar.Opened(c.ID(), cs.user(), h.index.connectedAt(cs))
 	h.index.put(c.ID(), cs)
-	h.cfg.Registrar.Add(h.ConnID(c), cs.user())
 }
 
-// unregister undoes register.
+// unregister undoes register. listed is cleared after the index let go of
+// cs: the Registrar's walk reads it under the index's lock.
 func (h *Hub) unregister(c Conn, cs *connData) {
-	if !cs.listed {
+	if cs.listed == 0 {
 		return
 	}
-	cs.listed = false
 	h.index.del(c.ID())
-	h.cfg.Registrar.Remove(h.ConnID(c))
+	h.cfg.Registrar.Closed(c.ID(), cs.user())
+	cs.listed = 0
 }
 
 // direct frame layout: {"op":"direct","data":<data>}

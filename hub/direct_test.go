@@ -6,27 +6,32 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// fakeRegistrar records Add and Remove calls.
+// fakeRegistrar records Opened and Closed calls, with the ids they name.
 type fakeRegistrar struct {
-	mu    sync.Mutex
-	calls []string
+	mu     sync.Mutex
+	calls  []string
+	prefix string // "<instance>."
+	local  LocalConns
 }
 
-func (p *fakeRegistrar) Add(id, user string) {
+func (p *fakeRegistrar) Attach(l LocalConns) { p.local = l }
+
+func (p *fakeRegistrar) Opened(n uint64, user string, _ int64) {
 	p.mu.Lock()
-	p.calls = append(p.calls, "add "+id+" "+user)
+	p.calls = append(p.calls, "add "+p.prefix+strconv.FormatUint(n, 10)+" "+user)
 	p.mu.Unlock()
 }
 
-func (p *fakeRegistrar) Remove(id string) {
+func (p *fakeRegistrar) Closed(n uint64, user string) {
 	p.mu.Lock()
-	p.calls = append(p.calls, "remove "+id)
+	p.calls = append(p.calls, "remove "+p.prefix+strconv.FormatUint(n, 10))
 	p.mu.Unlock()
 }
 
@@ -39,7 +44,7 @@ func (p *fakeRegistrar) take() []string {
 }
 
 func TestInfoAndRegistrar(t *testing.T) {
-	pres := &fakeRegistrar{}
+	pres := &fakeRegistrar{prefix: "gw-1."}
 	h, loops := testHub(t, newFakeBroker(), 2, Config{InstanceID: "gw-1", Registrar: pres})
 	a := &fakeConn{id: 7, loop: 1}
 	h.OnOpen(a)

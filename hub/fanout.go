@@ -178,7 +178,7 @@ func (l *loopState) runInbox() {
 		if it.ls == nil {
 			// Addressed send: the connection may have closed since (its
 			// closed flag is written on this loop).
-			if !it.cs.closed && it.cs.conn.Send(it.f) {
+			if !it.cs.closed() && it.cs.conn.Send(it.f) {
 				l.stats.directs.Add(1)
 			} else {
 				dropped++

@@ -124,10 +124,14 @@ func New(cfg Config, b Broker, loops []Poster) *Hub {
 	if cfg.MaxPresenceAnswer <= 0 {
 		cfg.MaxPresenceAnswer = DefaultMaxPresenceAnswer
 	}
+	if len(loops) > 1<<16 {
+		panic("hub: more than 65536 loops") // connData.loop is a uint16
+	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, broker: b, idPrefix: cfg.InstanceID + ".", policy: cfg.Policy, limiter: newLimiter(cfg.Limits)}
 	h.stats.refused = make([]atomic.Uint64, len(refusalReasons))
 	if cfg.Registrar != nil {
 		h.index = newConnIndex()
+		cfg.Registrar.Attach(h.index)
 	}
 	h.errTooBig = &Error{413, "data is larger than the publish limit of " + strconv.Itoa(cfg.MaxPublish) + " bytes"}
 	h.errTooMany = &Error{429, "too many subscriptions on this connection (limit " + strconv.Itoa(cfg.MaxSubscriptions) + ")"}
@@ -155,7 +159,7 @@ func (h *Hub) state(c Conn) *connData {
 	if cs, _ := c.Data().(*connData); cs != nil {
 		return cs
 	}
-	cs := &connData{conn: c, loop: int32(c.Loop())}
+	cs := &connData{conn: c, loop: uint16(c.Loop())}
 	if h.limiter.on {
 		cs.limits = h.limiter.newConnLimits()
 	}
@@ -167,7 +171,7 @@ func (h *Hub) state(c Conn) *connData {
 // the Registrar.
 func (h *Hub) OnOpen(c Conn) {
 	cs := h.state(c)
-	if !cs.listed {
+	if cs.listed == 0 {
 		h.register(c, cs)
 	}
 }
@@ -183,7 +187,7 @@ func (h *Hub) OnClose(c Conn) {
 	h.loops[cs.loop].dropReplay(cs)
 	h.forgetInfo(cs)
 	h.unregister(c, cs)
-	if cs.counted {
+	if cs.flags&csCounted != 0 {
 		h.users.release(cs.ident.User)
 	}
 	c.SetData(nil)
@@ -305,7 +309,7 @@ func (h *Hub) unsubscribe(l *loopState, cs *connData, cmd *command) {
 // loop); ls is nil for a subscribe an unsubscribe superseded. A history
 // channel's subscribe goes on to read the stream first.
 func (h *Hub) confirmed(ls *loopSubs, m *member) {
-	if m.cs.closed {
+	if m.cs.closed() {
 		return
 	}
 	l := h.loops[m.cs.loop]
@@ -322,7 +326,7 @@ func (h *Hub) confirmed(ls *loopSubs, m *member) {
 
 // failed answers a subscribe whose broker subscription failed (member's loop).
 func (h *Hub) failed(m *member) {
-	if !m.cs.closed {
+	if !m.cs.closed() {
 		h.loops[m.cs.loop].replyError(m.conn, m.flags&mHasID != 0, m.id, errUnavailable)
 	}
 }

@@ -126,7 +126,7 @@ func (q *presenceQuery) answer() {
 	cs := q.cs
 	cs.queries--
 	switch {
-	case cs.closed:
+	case cs.closed():
 	case q.err != nil:
 		q.h.loops[cs.loop].replyError(cs.conn, true, q.id, q.err)
 	default:

@@ -61,7 +61,7 @@ func (r *pendingPub) completeAt(at history.Position, err error) {
 // recycles the record.
 func (r *pendingPub) answer() {
 	l := r.l
-	if !r.cs.closed {
+	if !r.cs.closed() {
 		if r.err != nil {
 			l.replyError(r.cs.conn, r.hasID, r.id, errUnavailable)
 		} else if r.hasID {

@@ -146,7 +146,7 @@ func (l *loopState) dropReplay(cs *connData) {
 // OnWritable continues a paced replay once the connection's queue went out.
 func (h *Hub) OnWritable(c Conn) {
 	cs, _ := c.Data().(*connData)
-	if cs == nil || cs.closed {
+	if cs == nil || cs.closed() {
 		return
 	}
 	l := h.loops[cs.loop]

@@ -147,19 +147,31 @@ type member struct {
 }
 
 // connData is the hub's per-connection state (Conn.SetData).
+//
+// It is 80 bytes, exactly a size class: loop, the flags, queries and listed
+// share one word (a new field must not push it to the 96-byte class).
 type connData struct {
-	conn   Conn
-	loop   int32
-	closed bool
-	// queries counts its presence queries out (maxPresenceQueries); it
-	// fits in the padding after loop and the flags, so it costs nothing.
+	conn  Conn
+	loop  uint16 // New allows at most 1<<16 loops
+	flags uint8  // csClosed, csCounted
+	// queries counts its presence queries out (maxPresenceQueries).
 	queries uint8
-	counted bool // holds one of its user's AuthConfig.MaxConnsPerUser (userCounts)
-	listed  bool // registered with the Registrar and the index (register); its id is ConnID, never stored
-	subs    []connSub
-	ident   access.Identity // from its token; zero for an anonymous connection (User is never empty otherwise)
-	limits  *connLimits     // rate-limit state; nil when no limit is configured
+	// listed is 0 until the connection is registered with the Registrar
+	// and the index (register), then 1 + the seconds from the hub's start
+	// to its opening: its connected_at, which the Registrar's walk reads
+	// (it never changes while listed). Its id is ConnID, never stored.
+	listed uint32
+	subs   []connSub
+	ident  access.Identity // from its token; zero for an anonymous connection (User is never empty otherwise)
+	limits *connLimits     // rate-limit state; nil when no limit is configured
 }
+
+const (
+	csClosed  = 1 << iota // closeConn ran: replies and frames still on their way are dropped
+	csCounted             // holds one of its user's AuthConfig.MaxConnsPerUser (userCounts)
+)
+
+func (cs *connData) closed() bool { return cs.flags&csClosed != 0 }
 
 // user is the connection's authenticated user ("" when anonymous).
 func (cs *connData) user() string { return cs.ident.User }
@@ -455,7 +467,7 @@ func (r *subTable) unsubscribe(cs *connData, name []byte) (member, []dupSub, boo
 
 // closeConn removes every subscription of a closing connection.
 func (r *subTable) closeConn(cs *connData) {
-	cs.closed = true
+	cs.flags |= csClosed
 	for k := len(cs.subs) - 1; k >= 0; k-- {
 		r.remove(cs, k)
 	}

@@ -38,7 +38,7 @@ func newRegFixture(t *testing.T, nloops int, hold bool) *regFixture {
 func (f *regFixture) conn(loop int) *connData {
 	f.next++
 	c := &fakeConn{id: f.next, loop: loop}
-	return &connData{conn: c, loop: int32(loop)}
+	return &connData{conn: c, loop: uint16(loop)}
 }
 
 func (f *regFixture) sub(cs *connData, ch string, id uint64) subResult {
@@ -106,7 +106,7 @@ func checkSubTable(r *subTable) error {
 						sh.mu.RUnlock()
 						return fmt.Errorf("%q: member %d of loop %d: flags %b, wait %d, %d repeats", name, idx, ls.loop, m.flags, m.wait, n)
 					}
-					if m.cs.loop != ls.loop {
+					if int32(m.cs.loop) != ls.loop {
 						sh.mu.RUnlock()
 						return fmt.Errorf("%q: conn of loop %d in loop %d's members", name, m.cs.loop, ls.loop)
 					}

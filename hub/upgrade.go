@@ -97,7 +97,7 @@ func (h *Hub) admitClaims(c Conn, claims *auth.Claims, err error) int {
 			h.refuseUpgrade(refusedUserCap, nil)
 			return 429
 		}
-		cs.counted = true
+		cs.flags |= csCounted
 	}
 	if !claims.Expires.IsZero() {
 		c.SetExpiry(claims.Expires.Add(a.Leeway))

@@ -17,7 +17,9 @@
 //	err = b.Start(h)                        // h is the hub.Sink
 //	// /readyz: b.Ready(); the hub serves /api/send, /api/connections/{id} and
 //	// /api/instances from r (a hub.Directory) and registers connections in r
-//	// (a hub.Registrar); shutdown: b.Close() (closes the presence store,
+//	// (a hub.Registrar, which hub.New attaches to its own record of them,
+//	// hub.LocalConns: r walks it to renew and rewrite entries); shutdown:
+//	// b.Close() (closes the presence store,
 //	// then the registry, first: keys and entries deleted at once).
 //	// cmd/wshub does exactly this (the presence store once the hub takes one).
 //
@@ -29,7 +31,8 @@
 //	                          addressed sends for that instance
 //	ws#probe:<instance>:{tag} cluster only: one probe channel per shard, the
 //	                          tag chosen so that the shard owns its slot
-//	ws:conn:<conn>            hash {instance, user, connected_at (unix ms)}, TTL
+//	ws:conn:<conn>            hash {instance, user, connected_at (unix ms; to
+//	                          the second for the hub's connections)}, TTL
 //	ws:user:<user>            set of "<instance>|<conn>", TTL
 //	ws:instance:<instance>    heartbeat, JSON {"conns":n,"ts":unix ms}, short TTL
 //	ws:instances              sorted set: instance -> heartbeat expiry (unix ms)
@@ -120,7 +123,11 @@
 //	                              reads, liveness probes
 //	shard.go                      one pub/sub connection and its goroutine
 //	writer_ctl.go                 what a writer goroutine shares with its callers
-//	registry_writer.go            the registry's writer goroutine
+//	registry_local.go             the registry's record of Registry.Add's connections
+//	                              (the hub's it does not keep: it walks hub.LocalConns)
+//	registry_writer.go            the registry's writer goroutine: its queue, batches
+//	                              and pipelines
+//	registry_renew.go             its passes over every entry: refresh, rewrite, close
 //	presence_writer.go            the presence store's writer goroutine
 //	broker.go broker_history.go   Broker: the hub.Broker over the shards; carries
 //	                              out the slot plan's moves; the hub.Historian

@@ -13,7 +13,10 @@ const (
 // probeChannel names a probe channel of instance in the slot of hash tag tag.
 func probeChannel(instance, tag string) string { return probePrefix + instance + ":{" + tag + "}" }
 
-func connKey(id string) string            { return "ws:conn:" + id }
+// connPrefix starts a registry entry's key; the writer appends ids to it.
+const connPrefix = "ws:conn:"
+
+func connKey(id string) string            { return connPrefix + id }
 func userKey(u string) string             { return "ws:user:" + u }
 func instKey(id string) string            { return "ws:instance:" + id }
 func userMember(inst, conn string) string { return inst + "|" + conn }

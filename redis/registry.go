@@ -25,17 +25,17 @@ type ConnInfo = hub.ConnInfo
 // InstanceInfo is one live gateway instance, from its heartbeat.
 type InstanceInfo = hub.InstanceInfo
 
-// A Registry is the hub's Registrar (it records connections) and Directory
-// (it finds them and routes addressed sends).
+// A Registry is the hub's Registrar (it records connections in Redis) and
+// Directory (it finds them and routes addressed sends).
 var (
 	_ hub.Registrar = (*Registry)(nil)
 	_ hub.Directory = (*Registry)(nil)
 )
 
 // Registry records this instance's connections in Redis and answers lookups
-// across instances. Add and Remove never block (they queue; one goroutine
-// writes in pipelined batches); lookups and addressed sends are synchronous
-// Redis calls.
+// across instances. Opened, Closed, Add and Remove never block (they queue;
+// one goroutine writes in pipelined batches); lookups and addressed sends
+// are synchronous Redis calls.
 type Registry struct {
 	b *Broker    // set once
 	w *regWriter // set once; the broker holds it too
@@ -52,13 +52,28 @@ func NewRegistry(b *Broker, cfg RegistryConfig) (*Registry, error) {
 	return &Registry{b: b, w: w}, nil
 }
 
-// Add registers a connection of this instance; user may be empty. It queues
-// and returns at once.
+// Attach implements hub.Registrar: the registry walks the hub's record of
+// its connections rather than keeping one of its own.
+func (r *Registry) Attach(l hub.LocalConns) { r.w.attach(l) }
+
+// Opened implements hub.Registrar: it queues and returns at once.
+func (r *Registry) Opened(n uint64, user string, connectedAt int64) {
+	r.w.enqueue(regOp{add: true, hub: true, n: n, user: user, at: connectedAt})
+}
+
+// Closed implements hub.Registrar: it queues and returns at once.
+func (r *Registry) Closed(n uint64, user string) {
+	r.w.enqueue(regOp{hub: true, n: n, user: user})
+}
+
+// Add registers a connection of this instance that is not the hub's (any
+// id; the registry keeps a record of it); user may be empty. It queues and
+// returns at once.
 func (r *Registry) Add(connID, user string) {
 	r.w.enqueue(regOp{add: true, id: connID, user: user, at: time.Now().UnixMilli()})
 }
 
-// Remove unregisters a connection of this instance; it queues and returns at once.
+// Remove unregisters a connection given to Add; it queues and returns at once.
 func (r *Registry) Remove(connID string) {
 	r.w.enqueue(regOp{id: connID})
 }

@@ -6,10 +6,12 @@ import (
 	"strings"
 )
 
-// The registry writer's record of this instance's connections, kept compact
-// because it is per-connection memory (the gateway's bar is 1 KiB of idle
-// RSS per connection, registry included): an entry is 32 bytes plus one
-// index slot, and an id of the hub's form is not stored at all.
+// The registry writer's record of the connections given to Registry.Add
+// (the hub's it does not keep: it walks the hub's own record, so that a
+// connection costs one record, not two), kept compact because it is
+// per-connection memory (the gateway's bar is 1 KiB of idle RSS per
+// connection, registry included): an entry is 32 bytes plus one index
+// slot, and an id of the hub's form is not stored at all.
 
 // foreignBit marks the keys of ids that are not of the hub's form.
 const foreignBit = 1 << 63

@@ -2,26 +2,37 @@ package redis
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/wshub/wshub/hub"
 )
 
 // regWriter is the registry's only writer: one goroutine (run) pipelines the
-// queued Adds and Removes, the heartbeats and the TTL refreshes. It knows
-// nothing of the broker: the broker holds it (closing it first, and asking
-// it to rewrite after a reconnect), the Registry above queues into it.
+// queued operations, the heartbeats and the TTL refreshes (the passes over
+// every entry are in registry_renew.go). It knows nothing of the broker:
+// the broker holds it (closing it first, and asking it to rewrite after a
+// reconnect), the Registry above queues into it.
+//
+// It keeps no record of the hub's connections: the hub's own (hub.LocalConns)
+// is walked instead, so that a connection costs one record, not two. Only
+// the connections given to Registry.Add, which may have any id, are kept
+// here (local, keys).
 type regWriter struct {
 	writerEnv
 	cfg RegistryConfig // set once
 
+	conns atomic.Pointer[hub.LocalConns] // the hub's connections; set once by Attach, nil before
+
 	mu      sync.Mutex
 	pending []regOp // guarded by mu: queued by enqueue, taken by flush
 	spare   []regOp // guarded by mu: the last batch's emptied buffer, for the next
-	closed  bool    // guarded by mu: set by halt
+	closed  bool    // guarded by mu: no more adds (set by halt, and by close)
+	final   bool    // guarded by mu: no more operations at all (halt, the end of close)
 
 	rewrite atomic.Bool // stored by rewriteAll, taken by heartbeat: rewrite all entries
 
@@ -36,7 +47,7 @@ type regWriter struct {
 	lapses atomic.Uint64
 
 	// Owned by the run goroutine (and by close after it stopped).
-	local  regLocal
+	local  regLocal // the entries of Registry.Add
 	keys   connKeys
 	beats  int  // heartbeats sent
 	resync bool // Redis may have lost our entries: write them all again
@@ -47,11 +58,17 @@ type regWriter struct {
 	cmds      rueidis.Commands // the pipeline being filled (pipe); at most MaxPipeline+1
 	fresh     []uint64         // flush: keys added by the batch
 	removed   []removedConn    // flush: removes of the batch, kept for a retry if it fails
+	opened    []uint64         // flush: the hub's connections opened in the batch, sorted
+	gone      []uint64         // flush: those of them closed in the batch too, sorted
+	zeros     []int            // pipe with ints: the positions of the replies that were 0
+	renew                      // refresh's and rewrite's buffers (registry_renew.go)
 }
 
-// regOp is one queued Add or Remove.
+// regOp is one queued operation: an Add or Remove (id), or a hub
+// connection's opening or closing (hub, n).
 type regOp struct {
-	add      bool
+	add, hub bool
+	n        uint64 // with hub: the hub's connection number
 	id, user string
 	at       int64 // unix ms
 }
@@ -76,74 +93,18 @@ func newRegWriter(env writerEnv, cfg RegistryConfig) *regWriter {
 }
 
 func (r *regWriter) enqueue(op regOp) {
-	if op.id == "" {
+	if op.id == "" && !op.hub {
 		return
 	}
 	r.mu.Lock()
-	if !r.closed {
+	// After close began, removes still go out (close's last flush sends
+	// them): their entries may have left the hub's record before close
+	// walked it.
+	if !r.final && !(r.closed && op.add) {
 		r.pending = append(r.pending, op)
 	}
 	r.mu.Unlock()
 	r.poke()
-}
-
-// close writes what is queued, then deletes this instance's heartbeat (which
-// fences its entries at once) and its entries. Idempotent.
-func (r *regWriter) close() error {
-	if !r.halt() {
-		return nil
-	}
-	r.flush()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*r.timeout)
-	defer cancel()
-	c := r.client
-	p := r.pipe(ctx)
-	p.add(c.B().Del().Key(instKey(r.id)).Build(),
-		c.B().Zrem().Key(instancesKey).Member(r.id).Build())
-	for i := range r.local.len() {
-		e := r.local.at(i)
-		r.removeCmds(&p, string(r.keys.appendID(r.buf[:0], e.key)), e.user)
-	}
-	r.unremovedCmds(&p)
-	return p.finish()
-}
-
-// rewriteAll has the next heartbeat write every entry again.
-func (r *regWriter) rewriteAll() { r.rewrite.Store(true) }
-
-// halt stops the goroutine without touching Redis (what a crash looks like to
-// the others). It reports whether this call did it.
-func (r *regWriter) halt() bool {
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
-	return r.writerCtl.halt()
-}
-
-// run is the only writer: queued Adds/Removes, heartbeats and TTL refreshes
-// are all pipelined from here.
-func (r *regWriter) run() {
-	defer close(r.done)
-	r.heartbeat()
-	hb := time.NewTicker(r.cfg.HeartbeatInterval)
-	defer hb.Stop()
-	rf := time.NewTicker(r.cfg.RefreshTick)
-	defer rf.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-r.wake:
-			r.flush()
-		case ch := <-r.syncReq:
-			r.flush()
-			close(ch)
-		case <-hb.C:
-			r.heartbeat()
-		case <-rf.C:
-			r.refresh()
-		}
-	}
 }
 
 // pipe is a pipeline being filled: its commands go out MaxPipeline at a
@@ -154,8 +115,8 @@ type pipe struct {
 	r    *regWriter
 	ctx  context.Context
 	err  error // the first failure
-	ints bool  // note integer replies of 0 (refresh: a key was missing)
-	zero bool  // with ints: some reply was 0
+	ints bool  // note integer replies of 0 in r.zeros (refresh: a key was missing)
+	sent int   // commands sent so far
 }
 
 func (r *regWriter) pipe(ctx context.Context) pipe { return pipe{r: r, ctx: ctx} }
@@ -173,17 +134,18 @@ func (p *pipe) send() {
 		return
 	}
 	p.r.stats.registryCmds.Add(uint64(len(cmds)))
-	for _, x := range p.r.client.DoMulti(p.ctx, cmds...) {
+	for i, x := range p.r.client.DoMulti(p.ctx, cmds...) {
 		if err := x.Error(); err != nil {
 			if p.err == nil && !rueidis.IsRedisNil(err) {
 				p.err = err
 			}
 		} else if p.ints {
 			if v, _ := x.AsInt64(); v == 0 {
-				p.zero = true
+				p.r.zeros = append(p.r.zeros, p.sent+i)
 			}
 		}
 	}
+	p.sent += len(cmds)
 	clear(cmds) // rueidis recycled them
 	p.r.cmds = cmds[:0]
 }
@@ -209,11 +171,11 @@ func (r *regWriter) execResults(ctx context.Context, cmds ...rueidis.Completed) 
 // addCmds writes one entry: the hash, its TTL, and the user's set.
 func (r *regWriter) addCmds(p *pipe, e *regEntry) {
 	// The key and connected_at share one allocation.
-	r.buf = r.keys.appendID(append(r.buf[:0], "ws:conn:"...), e.key)
+	r.buf = r.keys.appendID(append(r.buf[:0], connPrefix...), e.key)
 	n := len(r.buf)
 	r.buf = strconv.AppendInt(r.buf, e.connectedAt(), 10)
 	both := string(r.buf)
-	key, at, id := both[:n], both[n:], both[len("ws:conn:"):n]
+	key, at, id := both[:n], both[n:], both[len(connPrefix):n]
 	c := r.client
 	ttl := r.cfg.TTL.Milliseconds()
 	p.add(c.B().Hset().Key(key).FieldValue().FieldValue("instance", r.id).FieldValue("user", e.user).
@@ -242,8 +204,17 @@ func (r *regWriter) flush() {
 	defer cancel()
 	p := r.pipe(ctx)
 	fresh, removed := r.fresh[:0], r.removed[:0]
+	r.sortHubOps(ops)
 	for i := range ops {
 		op := &ops[i]
+		if op.hub {
+			if !op.add && !r.openedToo(op.n) {
+				id := r.hubID(op.n)
+				r.removeCmds(&p, id, op.user)
+				removed = append(removed, removedConn{id, op.user})
+			}
+			continue
+		}
 		if key, ok := r.keys.lookup(op.id); ok {
 			if e, ok := r.local.remove(key); ok {
 				r.keys.release(key)
@@ -272,6 +243,11 @@ func (r *regWriter) flush() {
 			r.addCmds(&p, e)
 		}
 	}
+	for i := range ops {
+		if op := &ops[i]; op.hub && op.add && !r.closedToo(op.n) {
+			r.addCmds(&p, &regEntry{key: op.n, at: op.at, user: op.user})
+		}
+	}
 	if err := p.finish(); err != nil {
 		r.log.Warn("registry write failed; will rewrite all entries", "err", err)
 		r.resync = true
@@ -283,8 +259,42 @@ func (r *regWriter) flush() {
 	}
 	clear(removed)
 	r.fresh, r.removed = keep(fresh), keep(removed)
+	r.opened, r.gone = keep(r.opened), keep(r.gone)
 	r.recycle(ops)
 }
+
+// sortHubOps finds the hub's connections that opened and closed within the
+// batch: they never reach Redis (hub connection numbers are never reused).
+func (r *regWriter) sortHubOps(ops []regOp) {
+	opened, gone := r.opened[:0], r.gone[:0]
+	for i := range ops {
+		if ops[i].hub && ops[i].add {
+			opened = append(opened, ops[i].n)
+		}
+	}
+	slices.Sort(opened)
+	r.opened = opened
+	for i := range ops {
+		if ops[i].hub && !ops[i].add && r.openedToo(ops[i].n) {
+			gone = append(gone, ops[i].n)
+		}
+	}
+	slices.Sort(gone)
+	r.gone = gone
+}
+
+func (r *regWriter) openedToo(n uint64) bool {
+	_, ok := slices.BinarySearch(r.opened, n)
+	return ok
+}
+
+func (r *regWriter) closedToo(n uint64) bool {
+	_, ok := slices.BinarySearch(r.gone, n)
+	return ok
+}
+
+// hubID is the id of the hub's connection n.
+func (r *regWriter) hubID(n uint64) string { return string(r.keys.appendID(r.buf[:0], n)) }
 
 // recycle keeps the emptied buffer of a batch for the next one (see keep).
 func (r *regWriter) recycle(ops []regOp) {
@@ -323,89 +333,5 @@ func (r *regWriter) removeCmds(p *pipe, id, user string) {
 func (r *regWriter) unremovedCmds(p *pipe) {
 	for id, user := range r.unremoved {
 		r.removeCmds(p, id, user)
-	}
-}
-
-// heartbeat renews ws:instance:<id>. SET ... GET tells whether the key was
-// still there: when it was not (Redis restarted empty, or we stalled past the
-// TTL), every entry of this instance is written again.
-func (r *regWriter) heartbeat() {
-	c := r.client
-	now := time.Now()
-	val := `{"conns":` + strconv.Itoa(r.local.len()) + `,"ts":` + strconv.FormatInt(now.UnixMilli(), 10) + `}`
-	ttl := r.cfg.HeartbeatTTL
-	ctx, cancel := r.bg()
-	defer cancel()
-	res, err := r.execResults(ctx,
-		c.B().Set().Key(instKey(r.id)).Value(val).Get().PxMilliseconds(ttl.Milliseconds()).Build(),
-		c.B().Zadd().Key(instancesKey).ScoreMember().ScoreMember(float64(now.Add(ttl).UnixMilli()), r.id).Build())
-	if err != nil {
-		r.resync = true
-		r.lapses.Add(1)
-		return
-	}
-	if _, err := res[0].ToString(); rueidis.IsRedisNil(err) && r.beats > 0 {
-		r.log.Warn("registry heartbeat had lapsed; rewriting entries", "conns", r.local.len())
-		r.resync = true
-		r.lapses.Add(1)
-	}
-	if r.beats == 0 {
-		close(r.beaten)
-	}
-	if r.beats%64 == 0 {
-		// Instances that crashed never leave the index themselves.
-		stale := strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10)
-		_, _ = r.execResults(ctx, c.B().Zremrangebyscore().Key(instancesKey).Min("-inf").Max(stale).Build())
-	}
-	r.beats++
-	if r.rewrite.Swap(false) {
-		r.resync = true
-	}
-	if r.resync {
-		r.resync = false
-		p := r.pipe(ctx)
-		r.unremovedCmds(&p)
-		for i := range r.local.len() {
-			r.addCmds(&p, r.local.at(i))
-		}
-		if p.finish() != nil {
-			r.resync = true
-		} else {
-			clear(r.unremoved)
-		}
-	}
-}
-
-// refresh renews the TTL of the next slice of entries, sized so that every
-// entry is renewed once per TTL/3. A missing key means Redis lost entries:
-// rewrite them all at the next heartbeat.
-func (r *regWriter) refresh() {
-	n := r.local.len()
-	if n == 0 {
-		return
-	}
-	period := r.cfg.TTL / 3
-	chunk := int((int64(n)*int64(r.cfg.RefreshTick) + int64(period) - 1) / int64(period))
-	chunk = min(max(chunk, 1), n)
-	c := r.client
-	ttl := r.cfg.TTL.Milliseconds()
-	ctx, cancel := r.bg()
-	defer cancel()
-	p := r.pipe(ctx)
-	p.ints = true
-	users := make(map[string]struct{})
-	for range chunk {
-		e := r.local.step()
-		r.buf = r.keys.appendID(append(r.buf[:0], "ws:conn:"...), e.key)
-		p.add(c.B().Pexpire().Key(string(r.buf)).Milliseconds(ttl).Build())
-		if u := e.user; u != "" {
-			if _, dup := users[u]; !dup {
-				users[u] = struct{}{}
-				p.add(c.B().Pexpire().Key(userKey(u)).Milliseconds(ttl).Build())
-			}
-		}
-	}
-	if err := p.finish(); err != nil || p.zero {
-		r.resync = true
 	}
 }
