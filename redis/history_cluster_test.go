@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -53,12 +54,15 @@ func TestClusterHistory(t *testing.T) {
 		}
 	}
 
-	// MoveSlot moves empty slots only: a channel without a stream.
+	// A slot that holds a stream moves (its keys migrate): the stream goes on
+	// under its epoch, and a recovery read covers both sides of the move.
 	ch := "mv:0"
 	for i := 1; slotOf(ch) == slotOf(owners[0]) || slotOf(ch) == slotOf(owners[1]) || slotOf(ch) == slotOf(owners[2]); i++ {
 		ch = "mv:" + strconv.Itoa(i)
 	}
 	must(t, subscribe(t, a, ch))
+	before := publishHist(t, b, ch, `"before"`, histKeep)
+	eventually(t, 3*time.Second, func() bool { return len(sa.msgs(ch)) == 1 }, "delivery before the move")
 	slot := slotOf(ch)
 	from, ids := cl.Owner(t, slot)
 	to := (from + 1) % 3
@@ -67,10 +71,16 @@ func TestClusterHistory(t *testing.T) {
 		return sa.resubs(ch) == 1 && redistest.NumSub(t, cl.Nodes[to].Client(), ch, true) == 1
 	}, "resubscribed on the new master")
 	pos := publishHist(t, b, ch, `"moved"`, histKeep)
+	if pos.Epoch != before.Epoch || pos.Offset != before.Offset+1 {
+		t.Fatalf("after the move %+v, before it %+v: want the next offset of the same epoch", pos, before)
+	}
 	eventually(t, 3*time.Second, func() bool {
 		m := sa.msgs(ch)
-		return len(m) == 1 && m[0] == histMsg{pos, `"moved"`}
+		return len(m) == 2 && m[1] == histMsg{pos, `"moved"`}
 	}, "delivery after the move")
+	if rd := readHist(t, a, ch, 0, 10); rd.Pos != pos || fmt.Sprint(offsets(rd)) != "[1 2]" {
+		t.Fatalf("recovery read after the move: %+v %v", rd.Pos, offsets(rd))
+	}
 	for _, c := range owners {
 		if sa.resubs(c) != 0 || sb.resubs(c) != 0 {
 			t.Fatalf("%s reported resubscribed without a loss", c)

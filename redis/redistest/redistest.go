@@ -445,33 +445,47 @@ func (c *Cluster) OwnerSeenBy(t testing.TB, slot uint16, by int) (int, []string)
 	return -1, ids
 }
 
-// MoveSlot moves an empty slot from node from to node to with CLUSTER SETSLOT,
-// telling every node, as redis-cli --cluster reshard does.
+// MoveSlot moves a slot from node from to node to, as redis-cli --cluster
+// reshard does: CLUSTER SETSLOT IMPORTING and MIGRATING, MIGRATE of the
+// slot's keys, then SETSLOT NODE on every node.
 func (c *Cluster) MoveSlot(t testing.TB, slot uint16, from, to int, ids []string) {
 	t.Helper()
 	s := strconv.Itoa(int(slot))
-	steps := []struct {
+	type step struct {
 		node int
 		args []string
-	}{
-		{to, []string{"CLUSTER", "SETSLOT", s, "IMPORTING", ids[from]}},
-		{from, []string{"CLUSTER", "SETSLOT", s, "MIGRATING", ids[to]}},
+	}
+	run := func(steps ...step) {
+		t.Helper()
+		for _, st := range steps {
+			if err := c.Nodes[st.node].Do(st.args...).Error(); err != nil {
+				t.Fatalf("%v on %s: %v", st.args, c.Nodes[st.node].Addr(), err)
+			}
+		}
+	}
+	run(step{to, []string{"CLUSTER", "SETSLOT", s, "IMPORTING", ids[from]}},
+		step{from, []string{"CLUSTER", "SETSLOT", s, "MIGRATING", ids[to]}})
+	for {
+		keys, err := c.Nodes[from].Do("CLUSTER", "GETKEYSINSLOT", s, "100").AsStrSlice()
+		if err != nil {
+			t.Fatalf("CLUSTER GETKEYSINSLOT %s: %v", s, err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := append([]string{"MIGRATE", "127.0.0.1", strconv.Itoa(c.Nodes[to].Port()), "", "0", "5000", "KEYS"}, keys...)
+		run(step{from, args})
+	}
+	steps := []step{
 		{to, []string{"CLUSTER", "SETSLOT", s, "NODE", ids[to]}},
 		{from, []string{"CLUSTER", "SETSLOT", s, "NODE", ids[to]}},
 	}
 	for i := range c.Nodes {
 		if i != from && i != to {
-			steps = append(steps, struct {
-				node int
-				args []string
-			}{i, []string{"CLUSTER", "SETSLOT", s, "NODE", ids[to]}})
+			steps = append(steps, step{i, []string{"CLUSTER", "SETSLOT", s, "NODE", ids[to]}})
 		}
 	}
-	for _, st := range steps {
-		if err := c.Nodes[st.node].Do(st.args...).Error(); err != nil {
-			t.Fatalf("%v on %s: %v", st.args, c.Nodes[st.node].Addr(), err)
-		}
-	}
+	run(steps...)
 }
 
 // KeySlot asks the cluster for the hash slot of key (CLUSTER KEYSLOT).
