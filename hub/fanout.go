@@ -108,7 +108,7 @@ func (h *Hub) deliver(channel string, pos history.Position, data []byte) {
 // fanout encodes one message frame and queues it on every loop holding
 // members of ch; the caller holds ch.sh.mu (read).
 func (h *Hub) fanout(ch *channel, pos history.Position, data []byte) {
-	h.fanoutFrame(ch, pos, buildMessage(ch.name, pos.Offset, data))
+	h.fanoutFrame(ch, pos, buildMessage(ch.name, pos, data))
 }
 
 // fanoutFrame queues f (taking over its reference) on every loop holding
@@ -123,19 +123,24 @@ func (h *Hub) fanoutFrame(ch *channel, pos history.Position, f *wsproto.Frame) {
 	f.Release()
 }
 
-// buildMessage encodes one message frame; offset 0 means none.
-func buildMessage(channel string, offset uint64, data []byte) *wsproto.Frame {
+// buildMessage encodes one message frame; offset 0 means none. The first
+// publication of a stream (offset 1) carries its epoch too: a subscriber
+// whose ok came while the stream did not exist (epoch "") learns it there.
+func buildMessage(channel string, pos history.Position, data []byte) *wsproto.Frame {
+	if pos.Offset == 1 && pos.Epoch != "" {
+		return firstMessage(channel, pos, data)
+	}
 	var num [20]byte
 	off := num[:0]
 	n := len(msgHead) + len(channel) + len(msgMid) + len(data) + 1
-	if offset != 0 {
-		off = strconv.AppendUint(num[:0], offset, 10)
+	if pos.Offset != 0 {
+		off = strconv.AppendUint(num[:0], pos.Offset, 10)
 		n += len(msgOffset) + len(off) + len(msgData) - len(msgMid)
 	}
 	f, p := wsproto.BuildFrame(ws.OpText, n)
 	i := copy(p, msgHead)
 	i += copy(p[i:], channel)
-	if offset != 0 {
+	if pos.Offset != 0 {
 		i += copy(p[i:], msgOffset)
 		i += copy(p[i:], off)
 		i += copy(p[i:], msgData)
@@ -144,6 +149,19 @@ func buildMessage(channel string, offset uint64, data []byte) *wsproto.Frame {
 	}
 	i += copy(p[i:], data)
 	p[i] = '}'
+	return f
+}
+
+// firstMessage is buildMessage for a stream's first publication, once per
+// epoch: composed with appends (the epoch is escaped), then copied.
+func firstMessage(channel string, pos history.Position, data []byte) *wsproto.Frame {
+	b := make([]byte, 0, len(msgHead)+len(channel)+len(data)+len(pos.Epoch)+48)
+	b = append(append(b, msgHead...), channel...)
+	b = append(b, `","offset":1,"epoch":`...)
+	b = appendJSONString(b, pos.Epoch)
+	b = append(append(append(b, msgData...), data...), '}')
+	f, p := wsproto.BuildFrame(ws.OpText, len(b))
+	copy(p, b)
 	return f
 }
 

@@ -126,10 +126,16 @@ func (p *streamFixture) publish(ch string, from, to int) {
 	runAll(p.loops)
 }
 
+// msgs are the message frames of offsets from..to on ch of the fake's
+// stream (epoch e1); the first publication of a stream carries its epoch.
 func msgs(ch string, from, to int) []string {
 	var out []string
 	for i := from; i <= to; i++ {
-		out = append(out, fmt.Sprintf(`{"op":"message","channel":"%s","offset":%d,"data":{"n":%d}}`, ch, i, i))
+		epoch := ""
+		if i == 1 {
+			epoch = `,"epoch":"e1"`
+		}
+		out = append(out, fmt.Sprintf(`{"op":"message","channel":"%s","offset":%d%s,"data":{"n":%d}}`, ch, i, epoch, i))
 	}
 	return out
 }

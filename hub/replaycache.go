@@ -47,7 +47,7 @@ func (c *replayCache) frame(channel, epoch string, e history.Entry) *wsproto.Fra
 	}
 	f := c.frames[e.Offset]
 	if f == nil {
-		f = buildMessage(channel, e.Offset, e.Data)
+		f = buildMessage(channel, history.Position{Offset: e.Offset, Epoch: epoch}, e.Data)
 		if c.frames == nil {
 			c.frames = make(map[uint64]*wsproto.Frame)
 		}

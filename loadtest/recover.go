@@ -87,6 +87,11 @@ func (p *poller) recoverMessage(c *conn, r *reply) {
 		p.ctr.errs[errOffset].Add(1)
 		return
 	}
+	if r.offset == 1 && len(r.epoch) > 0 && rs.trk.epoch == "" {
+		// A stream's first publication carries its epoch: what an ok on the
+		// empty stream could not give, for the next subscribe's since.
+		rs.trk.epoch = p.rec.epochOf(c.ch, r.epoch)
+	}
 	live := r.offset > rs.trk.live
 	caught, ok := rs.trk.message(r.offset)
 	if !ok { // its first ok had no offset

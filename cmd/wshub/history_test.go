@@ -20,13 +20,23 @@ func TestHistoryRecoveryEndToEnd(t *testing.T) {
 	if ok := a.next(); fmt.Sprint(ok) != "map[epoch: id:1 offset:0 op:ok]" {
 		t.Fatalf("subscribe ok %v: want offset 0 and epoch \"\"", ok)
 	}
+	var first string // the stream's epoch, which its first publication carries
 	for i := 1; i <= 3; i++ {
 		if code, body := g.post("/api/publish", fmt.Sprintf(`{"channel":"hist:room","data":{"n":%d}}`, i)); code != 200 || body != fmt.Sprintf(`{"ok":true,"offset":%d}`, i) {
 			t.Fatalf("publish %d: %d %s", i, code, body)
 		}
-		if m := a.next(); m["offset"] != float64(i) {
+		m := a.next()
+		if m["offset"] != float64(i) {
 			t.Fatalf("message %v, want offset %d", m, i)
 		}
+		if e, has := m["epoch"].(string); i == 1 {
+			first = e
+		} else if has {
+			t.Fatalf("message %d carries an epoch: %v", i, m)
+		}
+	}
+	if first == "" {
+		t.Fatal("the stream's first publication carried no epoch")
 	}
 	a.Conn.Close()
 	for i := 4; i <= 6; i++ {
@@ -34,11 +44,11 @@ func TestHistoryRecoveryEndToEnd(t *testing.T) {
 	}
 
 	b := dial(t, g.addr)
-	b.sendText(`{"op":"subscribe","channel":"hist:room","id":2,"since":3,"epoch":""}`)
+	b.sendText(`{"op":"subscribe","channel":"hist:room","id":2,"since":3,"epoch":"` + first + `"}`)
 	ok := b.next()
 	epoch, _ := ok["epoch"].(string)
-	if want := fmt.Sprintf(`map[epoch:%s id:2 offset:6 op:ok recovered:true replayed:3]`, epoch); epoch == "" || fmt.Sprint(ok) != want {
-		t.Fatalf("recovering ok %v, want %s with an epoch", ok, want)
+	if want := fmt.Sprintf(`map[epoch:%s id:2 offset:6 op:ok recovered:true replayed:3]`, first); epoch != first || fmt.Sprint(ok) != want {
+		t.Fatalf("recovering ok %v, want %s", ok, want)
 	}
 	for i := 4; i <= 6; i++ {
 		if m := b.next(); m["offset"] != float64(i) || fmt.Sprint(m["data"]) != fmt.Sprintf("map[n:%d]", i) {
