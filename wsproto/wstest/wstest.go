@@ -181,8 +181,15 @@ func (c *Client) NextFrame() ws.Frame {
 // client replies with the same close, as a well-behaved client does.
 func (c *Client) ExpectClose(code uint16, answer bool) {
 	c.T.Helper()
+	c.ExpectCloseWithin(code, answer, Timeout)
+}
+
+// ExpectCloseWithin is ExpectClose waiting up to d for each frame, for a
+// close that is due later than Timeout allows.
+func (c *Client) ExpectCloseWithin(code uint16, answer bool, d time.Duration) {
+	c.T.Helper()
 	for {
-		f, err := c.ReadFrame(Timeout)
+		f, err := c.ReadFrame(d)
 		if err != nil {
 			c.T.Fatalf("waiting for close %d: %v", code, err)
 		}
