@@ -159,10 +159,7 @@ func firstMessage(channel string, pos history.Position, data []byte) *wsproto.Fr
 	b = append(append(b, msgHead...), channel...)
 	b = append(b, `","offset":1,"epoch":`...)
 	b = appendJSONString(b, pos.Epoch)
-	b = append(append(append(b, msgData...), data...), '}')
-	f, p := wsproto.BuildFrame(ws.OpText, len(b))
-	copy(p, b)
-	return f
+	return textFrame(append(append(append(b, msgData...), data...), '}'))
 }
 
 // pushDirect queues an addressed send (taking over f's reference).

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/wshub/wshub/hub/history"
 	"github.com/wshub/wshub/hub/presence"
 	"github.com/wshub/wshub/wsproto"
@@ -133,10 +131,7 @@ func buildEvent(channel string, kind byte, conn, user string) *wsproto.Frame {
 	b = appendJSONString(b, channel)
 	b = appendJSONString(append(b, `,"user":`...), user)
 	b = appendJSONString(append(b, `,"conn":`...), conn)
-	b = append(b, '}')
-	f, p := wsproto.BuildFrame(ws.OpText, len(b))
-	copy(p, b)
-	return f
+	return textFrame(append(b, '}'))
 }
 
 // lingerer holds received leaves back (presence.Linger) and sends them

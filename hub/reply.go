@@ -13,10 +13,16 @@ import (
 // Replies are composed in a per-loop scratch buffer, then copied into a pooled
 // frame: they are small and their length is only known once written.
 
-// sendJSON sends payload to c as one text message.
-func sendJSON(c Conn, payload []byte) bool {
+// textFrame copies payload into a new text frame.
+func textFrame(payload []byte) *wsproto.Frame {
 	f, p := wsproto.BuildFrame(ws.OpText, len(payload))
 	copy(p, payload)
+	return f
+}
+
+// sendJSON sends payload to c as one text message.
+func sendJSON(c Conn, payload []byte) bool {
+	f := textFrame(payload)
 	ok := c.Send(f)
 	f.Release()
 	return ok
