@@ -262,26 +262,10 @@ func TestCompressedFanOutAllocs(t *testing.T) {
 	}
 	l := s.Loops()[0]
 	msg := jsonOf(1000)
-	run := func(n int) {
-		done := make(chan struct{})
-		l.Post(func() {
-			cs := h.conns(0)
-			for range n {
-				f := wsproto.NewFrame(ws.OpText, msg)
-				for _, c := range cs {
-					c.Send(f)
-				}
-				f.Release()
-				l.flushDirty()
-			}
-			close(done)
-		})
-		<-done
-	}
-	run(pubs) // warm the pools, the rings and the compressor
+	publishOnLoop(l, h, msg, pubs) // warm the pools, the rings and the compressor
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	run(pubs)
+	publishOnLoop(l, h, msg, pubs)
 	runtime.ReadMemStats(&after)
 	perPub := float64(after.Mallocs-before.Mallocs) / pubs
 	t.Logf("%.2f allocations per publication to %d subscribers (%d compressed)", perPub, conns, conns*4/5)
@@ -291,6 +275,25 @@ func TestCompressedFanOutAllocs(t *testing.T) {
 	if d := l.stats.slowDrops.Load(); d != 0 {
 		t.Fatalf("%d slow-consumer drops", d)
 	}
+}
+
+// publishOnLoop sends n publications of msg to every connection of loop 0
+// of h, from l's goroutine, a flush after each, and waits until done.
+func publishOnLoop(l *Loop, h *testHandler, msg []byte, n int) {
+	done := make(chan struct{})
+	l.Post(func() {
+		cs := h.conns(0)
+		for range n {
+			f := wsproto.NewFrame(ws.OpText, msg)
+			for _, c := range cs {
+				c.Send(f)
+			}
+			f.Release()
+			l.flushDirty()
+		}
+		close(done)
+	})
+	<-done
 }
 
 // BenchmarkFanOutCompressed is BenchmarkFanOut with every connection
@@ -309,23 +312,10 @@ func BenchmarkFanOutCompressed(b *testing.B) {
 			}
 			l := s.Loops()[0]
 			msg := jsonOf(1000)
-			done := make(chan struct{})
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
-			l.Post(func() {
-				cs := h.conns(0)
-				for range b.N {
-					f := wsproto.NewFrame(ws.OpText, msg)
-					for _, c := range cs {
-						c.Send(f)
-					}
-					f.Release()
-					l.flushDirty()
-				}
-				close(done)
-			})
-			<-done
+			publishOnLoop(l, h, msg, b.N)
 			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N*n), "ns/delivery")
 		})
 	}
