@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,16 @@ func buildGateway(t *testing.T) string {
 		t.Fatalf("building wshub: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// writeGatewayConfig writes yaml as a gateway configuration file in dir.
+func writeGatewayConfig(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "wshub.yaml")
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf
 }
 
 // gatewayHasFlag reports whether the gateway binary lists flag in its -h.

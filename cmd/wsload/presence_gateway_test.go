@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -14,10 +13,7 @@ import (
 func TestPresenceAgainstTheGateway(t *testing.T) {
 	gw := buildGateway(t)
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "wshub.yaml")
-	if err := os.WriteFile(conf, []byte("namespaces: {pres: {presence: true, join_leave: true, join_leave_linger: 3s, presence_for: anyone}}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeGatewayConfig(t, dir, "namespaces: {pres: {presence: true, join_leave: true, join_leave_linger: 3s, presence_for: anyone}}\n")
 	if out, err := exec.Command(gw, "config", "check", conf).CombinedOutput(); err != nil {
 		t.Fatalf("the gateway refuses the presence namespace: %v\n%s", err, out)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -13,10 +12,7 @@ import (
 func TestRecoverAgainstTheGateway(t *testing.T) {
 	gw := buildGateway(t)
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "wshub.yaml")
-	if err := os.WriteFile(conf, []byte("namespaces: {hist: {history_size: 1000, history_ttl: 10m}}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeGatewayConfig(t, dir, "namespaces: {hist: {history_size: 1000, history_ttl: 10m}}\n")
 	addr, _ := startGateway(t, gw, "--loops", "2", "--config", conf)
 	jsonPath := filepath.Join(dir, "r.json")
 	var out, errb bytes.Buffer
