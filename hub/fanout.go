@@ -204,12 +204,7 @@ func (l *loopState) runInbox() {
 		}
 		ls := it.ls
 		if it.off != 0 {
-			if it.epoch == ls.epoch && it.off <= ls.seen {
-				l.stats.duplicates.Add(1) // this loop has handed it out already
-				it.f.Release()
-				*it = inboxItem{}
-				continue
-			}
+			// Stream frames come in order and once each (deliverStream).
 			ls.seen, ls.epoch = it.off, it.epoch
 		}
 		if ls.catching != 0 && it.off != 0 {

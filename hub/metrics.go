@@ -18,7 +18,6 @@ type loopCounters struct {
 	dropped    atomic.Uint64 // Conn.Send refused (closing or slow consumer)
 	directs    atomic.Uint64 // addressed sends queued to their connection
 	replayed   atomic.Uint64 // history frames queued by recoveries
-	duplicates atomic.Uint64 // history frames a loop had handed out already (skipped)
 	latency    histogram
 }
 
@@ -151,7 +150,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	h := c.h
 	var cmds [numOps]uint64
 	var errs [numCodes]uint64
-	var deliveries, dropped, directs, replayed, dups uint64
+	var deliveries, dropped, directs, replayed uint64
 	var buckets [len(latencyBounds) + 1]uint64
 	var sumNs int64
 	for _, l := range h.loops {
@@ -166,7 +165,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		dropped += s.dropped.Load()
 		directs += s.directs.Load()
 		replayed += s.replayed.Load()
-		dups += s.duplicates.Load()
 		for i := range buckets {
 			buckets[i] += s.latency.counts[i].Load()
 		}
@@ -206,7 +204,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		d *prometheus.Desc
 		v uint64
 	}{{descRepairs, h.stats.repairs.Load()}, {descRepaired, h.stats.repaired.Load()}, {descLost, h.stats.lost.Load()},
-		{descAbandoned, h.stats.repairsAbandoned.Load()}, {descStreamDups, h.stats.streamDuplicates.Load() + dups}, {descReplayed, replayed}} {
+		{descAbandoned, h.stats.repairsAbandoned.Load()}, {descStreamDups, h.stats.streamDuplicates.Load()}, {descReplayed, replayed}} {
 		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
 	}
 	for _, e := range []struct {
